@@ -1,0 +1,3 @@
+from bambu_edge.cli import main
+
+raise SystemExit(main())

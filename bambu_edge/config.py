@@ -1,0 +1,351 @@
+"""Configuration: YAML -> frozen dataclasses, ``BAMBU_EDGE_*`` environment overrides, validation.
+
+Every error names the file, the line and the key, so a user editing ``config.yaml`` on a Pi over SSH
+knows exactly what to fix. Access codes are kept out of ``repr`` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG_PATH = "/etc/bambu-edge/config.yaml"
+ENV_PREFIX = "BAMBU_EDGE_"
+PRINTER_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
+FINGERPRINT_RE = re.compile(r"^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
+CAMERA_MODES = ("auto", "rtsps", "jpeg6000", "off")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A config problem, located: ``file:line: key: message``."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str = ""):
+        self.file, self.line, self.key, self.message = file, line, key, message
+        where = file or "<config>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = None
+    fingerprint: str | None = None  # SHA-256 of the printer's certificate, hex
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    id: str
+    name: str
+    type: str
+    host: str
+    serial: str = ""
+    access_code: str = field(default="", repr=False)
+    mqtt_port: int = 8883
+    ftps_port: int = 990
+    port: int = 7125  # moonraker
+    api_key: str | None = field(default=None, repr=False)  # moonraker
+    model: str | None = None  # overrides detection
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    camera: str = "auto"
+    power: Mapping[str, Any] | None = None
+    read_only: bool = True  # declared in YAML: the dashboard may not edit it
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind: str = "0.0.0.0"
+    http_port: int | None = 3000  # null: no plain-HTTP redirect listener
+    https_port: int = 3443
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    session_hours: int = 24 * 7
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("/var/lib/bambu-edge")
+    log_level: str = "info"
+    web: WebConfig = field(default_factory=WebConfig)
+    printers: tuple[PrinterConfig, ...] = ()
+    source: str | None = None  # file the config came from
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "bambu-edge.db"
+
+
+# --- YAML with line numbers ------------------------------------------------------------------------
+
+
+class _Doc:
+    """A parsed YAML document plus the line of every key path, for error messages."""
+
+    def __init__(self, text: str, file: str | None):
+        self.file = file
+        self.lines: dict[tuple, int] = {}
+        self._constructor = yaml.constructor.SafeConstructor()
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError(
+                f"not valid YAML: {getattr(e, 'problem', None) or e}",
+                file=file,
+                line=mark.line + 1 if mark else None,
+            ) from None
+        self.data = self._convert(node, ()) if node is not None else {}
+
+    def _convert(self, node: yaml.Node, path: tuple) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+                if key in out:
+                    raise ConfigError("duplicate key", file=self.file, line=k.start_mark.line + 1,
+                                      key=_dotted((*path, key)))
+                self.lines[(*path, key)] = k.start_mark.line + 1
+                out[key] = self._convert(v, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._convert(v, (*path, i)) for i, v in enumerate(node.value)]
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            raise self.error(path, f"bad value: {e}") from None
+
+    def error(self, path: tuple, message: str) -> ConfigError:
+        p = path
+        while p and p not in self.lines:
+            p = p[:-1]
+        return ConfigError(message, file=self.file, line=self.lines.get(p), key=_dotted(path))
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --- field readers -----------------------------------------------------------------------------------
+
+
+class _Section:
+    def __init__(self, doc: _Doc, path: tuple, data: Any, allowed: set[str]):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise doc.error(path, "must be a mapping of keys to values")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise doc.error((*path, unknown[0]), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        self.doc, self.path, self.data = doc, path, data
+
+    def err(self, key: str, message: str) -> ConfigError:
+        return self.doc.error((*self.path, key), message)
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        v = self.data.get(key, default)
+        if v is None:
+            if required:
+                raise self.err(key, "is required")
+            return None
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise self.err(key, f"must be a string, not {type(v).__name__}")
+        return str(v)
+
+    def secret(self, key: str, *, required: bool) -> str | None:
+        v = self.data.get(key)
+        if v is None:
+            if required:
+                raise self.err(key, "is required")
+            return None
+        if not isinstance(v, str):
+            # YAML reads 01234567 as an octal number: the code would silently change.
+            raise self.err(key, 'must be a quoted string, e.g. access_code: "01234567"')
+        if not v:
+            raise self.err(key, "must not be empty")
+        return v
+
+    def int(self, key: str, default: int | None, *, lo: int = 1, hi: int = 65535,
+            nullable: bool = False) -> int | None:
+        v = self.data.get(key, default)
+        if v is None and (nullable or key not in self.data):
+            return None if nullable else default
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.err(key, f"must be a whole number from {lo} to {hi}")
+        if not lo <= v <= hi:
+            raise self.err(key, f"must be from {lo} to {hi}, got {v}")
+        return v
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        v = self.str(key, default)
+        if v not in choices:
+            raise self.err(key, f"must be one of {', '.join(choices)}; got {v!r}")
+        return v
+
+
+def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
+    path = ("printers", index)
+    s = _Section(doc, path, data, {
+        "id", "name", "type", "host", "serial", "access_code", "mqtt_port", "ftps_port", "port",
+        "api_key", "model", "tls", "camera", "power",
+    })
+    pid = s.str("id", required=True)
+    if not PRINTER_ID_RE.match(pid):
+        raise s.err("id", f"{pid!r} must be lower-case letters, digits and '-' (e.g. x1c-left)")
+    ptype = s.choice("type", "bambu", ("bambu", "moonraker"))
+    host = s.str("host", required=True)
+    if not host.strip() or any(c.isspace() for c in host):
+        raise s.err("host", f"{host!r} is not a host name or address")
+    serial = s.str("serial", required=ptype == "bambu") or ""
+    if ptype == "bambu" and not re.fullmatch(r"[0-9A-Za-z]{6,32}", serial):
+        raise s.err("serial", "must be the printer's serial number (letters and digits)")
+    access_code = s.secret("access_code", required=ptype == "bambu") or ""
+    t = _Section(doc, (*path, "tls"), s.data.get("tls"), {"ca_file", "fingerprint"})
+    ca_file = t.str("ca_file")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise t.err("ca_file", f"file {ca_file!r} does not exist")
+    fingerprint = t.str("fingerprint")
+    if fingerprint is not None:
+        if not FINGERPRINT_RE.match(fingerprint):
+            raise t.err("fingerprint", "must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
+        fingerprint = fingerprint.replace(":", "").lower()
+    camera = s.str("camera", "auto")
+    if camera not in CAMERA_MODES and not re.match(r"^(rtsps?|https?)://", camera):
+        raise s.err("camera", f"must be one of {', '.join(CAMERA_MODES)} or a URL")
+    power = s.data.get("power")
+    if power is not None and not isinstance(power, dict):
+        raise s.err("power", "must be a mapping, e.g. {relay_gpio: 17}")
+    return PrinterConfig(
+        id=pid,
+        name=s.str("name", pid),
+        type=ptype,
+        host=host,
+        serial=serial,
+        access_code=access_code,
+        mqtt_port=s.int("mqtt_port", 8883),
+        ftps_port=s.int("ftps_port", 990),
+        port=s.int("port", 7125),
+        api_key=s.secret("api_key", required=False),
+        model=s.str("model"),
+        tls=TlsConfig(ca_file=ca_file, fingerprint=fingerprint),
+        camera=camera,
+        power=power,
+    )
+
+
+def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    doc = _Doc(text, file)
+    _apply_env(doc, os.environ if env is None else env)
+    top = _Section(doc, (), doc.data, {"data_dir", "log_level", "web", "printers"})
+    w = _Section(doc, ("web",), top.data.get("web"), {
+        "bind", "http_port", "https_port", "tls_cert", "tls_key", "session_hours",
+    })
+    web = WebConfig(
+        bind=w.str("bind", "0.0.0.0"),
+        http_port=w.int("http_port", 3000, lo=0, nullable=True) or None,
+        https_port=w.int("https_port", 3443, lo=0),
+        tls_cert=w.str("tls_cert"),
+        tls_key=w.str("tls_key"),
+        session_hours=w.int("session_hours", 24 * 7, lo=1, hi=24 * 365),
+    )
+    if (web.tls_cert is None) != (web.tls_key is None):
+        raise w.err("tls_cert" if web.tls_cert is None else "tls_key",
+                    "tls_cert and tls_key go together: set both or neither")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(web, key)
+        if value is not None and not Path(value).is_file():
+            raise w.err(key, f"file {value!r} does not exist")
+    raw_printers = top.data.get("printers") or []
+    if not isinstance(raw_printers, list):
+        raise top.err("printers", "must be a list of printers")
+    printers = tuple(_printer(doc, i, p) for i, p in enumerate(raw_printers))
+    seen: set[str] = set()
+    for i, p in enumerate(printers):
+        if p.id in seen:
+            raise doc.error(("printers", i, "id"), f"printer id {p.id!r} is used twice")
+        seen.add(p.id)
+    data_dir = top.str("data_dir", "/var/lib/bambu-edge")
+    return Config(
+        data_dir=Path(data_dir),
+        log_level=top.choice("log_level", "info", LOG_LEVELS),
+        web=web,
+        printers=printers,
+        source=file,
+    )
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read: {e}", file=str(p)) from None
+    return parse_config(text, str(p), env)
+
+
+def config_path_from_env(explicit: str | None = None) -> str:
+    return explicit or os.environ.get(ENV_PREFIX + "CONFIG") or DEFAULT_CONFIG_PATH
+
+
+# --- environment overrides --------------------------------------------------------------------------
+
+_ENV_SCALARS = {
+    "DATA_DIR": ("data_dir",),
+    "LOG_LEVEL": ("log_level",),
+    "WEB_BIND": ("web", "bind"),
+    "WEB_HTTP_PORT": ("web", "http_port"),
+    "WEB_HTTPS_PORT": ("web", "https_port"),
+    "WEB_TLS_CERT": ("web", "tls_cert"),
+    "WEB_TLS_KEY": ("web", "tls_key"),
+}
+
+
+def _apply_env(doc: _Doc, env: Mapping[str, str]) -> None:
+    """``BAMBU_EDGE_WEB_HTTPS_PORT=8443``, ``BAMBU_EDGE_PRINTER_X1C_LEFT_ACCESS_CODE=...``.
+
+    Values are parsed as YAML scalars (so ports become ints), except secrets, which stay strings.
+    """
+    if not isinstance(doc.data, dict):
+        return
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):]
+        if rest in _ENV_SCALARS:
+            path = _ENV_SCALARS[rest]
+            target = doc.data
+            for part in path[:-1]:
+                target = target.setdefault(part, {}) if isinstance(target, dict) else {}
+            if isinstance(target, dict):
+                target[path[-1]] = _env_scalar(value)
+                doc.lines.pop(path, None)
+            continue
+        if rest.startswith("PRINTER_"):
+            for i, p in enumerate(doc.data.get("printers") or []):
+                if not isinstance(p, dict) or not isinstance(p.get("id"), str):
+                    continue
+                prefix = "PRINTER_" + p["id"].upper().replace("-", "_") + "_"
+                if rest.startswith(prefix):
+                    key = rest[len(prefix):].lower()
+                    p[key] = value if key in ("access_code", "api_key") else _env_scalar(value)
+                    doc.lines.pop(("printers", i, key), None)
+
+
+def _env_scalar(value: str) -> Any:
+    try:
+        return yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return value

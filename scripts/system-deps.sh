@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages bambu-edge needs for a given purpose, only those missing.
+#   scripts/system-deps.sh run    -> what `make run` (demo mode) needs
+#   scripts/system-deps.sh test   -> what `make test` needs (real peers for the integration tests)
+set -euo pipefail
+purpose=${1:-run}
+pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev)
+if [ "$purpose" = test ]; then
+  pkgs+=(vsftpd openssl)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "Installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  echo "Installing Debian packages: ${missing[*]}"
+  sudo apt-get update -qq
+  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "bambu-edge needs these Debian packages: ${missing[*]}" >&2
+  echo "Run:  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
