@@ -1,0 +1,179 @@
+"""A local mosquitto with TLS and a password file that plays the printers' MQTT side.
+
+Used by ``bambu-edge demo`` and by the integration tests: same broker the real printer runs
+(port 8883 TLS, user ``bblp`` + access code, leaf certificate CN = serial).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from bambu_edge.certs import KeyPair, fingerprint_pem, make_ca, make_server_cert
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def mosquitto_binaries() -> tuple[str, str]:
+    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not (os.access(mosq, os.X_OK) and os.access(passwd, os.X_OK)):
+        raise BrokerError("mosquitto is not installed. Run:  sudo apt-get install -y mosquitto")
+    return mosq, passwd
+
+
+class LocalBroker:
+    """mosquitto in the foreground as a child process; files live in ``workdir``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        users: dict[str, str],
+        server_cn: str = "bambu-edge-demo",
+        port: int = 0,
+        host: str = "127.0.0.1",
+        ca: KeyPair | None = None,
+    ):
+        self.workdir = Path(workdir)
+        self.users = dict(users)
+        self.server_cn = server_cn
+        self.host = host
+        self.port = port or free_port(host)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ca_path = self.workdir / "ca.crt"
+        self.cert_path = self.workdir / "server.crt"
+        self.key_path = self.workdir / "server.key"
+        self.conf_path = self.workdir / "mosquitto.conf"
+        self.log_path = self.workdir / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ca = ca or self._load_or_make_ca()
+        if not self.cert_path.exists():
+            self.rotate_certificate()
+        self._write_passwords()
+
+    # --- files -------------------------------------------------------------------------------------
+
+    def _load_or_make_ca(self) -> KeyPair:
+        ca_key = self.workdir / "ca.key"
+        if self.ca_path.exists() and ca_key.exists():
+            return KeyPair(self.ca_path.read_bytes(), ca_key.read_bytes())
+        # A unique CA name per broker: two CAs with one subject confuse chain building (TESTBED G4).
+        ca = make_ca(f"bambu-edge demo CA {os.urandom(4).hex()}")
+        ca.write(self.ca_path, ca_key)
+        return ca
+
+    def rotate_certificate(self) -> str:
+        """Issue a fresh server certificate (as a printer would after a factory reset); returns its
+        SHA-256 fingerprint. Takes effect on the next (re)start."""
+        pair = make_server_cert(self.server_cn, [self.server_cn, "localhost", self.host], issuer=self._ca)
+        pair.write(self.cert_path, self.key_path)
+        return fingerprint_pem(pair.cert_pem)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_pem(self.cert_path.read_bytes())
+
+    def _write_passwords(self) -> None:
+        _, passwd = mosquitto_binaries()
+        pw_file = self.workdir / "passwd"
+        pw_file.unlink(missing_ok=True)
+        for i, (user, password) in enumerate(self.users.items()):
+            args = [passwd, "-b"] + (["-c"] if i == 0 else []) + [str(pw_file), user, password]
+            subprocess.run(args, check=True, capture_output=True)
+        pw_file.chmod(0o600)
+
+    def _write_conf(self) -> None:
+        self.conf_path.write_text(
+            "\n".join(
+                [
+                    "per_listener_settings false",
+                    "allow_anonymous false",
+                    f"password_file {self.workdir / 'passwd'}",
+                    "persistence false",
+                    "log_dest stderr",
+                    "log_type error",
+                    "log_type warning",
+                    # Stay the invoking user: root would otherwise drop to 'mosquitto', which cannot
+                    # read files in a private temp directory.
+                    f"user {getpass.getuser()}",
+                    "max_keepalive 120",
+                    f"listener {self.port} {self.host}",
+                    f"cafile {self.ca_path}",
+                    f"certfile {self.cert_path}",
+                    f"keyfile {self.key_path}",
+                    "require_certificate false",
+                    "",
+                ]
+            )
+        )
+
+    # --- process -----------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        mosq, _ = mosquitto_binaries()
+        self._write_conf()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        try:
+            self._proc = subprocess.Popen([mosq, "-c", str(self.conf_path)], stdout=log, stderr=log,
+                                          stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited ({self._proc.returncode}); see {self.log_path}:\n"
+                                  + self.log_path.read_text(errors="replace")[-2000:])
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"mosquitto did not open {self.host}:{self.port} within {timeout} s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def kill(self) -> None:
+        """Die like a printer losing power: no goodbye to clients."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
