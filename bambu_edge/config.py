@@ -110,8 +110,9 @@ class _Doc:
             for k, v in node.value:
                 key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
                 if key in out:
-                    raise ConfigError("duplicate key", file=self.file, line=k.start_mark.line + 1,
-                                      key=_dotted((*path, key)))
+                    raise ConfigError(
+                        "duplicate key", file=self.file, line=k.start_mark.line + 1, key=_dotted((*path, key))
+                    )
                 self.lines[(*path, key)] = k.start_mark.line + 1
                 out[key] = self._convert(v, (*path, key))
             return out
@@ -176,8 +177,9 @@ class _Section:
             raise self.err(key, "must not be empty")
         return v
 
-    def int(self, key: str, default: int | None, *, lo: int = 1, hi: int = 65535,
-            nullable: bool = False) -> int | None:
+    def int(
+        self, key: str, default: int | None, *, lo: int = 1, hi: int = 65535, nullable: bool = False
+    ) -> int | None:
         v = self.data.get(key, default)
         if v is None and (nullable or key not in self.data):
             return None if nullable else default
@@ -196,10 +198,27 @@ class _Section:
 
 def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
     path = ("printers", index)
-    s = _Section(doc, path, data, {
-        "id", "name", "type", "host", "serial", "access_code", "mqtt_port", "ftps_port", "port",
-        "api_key", "model", "tls", "camera", "power",
-    })
+    s = _Section(
+        doc,
+        path,
+        data,
+        {
+            "id",
+            "name",
+            "type",
+            "host",
+            "serial",
+            "access_code",
+            "mqtt_port",
+            "ftps_port",
+            "port",
+            "api_key",
+            "model",
+            "tls",
+            "camera",
+            "power",
+        },
+    )
     pid = s.str("id", required=True)
     if not PRINTER_ID_RE.match(pid):
         raise s.err("id", f"{pid!r} must be lower-case letters, digits and '-' (e.g. x1c-left)")
@@ -248,9 +267,19 @@ def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | No
     doc = _Doc(text, file)
     _apply_env(doc, os.environ if env is None else env)
     top = _Section(doc, (), doc.data, {"data_dir", "log_level", "web", "printers"})
-    w = _Section(doc, ("web",), top.data.get("web"), {
-        "bind", "http_port", "https_port", "tls_cert", "tls_key", "session_hours",
-    })
+    w = _Section(
+        doc,
+        ("web",),
+        top.data.get("web"),
+        {
+            "bind",
+            "http_port",
+            "https_port",
+            "tls_cert",
+            "tls_key",
+            "session_hours",
+        },
+    )
     web = WebConfig(
         bind=w.str("bind", "0.0.0.0"),
         http_port=w.int("http_port", 3000, lo=0, nullable=True) or None,
@@ -260,8 +289,10 @@ def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | No
         session_hours=w.int("session_hours", 24 * 7, lo=1, hi=24 * 365),
     )
     if (web.tls_cert is None) != (web.tls_key is None):
-        raise w.err("tls_cert" if web.tls_cert is None else "tls_key",
-                    "tls_cert and tls_key go together: set both or neither")
+        raise w.err(
+            "tls_cert" if web.tls_cert is None else "tls_key",
+            "tls_cert and tls_key go together: set both or neither",
+        )
     for key in ("tls_cert", "tls_key"):
         value = getattr(web, key)
         if value is not None and not Path(value).is_file():
@@ -323,7 +354,7 @@ def _apply_env(doc: _Doc, env: Mapping[str, str]) -> None:
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        rest = name[len(ENV_PREFIX):]
+        rest = name[len(ENV_PREFIX) :]
         if rest in _ENV_SCALARS:
             path = _ENV_SCALARS[rest]
             target = doc.data
@@ -339,7 +370,7 @@ def _apply_env(doc: _Doc, env: Mapping[str, str]) -> None:
                     continue
                 prefix = "PRINTER_" + p["id"].upper().replace("-", "_") + "_"
                 if rest.startswith(prefix):
-                    key = rest[len(prefix):].lower()
+                    key = rest[len(prefix) :].lower()
                     p[key] = value if key in ("access_code", "api_key") else _env_scalar(value)
                     doc.lines.pop(("printers", i, key), None)
 

@@ -20,7 +20,9 @@ SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 def broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """mosquitto with TLS + password file, playing the printer's MQTT side (user bblp)."""
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.fail("mosquitto is not installed: run `make test` (it installs it) or apt-get install mosquitto")
+        pytest.fail(
+            "mosquitto is not installed: run `make test` (it installs it) or apt-get install mosquitto"
+        )
     b = LocalBroker(tmp_path / "broker", {"bblp": ACCESS_CODE}, server_cn=SERIAL)
     b.start()
     try:

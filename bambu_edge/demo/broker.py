@@ -132,17 +132,20 @@ class LocalBroker:
             return
         mosq, _ = mosquitto_binaries()
         self._write_conf()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        log = open(self.log_path, "ab")
         try:
-            self._proc = subprocess.Popen([mosq, "-c", str(self.conf_path)], stdout=log, stderr=log,
-                                          stdin=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                [mosq, "-c", str(self.conf_path)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         finally:
             log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited ({self._proc.returncode}); see {self.log_path}:\n"
-                                  + self.log_path.read_text(errors="replace")[-2000:])
+                raise BrokerError(
+                    f"mosquitto exited ({self._proc.returncode}); see {self.log_path}:\n"
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
                 return

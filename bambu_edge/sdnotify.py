@@ -1,0 +1,56 @@
+"""systemd notifications (Type=notify): READY, STATUS, WATCHDOG, STOPPING.
+
+Uses systemd-python where installed; otherwise speaks the (tiny, stable) datagram protocol itself,
+so a pip install without libsystemd-dev behaves the same. Without NOTIFY_SOCKET it does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+log = logging.getLogger(__name__)
+
+try:
+    from systemd import daemon as _sd_daemon
+except ImportError:  # pragma: no cover - depends on the machine
+    _sd_daemon = None
+
+
+def notify(*lines: str) -> bool:
+    msg = "\n".join(lines)
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return False
+    if _sd_daemon is not None:
+        return bool(_sd_daemon.notify(msg))
+    addr = os.environ["NOTIFY_SOCKET"]
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.sendto(msg.encode(), addr)
+        return True
+    except OSError as e:
+        log.warning("sd_notify failed: %s", e)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half the configured timeout), or None when not watched."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return max(int(usec) / 1e6 / 2, 0.05)
+    except ValueError:
+        return None
+
+
+async def watchdog_loop(interval: float) -> None:
+    # Pings come from the event loop itself: a stuck loop stops them and systemd restarts us.
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval)

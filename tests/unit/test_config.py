@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bambu_edge.config import ConfigError, load_config, parse_config
+
+GOOD = """\
+data_dir: /tmp/be
+web: {bind: 127.0.0.1, http_port: 3000, https_port: 3443}
+printers:
+  - id: x1c-left
+    name: X1C left
+    host: 192.168.1.50
+    serial: 01S00C123456789
+    access_code: "31415926"
+    tls: {fingerprint: "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"}
+"""
+
+
+def test_good_config_becomes_typed_values():
+    c = parse_config(GOOD, "c.yaml", env={})
+    assert c.data_dir == Path("/tmp/be")
+    assert c.web.https_port == 3443 and c.web.http_port == 3000
+    (p,) = c.printers
+    assert (p.id, p.name, p.type, p.mqtt_port, p.ftps_port) == ("x1c-left", "X1C left", "bambu", 8883, 990)
+    assert p.access_code == "31415926"
+    assert p.tls.fingerprint == "abcdef0123456789" * 4
+
+
+def test_access_code_never_in_repr():
+    c = parse_config(GOOD, "c.yaml", env={})
+    assert "31415926" not in repr(c)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("web:\n  https_port: 99999\n", 2, "web.https_port", "from 0 to 65535"),
+        ("web:\n  https_port: x\n", 2, "web.https_port", "whole number"),
+        ("colour: red\n", 1, "colour", "unknown key"),
+        (
+            "printers:\n  - id: a\n    host: h\n    serial: 01S00C1234\n    access_code: 01234567\n",
+            5,
+            "printers[0].access_code",
+            "quoted string",
+        ),
+        ("printers:\n  - id: Bad_Id\n    host: h\n", 2, "printers[0].id", "lower-case"),
+        ("printers:\n  - id: a\n    host: h\n    access_code: '1'\n", 2, "printers[0].serial", "required"),
+        (
+            "printers:\n  - {id: a, host: h, serial: ABC123, access_code: '1'}\n"
+            "  - {id: a, host: h, serial: ABC123, access_code: '1'}\n",
+            3,
+            "printers[1].id",
+            "used twice",
+        ),
+        (
+            "printers:\n  - {id: a, host: h, serial: ABC123, access_code: '1', tls: {fingerprint: zz}}\n",
+            2,
+            "printers[0].tls.fingerprint",
+            "SHA-256",
+        ),
+        ("web: [1, 2]\n", 1, "web", "mapping"),
+        ("web:\n  https_port: 1\n  https_port: 2\n", 3, "web.https_port", "duplicate"),
+        (
+            "printers:\n  - id: a\n    camera: webcam\n    host: h\n    serial: ABC123\n    access_code: '1'\n",
+            3,
+            "printers[0].camera",
+            "one of",
+        ),
+    ],
+)
+def test_bad_config_names_line_and_key(text, line, key, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "/etc/bambu-edge/config.yaml", env={})
+    err = e.value
+    assert (err.file, err.line, err.key) == ("/etc/bambu-edge/config.yaml", line, key)
+    assert words in err.message
+    assert str(err).startswith(f"/etc/bambu-edge/config.yaml:{line}: {key}: ")
+
+
+def test_yaml_syntax_error_has_a_line():
+    with pytest.raises(ConfigError) as e:
+        parse_config("web:\n  bind: [oops\n", "c.yaml", env={})
+    assert e.value.line is not None and "YAML" in e.value.message
+
+
+def test_environment_overrides_file_values():
+    env = {
+        "BAMBU_EDGE_WEB_HTTPS_PORT": "8443",
+        "BAMBU_EDGE_DATA_DIR": "/srv/be",
+        "BAMBU_EDGE_PRINTER_X1C_LEFT_ACCESS_CODE": "00000001",
+        "BAMBU_EDGE_UNRELATED": "x",
+        "HOME": "/root",
+    }
+    c = parse_config(GOOD, "c.yaml", env=env)
+    assert c.web.https_port == 8443
+    assert c.data_dir == Path("/srv/be")
+    assert c.printers[0].access_code == "00000001"  # stays a string, leading zeros kept
+
+
+def test_bad_environment_override_is_reported():
+    with pytest.raises(ConfigError) as e:
+        parse_config(GOOD, "c.yaml", env={"BAMBU_EDGE_WEB_HTTPS_PORT": "eighty"})
+    assert e.value.key == "web.https_port"
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "nope.yaml")
+    assert "not found" in str(e.value)
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("")
+    c = load_config(f, env={})
+    assert c.printers == () and c.web.https_port == 3443
+
+
+def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAMBU_EDGE_")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bambu_edge", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_check_config_exit_codes(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    r = _cli("--config", str(good), "check-config")
+    assert r.returncode == 0, r.stderr
+    assert "1 printers" in r.stdout
+    assert "31415926" not in r.stdout + r.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace('"31415926"', "31415926"))
+    r = _cli("--config", str(bad), "check-config")
+    assert r.returncode == 2
+    assert f"{bad}:8: printers[0].access_code" in r.stderr
+    assert "31415926" not in r.stderr
+
+
+def test_config_path_from_environment(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nonsense: true\n")
+    r = _cli("check-config", env_extra={"BAMBU_EDGE_CONFIG": str(bad)})
+    assert r.returncode == 2 and str(bad) in r.stderr
