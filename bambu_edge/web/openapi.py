@@ -1,0 +1,85 @@
+"""`GET /api/openapi.json`, generated from the router so it cannot drift from the code.
+
+Each handler's docstring gives the summary (first line) and description (the rest). Handlers may
+carry request/response schemas with the ``@documented`` decorator.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from bambu_edge import __version__
+
+PUBLIC = "public"  # marker in the spec for routes that need no login
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def documented(
+    *, body: dict[str, Any] | None = None, response: dict[str, Any] | None = None, public: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__openapi__ = {"body": body, "response": response, "public": public}  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _handler_doc(handler: Any) -> tuple[str, str]:
+    doc = inspect.getdoc(handler) or ""
+    first, _, rest = doc.partition("\n")
+    return first.strip(), rest.strip()
+
+
+def build_spec(app: web.Application, title: str = "bambu-edge") -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        if route.method in ("HEAD", "*"):
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or (info.get("prefix", "") + "/{filename}")
+        if not path.startswith(("/api", "/metrics")):
+            continue
+        path = _PARAM.sub(r"{\1}", path)
+        summary, description = _handler_doc(route.handler)
+        extra = getattr(route.handler, "__openapi__", {})
+        op: dict[str, Any] = {
+            "summary": summary or f"{route.method} {path}",
+            "responses": {"200": {"description": "OK"}},
+        }
+        if description:
+            op["description"] = description
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in _PARAM.findall(path)
+        ]
+        if params:
+            op["parameters"] = params
+        if extra.get("body"):
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": extra["body"]}}}
+        if extra.get("response"):
+            op["responses"]["200"] = {
+                "description": "OK",
+                "content": {"application/json": {"schema": extra["response"]}},
+            }
+        if extra.get("public"):
+            op["security"] = []
+        else:
+            op["responses"]["401"] = {"description": "Not logged in"}
+        paths.setdefault(path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": __version__},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "bambu_edge_session"},
+            }
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": dict(sorted(paths.items())),
+    }
