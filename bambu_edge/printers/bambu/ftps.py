@@ -417,9 +417,12 @@ class ImplicitFTPS(ftplib.FTP_TLS):
                 on_chunk(len(chunk))
             if isinstance(conn, ssl.SSLSocket):
                 _send_close_notify(conn, self.timeout)
+            # FIN, but keep the socket open until the server's reply: closing it with unread bytes
+            # (a TLS 1.3 session ticket) sends a RST that can overtake the upload's tail (426).
+            socket.socket.shutdown(conn, socket.SHUT_WR)
+            self.voidresp()
         finally:
             self.guard.close(conn)
-        self.voidresp()
 
     def size_or_none(self, path: str) -> int | None:
         try:
@@ -717,6 +720,8 @@ class PrinterFiles:
                 ftp.delete(leftover)
             except ftplib.error_perm:
                 pass  # already gone
+            except (ftplib.error_temp, ftplib.error_reply):
+                continue  # busy right now: try again next session, never fail this one for it
             self._stale.discard(leftover)
 
     # -- operations (worker thread) --
