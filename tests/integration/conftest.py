@@ -1,0 +1,38 @@
+"""Integration fixtures for real peers beyond the MQTT broker (tests/conftest.py has that one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ACCESS_CODE, SERIAL
+from tests.integration.vsftpd import INSTALL_HINT, VsftpdServer, vsftpd_binary
+
+
+@pytest.fixture
+def vsftpd_factory(tmp_path: Path) -> Iterator[Callable[..., VsftpdServer]]:
+    """Starts vsftpd servers (implicit FTPS, session reuse required, user bblp + the test access
+    code); every one is stopped and reaped when the test ends, whatever happened (TESTBED G5)."""
+    if vsftpd_binary() is None:
+        pytest.fail(INSTALL_HINT)
+    servers: list[VsftpdServer] = []
+
+    def start(**options: object) -> VsftpdServer:
+        server = VsftpdServer(tmp_path / f"vsftpd{len(servers)}", ACCESS_CODE, SERIAL, **options)  # type: ignore[arg-type]
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def vsftpd(vsftpd_factory: Callable[..., VsftpdServer]) -> VsftpdServer:
+    """One running vsftpd playing the printer's FTPS side (port 990 on a real printer)."""
+    return vsftpd_factory()
