@@ -1,0 +1,109 @@
+// Top bar: brand, navigation, live indicator, language switch, theme toggle, user + logout.
+import { emit, on } from '../bus.js';
+import { clear, h, setText, toggleClass } from '../dom.js';
+import { getLang, LANGUAGES, setLang, t } from '../i18n.js';
+import { icon } from '../icons.js';
+import { navigate, onRoute } from '../router.js';
+import { logout, session, user } from '../session.js';
+import { stopWs } from '../ws.js';
+import { store } from '../store.js';
+import { currentTheme, onThemeChange, toggleTheme } from '../theme.js';
+import { toastError } from '../toast.js';
+
+function logo() {
+  return h('img', { class: 'brand-logo', src: 'favicon.svg', alt: '', width: 28, height: 28 });
+}
+
+export function mountHeader(el) {
+  let routeName = null;
+  const navLinks = [];
+
+  function themeButton() {
+    const btn = h('button', { type: 'button', class: 'icon-btn', testid: 'theme-toggle', id: 'theme-toggle' });
+    const paint = () => {
+      const dark = currentTheme() === 'dark';
+      btn.replaceChildren(icon(dark ? 'sun' : 'moon'));
+      const label = dark ? t('theme.to_light') : t('theme.to_dark');
+      btn.setAttribute('aria-label', label);
+      btn.title = label;
+      btn.dataset.theme = currentTheme();
+    };
+    paint();
+    btn.addEventListener('click', toggleTheme);
+    onThemeChange(paint);
+    return btn;
+  }
+
+  function langSelect() {
+    const sel = h('select', { class: 'lang-select', testid: 'lang-switch', id: 'lang-switch', 'aria-label': t('lang.label'), title: t('lang.label') },
+      LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === getLang(), lang: l.code }, l.short)));
+    sel.value = getLang();
+    sel.addEventListener('change', () => setLang(sel.value));
+    return sel;
+  }
+
+  const liveDot = h('span', { class: 'live-dot', 'aria-hidden': 'true' });
+  const liveText = h('span', { class: 'live-text' });
+  const live = h('span', { class: 'live', testid: 'live-indicator', role: 'status' }, liveDot, liveText);
+  function paintLive() {
+    const on_ = store.isLive();
+    toggleClass(live, 'is-live', on_);
+    setText(liveText, on_ ? t('live.on') : t('live.off'));
+    live.dataset.live = on_ ? 'true' : 'false';
+  }
+  store.onLive(paintLive);
+
+  function paintNav() {
+    for (const a of navLinks) {
+      const active = a.dataset.route === routeName || (a.dataset.route === 'overview' && routeName === 'printer');
+      toggleClass(a, 'is-active', active);
+      if (active) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+  }
+  onRoute((name) => { routeName = name; paintNav(); });
+
+  async function doLogout() {
+    try {
+      await logout();
+    } catch (e) {
+      toastError(e);
+    }
+    stopWs();
+    store.clear();
+    emit('session:changed');
+    navigate('/login');
+  }
+
+  function draw() {
+    clear(el);
+    navLinks.length = 0;
+    const s = session();
+    const brand = h('a', { class: 'brand', href: '#/', 'aria-label': t('app.home') }, logo(), h('span', { class: 'brand-name' }, 'bambu-edge'));
+    const left = h('div', { class: 'topbar-left' }, brand);
+    if (s) {
+      const mk = (route, href, ic, label, testid) => {
+        const a = h('a', { href, class: 'nav-link', dataset: { route }, testid }, icon(ic), h('span', { class: 'nav-text' }, label));
+        navLinks.push(a);
+        return a;
+      };
+      left.appendChild(h('nav', { class: 'nav', 'aria-label': t('nav.main') },
+        mk('overview', '#/', 'grid', t('nav.printers'), 'nav-printers'),
+        mk('settings', '#/settings', 'settings', t('nav.settings'), 'nav-settings')));
+    }
+    const right = h('div', { class: 'topbar-right' });
+    if (s) { right.appendChild(live); paintLive(); }
+    right.appendChild(langSelect());
+    right.appendChild(themeButton());
+    if (s) {
+      const u = user();
+      right.appendChild(h('span', { class: 'user-name', testid: 'user-name' }, u?.name || ''));
+      right.appendChild(h('button', { type: 'button', class: 'icon-btn', testid: 'logout', 'aria-label': t('nav.logout'), title: t('nav.logout'), onclick: doLogout }, icon('logout')));
+    }
+    el.append(left, right);
+    paintNav();
+  }
+
+  on('session:changed', draw);
+  draw();
+  return draw;
+}

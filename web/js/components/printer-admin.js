@@ -1,0 +1,201 @@
+// Printers management (setup wizard step 2 and Settings → Printers): the list (printers from the
+// YAML config are read-only), an "add printer" form with a connection test, edit and remove.
+import { ApiError, asList, del, enc, get, post, put } from '../api.js';
+import { confirmDialog } from '../dialog.js';
+import { clear, field, h, scope } from '../dom.js';
+import { fmtFingerprint, linkLabel, linkTone } from '../format.js';
+import { t, tMaybe } from '../i18n.js';
+import { icon } from '../icons.js';
+import { MODEL_CHOICES } from '../models.js';
+import { store } from '../store.js';
+import { errorText, toast } from '../toast.js';
+
+const TEST_TONE = { connected: 'good', auth_failed: 'bad', tls_mismatch: 'warn', unreachable: 'bad' };
+
+function testResult(res) {
+  const state = typeof res?.state === 'string' ? res.state : 'unknown';
+  const tone = TEST_TONE[state] || 'bad';
+  const title = tMaybe(`test.${state}.title`) ?? t('test.unknown.title');
+  const help = tMaybe(`test.${state}.help`) ?? '';
+  const detail = typeof res?.message === 'string' && res.message ? res.message : '';
+  return h('div', { class: `notice notice-${tone === 'good' ? 'good' : tone === 'warn' ? 'warn' : 'bad'}`, testid: 'test-result', dataset: { state }, role: 'status' },
+    h('p', { class: 'notice-title' }, icon(tone === 'good' ? 'check' : 'alert'), title),
+    help ? h('p', {}, help) : null,
+    detail ? h('p', { class: 'field-hint', testid: 'test-message' }, detail) : null,
+    res?.fingerprint ? h('p', { class: 'field-hint' }, `${t('link.fingerprint')}: `, h('span', { class: 'fingerprint', testid: 'test-fingerprint' }, fmtFingerprint(res.fingerprint))) : null);
+}
+
+/** The add/edit form. onSaved(view) after a successful POST/PUT. */
+export function printerForm({ initial = null, onSaved, onCancel } = {}) {
+  const editing = Boolean(initial);
+  const name = h('input', { name: 'name', required: true, autocomplete: 'off', maxlength: '64', value: initial?.name || '' });
+  const host = h('input', { name: 'host', required: !editing, autocomplete: 'off', inputmode: 'url', spellcheck: 'false', autocapitalize: 'none', placeholder: '192.168.1.50', value: initial?.host || '' });
+  const serial = h('input', { name: 'serial', required: !editing, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'characters', class: 'mono', placeholder: '01S00C123456789', value: initial?.serial || '', readOnly: editing });
+  const code = h('input', { name: 'access_code', required: !editing, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', class: 'mono', maxlength: '32' });
+  const model = h('select', { name: 'model' },
+    h('option', { value: '' }, t('printers.model_auto')),
+    MODEL_CHOICES.map((m) => h('option', { value: m }, m)));
+  if (initial?.model && MODEL_CHOICES.includes(initial.model)) model.value = initial.model;
+  const error = h('p', { class: 'form-error', role: 'alert', testid: 'printer-form-error', hidden: true });
+  const resultSlot = h('div', { testid: 'test-result-slot', 'aria-live': 'polite' });
+  const testBtn = h('button', { type: 'button', class: 'btn', testid: 'printer-test' }, icon('refresh'), t('printers.test'));
+  const save = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'printer-save' }, editing ? t('common.save') : t('printers.add'));
+  const cancel = onCancel ? h('button', { type: 'button', class: 'btn btn-ghost', testid: 'printer-cancel', onclick: onCancel }, t('common.cancel')) : null;
+
+  const form = h('form', { class: 'form', testid: editing ? 'printer-edit-form' : 'printer-form', novalidate: true },
+    h('div', { class: 'form-grid' },
+      field({ label: t('printers.name'), input: name, testid: 'printer-name-input' }),
+      field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: editing ? t('printers.keep_hint') : t('printers.host_hint') }),
+      field({ label: t('printers.serial'), input: serial, testid: 'printer-serial-input', hint: editing ? null : t('printers.serial_hint') }),
+      field({ label: t('printers.access_code'), input: code, testid: 'printer-code-input', hint: editing ? t('printers.keep_hint') : t('printers.code_hint') }),
+      field({ label: t('printers.model'), input: model, testid: 'printer-model-input' })),
+    resultSlot, error,
+    h('div', { class: 'form-actions' }, testBtn, save, cancel));
+
+  function invalid(input, on) {
+    if (on) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
+  }
+
+  function validate(forTest) {
+    const missing = [];
+    const need = [[host, !editing || forTest], [serial, !editing || forTest], [code, !editing || forTest], [name, !forTest]];
+    for (const [input, required] of need) {
+      const bad = required && !input.value.trim();
+      invalid(input, bad);
+      if (bad) missing.push(input);
+    }
+    if (missing.length) {
+      error.textContent = t('printers.missing');
+      error.hidden = false;
+      missing[0].focus();
+      return false;
+    }
+    error.hidden = true;
+    return true;
+  }
+
+  testBtn.addEventListener('click', async () => {
+    if (!validate(true)) return;
+    testBtn.disabled = true;
+    testBtn.classList.add('is-pending');
+    clear(resultSlot).appendChild(h('p', { class: 'field-hint', testid: 'test-running' }, t('printers.testing')));
+    try {
+      const res = await post('/api/printers/test', { host: host.value.trim(), serial: serial.value.trim(), access_code: code.value.trim() }, { timeout: 45000 });
+      clear(resultSlot).appendChild(testResult(res));
+    } catch (e) {
+      clear(resultSlot).appendChild(h('div', { class: 'notice notice-bad', testid: 'test-result', dataset: { state: 'error' }, role: 'status' }, h('p', {}, errorText(e))));
+    } finally {
+      testBtn.disabled = false;
+      testBtn.classList.remove('is-pending');
+    }
+  });
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!validate(false)) return;
+    save.disabled = true;
+    save.classList.add('is-pending');
+    try {
+      let view;
+      if (editing) {
+        const body = { name: name.value.trim() };
+        if (host.value.trim()) body.host = host.value.trim();
+        if (code.value.trim()) body.access_code = code.value.trim();
+        if (model.value) body.model = model.value;
+        view = await put(`/api/printers/${enc(initial.id)}`, body);
+      } else {
+        const body = { name: name.value.trim(), host: host.value.trim(), serial: serial.value.trim(), access_code: code.value.trim() };
+        if (model.value) body.model = model.value;
+        view = await post('/api/printers', body);
+      }
+      if (view && view.id !== undefined) store.add(view);
+      toast(editing ? t('printers.saved', { name: name.value.trim() }) : t('printers.added', { name: name.value.trim() }), { kind: 'success' });
+      if (!editing) { form.reset(); clear(resultSlot); }
+      onSaved?.(view);
+    } catch (err) {
+      error.textContent = errorText(err);
+      error.hidden = false;
+    } finally {
+      save.disabled = false;
+      save.classList.remove('is-pending');
+    }
+  });
+  return form;
+}
+
+/** The list of printers with their source (config file = read-only) and edit/remove for the rest. */
+export function printerAdmin({ showForm = true } = {}) {
+  const sc = scope();
+  const list = h('ul', { class: 'list', testid: 'printer-list' });
+  const empty = h('p', { class: 'page-sub', testid: 'printer-list-empty', hidden: true }, t('printers.none'));
+  const formSlot = h('div', {});
+  let printers = [];
+
+  function row(p) {
+    const id = String(p.id);
+    const name = typeof p.name === 'string' && p.name ? p.name : id;
+    const ro = Boolean(p.read_only);
+    const st = p.link?.state;
+    const actions = h('div', { class: 'form-actions' });
+    const li = h('li', { class: 'list-item', testid: 'printer-row', dataset: { printerId: id, readOnly: ro ? 'true' : 'false' } },
+      h('div', { class: 'list-main' },
+        h('div', { class: 'list-title' }, h('span', {}, name),
+          p.model ? h('span', { class: 'chip' }, String(p.model)) : null,
+          st ? h('span', { class: `badge tone-${linkTone(st)}` }, linkLabel(st)) : null,
+          ro ? h('span', { class: 'badge tone-idle no-dot', testid: 'read-only', title: t('printers.read_only_hint') }, icon('lock'), t('printer.read_only')) : null),
+        h('div', { class: 'list-sub mono' }, typeof p.serial === 'string' ? p.serial : ''),
+        ro ? h('div', { class: 'list-sub' }, t('printers.read_only_hint')) : null),
+      actions);
+    if (!ro) {
+      actions.append(
+        h('button', { type: 'button', class: 'btn btn-small', testid: 'printer-edit', 'aria-label': t('printers.edit_named', { name }), onclick: () => edit(p, li) }, t('common.edit')),
+        h('button', { type: 'button', class: 'btn btn-small btn-danger', testid: 'printer-remove', 'aria-label': t('printers.remove_named', { name }), onclick: () => remove(p) }, icon('trash'), t('common.remove')));
+    }
+    return li;
+  }
+
+  function edit(p, li) {
+    const form = printerForm({
+      initial: p,
+      onSaved: () => load(),
+      onCancel: () => { form.remove(); },
+    });
+    li.after(h('li', { class: 'list-item' }, form));
+    form.querySelector('input')?.focus();
+  }
+
+  async function remove(p) {
+    const name = p.name || p.id;
+    const ok = await confirmDialog({ title: t('printers.remove_title', { name }), body: t('printers.remove_body'), ok: t('common.remove'), danger: true });
+    if (!ok) return;
+    try {
+      await del(`/api/printers/${enc(p.id)}`);
+      store.remove(p.id);
+      toast(t('printers.removed', { name }), { kind: 'success' });
+      load();
+    } catch (e) {
+      toast(errorText(e), { kind: 'error' });
+    }
+  }
+
+  function paint() {
+    clear(list);
+    for (const p of printers) list.appendChild(row(p));
+    empty.hidden = printers.length > 0;
+  }
+
+  async function load() {
+    try {
+      printers = asList(await get('/api/printers'), 'printers').filter((p) => p && p.id !== undefined);
+      paint();
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 401)) toast(errorText(e), { kind: 'error' });
+    }
+  }
+
+  if (showForm) formSlot.appendChild(printerForm({ onSaved: () => load() }));
+  sc.add(store.onList(() => load()));
+  load();
+  const el = h('div', { class: 'form' }, list, empty);
+  return { el, formEl: formSlot, reload: load, destroy: () => sc.dispose() };
+}
