@@ -75,7 +75,6 @@ _HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
 _DUMPS_STRICT = (
     orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
-_SAME = object()  # "no change" marker of _diff
 _MISSING = object()
 _MISSING_SIG = "\x00missing"  # tells an absent key from null in full-report input signatures
 
@@ -84,18 +83,21 @@ _MISSING_SIG = "\x00missing"  # tells an absent key from null in full-report inp
 
 
 def _num(v: Any) -> float | None:
-    """A finite float from a number or a numeric string ("26.2"); anything else None."""
+    """A finite float from a number or a numeric string ("26.2"); anything else None.
+
+    -0.0 becomes 0.0: view values that compare equal must serialise the same (see _dict_diff).
+    """
     t = type(v)
     if t is float:
-        return v if -_BIG < v < _BIG else None  # NaN fails both comparisons
+        return v + 0.0 if -_BIG < v < _BIG else None  # NaN fails both comparisons
     if t is int:
-        return float(v) if -_BIG < v < _BIG else None
+        return float(v) + 0.0 if -_BIG < v < _BIG else None
     if t is str and 0 < len(v) <= 32:
         try:
             f = float(v)
         except ValueError:
             return None
-        return f if -_BIG < f < _BIG else None
+        return f + 0.0 if -_BIG < f < _BIG else None
     return None
 
 
@@ -178,29 +180,36 @@ def _active_extruder(device: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _fill_packed(r: dict[str, Any], pair: dict[str, Any], keys: tuple[str, str], packed: Any) -> None:
+    """Packed device temps (low 16 bits current, high 16 target) where top-level fields are absent."""
+    current, target = _packed(packed)
+    if keys[0] not in r:
+        pair["current"] = current
+    if keys[1] not in r:
+        pair["target"] = target
+
+
+_NOZZLE_KEYS = ("nozzle_temper", "nozzle_target_temper")
+_BED_KEYS = ("bed_temper", "bed_target_temper")
+
+
 def _build_temps(r: dict[str, Any]) -> dict[str, Any]:
-    device = r.get("device")
-    device = device if type(device) is dict else {}
-
-    def pair(current_key: str, target_key: str, packed: Callable[[], Any]) -> dict[str, float | None]:
-        has_current, has_target = current_key in r, target_key in r
-        current, target = _num(r.get(current_key)), _num(r.get(target_key))
-        if not (has_current and has_target):  # packed device temps only where top-level fields are absent
-            p_current, p_target = _packed(packed())
-            current = current if has_current else p_current
-            target = target if has_target else p_target
-        return {"current": current, "target": target}
-
-    def extruder_temp() -> Any:
-        entry = _active_extruder(device)
-        return entry.get("temp") if entry else None
-
-    nozzle = pair("nozzle_temper", "nozzle_target_temper", extruder_temp)
-    bed = pair("bed_temper", "bed_target_temper", lambda: _dig(device, "bed", "info", "temp"))
+    get = r.get
+    nozzle = {"current": _num(get("nozzle_temper")), "target": _num(get("nozzle_target_temper"))}
+    bed = {"current": _num(get("bed_temper")), "target": _num(get("bed_target_temper"))}
     # No top-level chamber target exists; P1/A1 send a constant chamber_temper (5) and no ctc block.
-    ctc_current, ctc_target = _packed(_dig(device, "ctc", "info", "temp"))
-    chamber_current = _num(r.get("chamber_temper")) if "chamber_temper" in r else ctc_current
-    return {"nozzle": nozzle, "bed": bed, "chamber": {"current": chamber_current, "target": ctc_target}}
+    chamber = {"current": _num(get("chamber_temper")), "target": None}
+    device = get("device")
+    if type(device) is dict and device:  # newer firmware (H2D, P2S, ...)
+        if _NOZZLE_KEYS[0] not in r or _NOZZLE_KEYS[1] not in r:
+            entry = _active_extruder(device)
+            _fill_packed(r, nozzle, _NOZZLE_KEYS, entry.get("temp") if entry else None)
+        if _BED_KEYS[0] not in r or _BED_KEYS[1] not in r:
+            _fill_packed(r, bed, _BED_KEYS, _dig(device, "bed", "info", "temp"))
+        _fill_packed(
+            r, chamber, ("chamber_temper", "chamber_target_temper"), _dig(device, "ctc", "info", "temp")
+        )
+    return {"nozzle": nozzle, "bed": bed, "chamber": chamber}
 
 
 def _tray(t: dict[str, Any], active: bool) -> dict[str, Any]:
@@ -322,6 +331,7 @@ SECTIONS: dict[str, tuple[Callable[[dict[str, Any]], Any], tuple[str, ...]]] = {
     "wifi_signal": (_build_wifi, ("wifi_signal",)),
     "nozzle": (_build_nozzle, ("nozzle_diameter", "nozzle_type")),
 }
+_BUILDERS = {name: builder for name, (builder, _keys) in SECTIONS.items()}
 _SECTIONS_BY_KEY: dict[str, tuple[str, ...]] = {}
 for _name, (_builder, _keys) in SECTIONS.items():
     for _key in _keys:
@@ -404,8 +414,11 @@ def _merge(old: Any, new: Any, depth: int = 0) -> Any:
             return new
         out = old.copy()
         for k, v in new.items():
-            prev = out.get(k, _MISSING)
-            out[k] = v if prev is _MISSING else _merge(prev, v, depth + 1)
+            if type(v) is dict or type(v) is list:  # scalars simply replace
+                prev = old.get(k)
+                if prev is not None:
+                    v = _merge(prev, v, depth + 1)
+            out[k] = v
         return out
     if type(new) is list and type(old) is list and new and old and depth < MAX_DEPTH:
         new_ids = [_id_of(x) for x in new]
@@ -430,22 +443,31 @@ def _merge(old: Any, new: Any, depth: int = 0) -> Any:
 # --- view changes ---------------------------------------------------------------------------------
 
 
-def _diff(old: Any, new: Any) -> Any:
-    """What to apply to ``old`` to get ``new``: dicts recurse, everything else is sent whole."""
-    if old is new:
-        return _SAME
-    if type(old) is dict and type(new) is dict:
-        changes = {}
-        for k, v in new.items():
-            sub = _diff(old[k], v) if k in old else v
-            if sub is not _SAME:
-                changes[k] = sub
-        for k in old.keys() - new.keys():  # views never drop keys; kept for completeness
+def _dict_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What to apply to ``old`` to get ``new``, two dicts known to differ: nested dicts recurse,
+    everything else (lists included) is sent whole.
+
+    Plain ``==`` decides (in C, cheap). It cannot tell 1 from 1.0 or True, but the section builders
+    give every field one type, and for the link (caller-supplied values) ``_commit`` installs
+    ``old + changes``, so the view is always exactly what a client gets by applying change sets.
+    """
+    changes = {}
+    added = 0
+    for k, v in new.items():
+        o = old.get(k, _MISSING)
+        if o is _MISSING:
+            added += 1
+            changes[k] = v
+        elif o is v or o == v:
+            continue
+        elif type(o) is dict and type(v) is dict:
+            changes[k] = _dict_diff(o, v)
+        else:
+            changes[k] = v
+    if len(old) + added > len(new):  # a key was dropped (views never do; kept for completeness)
+        for k in old.keys() - new.keys():
             changes[k] = None
-        return changes if changes else _SAME
-    if type(old) is not type(new) or old != new:
-        return new
-    return _SAME
+    return changes
 
 
 def apply_changes(view: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -564,16 +586,16 @@ class PrinterState:
             log.warning("printer %s: %s", self.id, message, **kwargs)
 
     def _apply(self, msg: object, now: float) -> dict[str, Any]:
-        if not isinstance(msg, Mapping):
+        if type(msg) is not dict and not isinstance(msg, Mapping):
             return {}
         new_sections: dict[str, Any] = {}
         applied = False
         report = msg.get("print")
-        if isinstance(report, Mapping) and report.get("command") == STATUS_COMMAND:
-            new_sections.update(self._apply_status(report))
+        if (type(report) is dict or isinstance(report, Mapping)) and report.get("command") == STATUS_COMMAND:
+            new_sections = self._apply_status(report)
             applied = True
         info = msg.get("info")
-        if isinstance(info, Mapping) and info.get("command") == VERSION_COMMAND:
+        if info is not None and isinstance(info, Mapping) and info.get("command") == VERSION_COMMAND:
             version = self._apply_version(info)
             if version is not None:
                 new_sections.update(version)
@@ -594,40 +616,42 @@ class PrinterState:
         else:
             raw = _merge(self.raw, clean)
             self._raw_size += size  # an upper bound of the growth
-            dirty = {s for k in clean for s in _SECTIONS_BY_KEY.get(k, ())}
+            dirty = {}  # a dict: ordered like the delta's keys, so change sets are deterministic
+            for k in clean:
+                hit = _SECTIONS_BY_KEY.get(k)
+                if hit:
+                    for section in hit:
+                        dirty[section] = None
+            sigs = self._input_sigs
             for section in dirty:
-                self._input_sigs[section] = None
+                sigs[section] = None
             if self._raw_size > MAX_RAW_BYTES:
                 raw, self._raw_size = _bounded(raw)
-                dirty = set(SECTIONS)
-                self._input_sigs.clear()
+                dirty = dict.fromkeys(SECTIONS)
+                sigs.clear()
         self.raw = raw
         out = {}
-        for section in SECTIONS:  # fixed order keeps change sets stable
-            if section in dirty:
-                out[section] = self._build(section, raw)
+        for section in dirty:
+            builder = _BUILDERS[section]
+            try:
+                out[section] = builder(raw)
+            except Exception:  # builders are defensive; this is the last line
+                self._warn(f"could not build the {section} view", exc_info=True)
+                out[section] = builder({})
         return out
 
-    def _changed_sections(self, raw: dict[str, Any]) -> set[str]:
+    def _changed_sections(self, raw: dict[str, Any]) -> list[str]:
         """Sections whose inputs differ from the last full report's (type-exact, via orjson)."""
-        dirty = set()
+        dirty = []
         for section, (_builder, keys) in SECTIONS.items():
             try:
                 sig = orjson.dumps([raw.get(k, _MISSING_SIG) for k in keys])
             except (orjson.JSONEncodeError, TypeError):
                 sig = None
             if sig is None or sig != self._input_sigs.get(section):
-                dirty.add(section)
+                dirty.append(section)
             self._input_sigs[section] = sig
         return dirty
-
-    def _build(self, section: str, raw: dict[str, Any]) -> Any:
-        builder = SECTIONS[section][0]
-        try:
-            return builder(raw)
-        except Exception:  # builders are defensive; this is the last line
-            self._warn(f"could not build the {section} view", exc_info=True)
-            return builder({})
 
     def _apply_version(self, info: Mapping[str, Any]) -> dict[str, Any] | None:
         """Model and firmware from a get_version reply; None if the reply carries no module list."""
@@ -652,10 +676,16 @@ class PrinterState:
             self.updated_at = now
             sections["updated_at"] = now
         for key, value in sections.items():
-            change = _diff(old[key], value)
-            if change is not _SAME:
-                changes[key] = change
-                replaced[key] = value
+            before = old[key]
+            if before is value or before == value:
+                continue
+            if type(before) is dict and type(value) is dict:
+                changes[key] = change = _dict_diff(before, value)
+                # Section builders give each field one type, so `value` is exactly old + changes.
+                # Link details come from callers (True vs 1): install what clients will compute.
+                replaced[key] = apply_changes(before, change) if key == "link" else value
+            else:
+                changes[key] = replaced[key] = value
         if replaced:
             self._view = {**old, **replaced}
         return changes
