@@ -10,11 +10,11 @@ export function fmtNumber(v, digits = 0) {
 
 /** 219.5 -> "220 °C" (digits=0) or "219,5 °C" (nb, digits=1). */
 export function fmtTemp(v, digits = 0) {
-  return isNum(v) ? `${fmtNumber(v, digits)} °C` : '—';
+  return isNum(v) ? `${fmtNumber(v, digits)}\u00a0°C` : '—';
 }
 
 export function fmtPercent(v) {
-  return isNum(v) ? `${fmtNumber(Math.max(0, Math.min(100, v)))} %` : '—';
+  return isNum(v) ? `${fmtNumber(Math.max(0, Math.min(100, v)))}\u00a0%` : '—';
 }
 
 /** Seconds -> "1 h 31 min" / "31 min" / "< 1 min". */

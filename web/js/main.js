@@ -11,6 +11,7 @@ import { currentPath, render, startRouter, navigate } from './router.js';
 import { clearSession, isAdmin, loadSession, session, sessionAlive } from './session.js';
 import { store } from './store.js';
 import { initTheme } from './theme.js';
+import { clearToasts } from './toast.js';
 import { startWs, stopWs } from './ws.js';
 
 initTheme();
@@ -56,6 +57,7 @@ on('auth:lost', () => {
   clearSession();
   stopWs();
   store.clear();
+  clearToasts();
   redrawHeader();
   const path = currentPath();
   if (path !== '/login' && path !== '/setup') app.returnTo = path;

@@ -78,7 +78,7 @@ export async function render() {
   const result = await mod.mount(root, m.params);
   if (my !== token) { if (typeof result === 'function') result(); return; }
   cleanup = typeof result === 'function' ? result : null;
-  if (!first) {
+  if (!first && !root.contains(document.activeElement)) {
     const heading = root.querySelector('h1');
     if (heading) { heading.tabIndex = -1; heading.focus({ preventScroll: true }); }
     window.scrollTo(0, 0);

@@ -62,3 +62,7 @@ export function errorText(err, fallbackKey = 'error.generic') {
   if (err.status === 403) return err.message || t('error.forbidden');
   return err.message || t(fallbackKey);
 }
+
+export function clearToasts() {
+  if (region) region.replaceChildren();
+}

@@ -8,7 +8,7 @@ import { logout, session, user } from '../session.js';
 import { stopWs } from '../ws.js';
 import { store } from '../store.js';
 import { currentTheme, onThemeChange, toggleTheme } from '../theme.js';
-import { toastError } from '../toast.js';
+import { clearToasts, toastError } from '../toast.js';
 
 function logo() {
   return h('img', { class: 'brand-logo', src: 'favicon.svg', alt: '', width: 28, height: 28 });
@@ -70,6 +70,7 @@ export function mountHeader(el) {
     }
     stopWs();
     store.clear();
+    clearToasts();
     emit('session:changed');
     navigate('/login');
   }

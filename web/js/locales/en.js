@@ -64,6 +64,7 @@ export default {
   'setup.printers_title': 'Add your printers',
   'setup.printers_intro': 'You need the printer’s IP address, serial number and access code. On the printer: Settings → Network (LAN only mode shows the access code).',
   'setup.your_printers': 'Your printers',
+  'setup.later': 'You can add or change printers later under Settings → Printers.',
   'setup.finish': 'Finish setup',
   'setup.done_title': 'All set',
   'setup.done_body': 'bambu-edge is watching your printers. You can add more printers and users under Settings.',

@@ -64,6 +64,7 @@ export default {
   'setup.printers_title': 'Legg til skriverne dine',
   'setup.printers_intro': 'Du trenger skriverens IP-adresse, serienummer og tilgangskode. På skriveren: Innstillinger → Nettverk (LAN-modus viser tilgangskoden).',
   'setup.your_printers': 'Skriverne dine',
+  'setup.later': 'Du kan legge til eller endre skrivere senere under Innstillinger → Skrivere.',
   'setup.finish': 'Fullfør oppsettet',
   'setup.done_title': 'Alt klart',
   'setup.done_body': 'bambu-edge følger nå med på skriverne dine. Flere skrivere og brukere legger du til under Innstillinger.',

@@ -24,7 +24,7 @@ export function mount(root) {
     const items = [];
     STEPS.forEach((s, i) => {
       if (i) items.push(h('li', { class: 'sep', 'aria-hidden': 'true' }));
-      items.push(h('li', { class: [i === cur && 'is-current', i < cur && 'is-done'], 'aria-current': i === cur ? 'step' : null, testid: `wizard-stepper-${s}` }, t(`setup.step_${s}`)));
+      items.push(h('li', { class: [i === cur && 'is-current', i < cur && 'is-done'], 'aria-current': i === cur ? 'step' : null, testid: `wizard-stepper-${s}` }, h('span', { class: 'step-label' }, t(`setup.step_${s}`))));
     });
     return h('ol', { class: 'steps', 'aria-label': t('setup.progress') }, items);
   }
@@ -79,9 +79,9 @@ export function mount(root) {
     const finish = h('button', { type: 'button', class: 'btn btn-primary', testid: 'wizard-finish', onclick: () => go('done') }, t('setup.finish'));
     return h('div', { class: 'form', testid: 'wizard-step-printers' },
       h('div', { class: 'auth-head' }, h('h1', {}, t('setup.printers_title')), h('p', {}, t('setup.printers_intro'))),
-      h('h2', {}, t('setup.your_printers')), admin.el,
-      h('h2', {}, t('printers.add_title')), admin.formEl,
-      h('div', { class: 'form-actions' }, finish));
+      h('section', { class: 'wizard-section' }, h('h2', {}, t('setup.your_printers')), admin.el),
+      h('section', { class: 'wizard-section' }, h('h2', {}, t('printers.add_title')), admin.formEl),
+      h('div', { class: 'wizard-footer' }, h('p', { class: 'field-hint' }, t('setup.later')), finish));
   }
 
   function doneStep() {
