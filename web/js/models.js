@@ -25,4 +25,4 @@ export function tempMax(kind, model) {
 }
 
 /** Models offered in the "add printer" form (empty = detect from the serial). */
-export const MODEL_CHOICES = ['X1C', 'X1', 'X1E', 'P1P', 'P1S', 'P2S', 'A1', 'A1 mini', 'H2D', 'H2S', 'H2C'];
+export const MODEL_CHOICES = ['X1C', 'X1', 'X1E', 'P1P', 'P1S', 'P2S', 'A1', 'A1 mini', 'A2L', 'H2D', 'H2D Pro', 'H2S', 'H2C', 'X2D'];

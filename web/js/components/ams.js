@@ -9,6 +9,7 @@ import { icon } from '../icons.js';
 const LETTERS = 'ABCDEFGH';
 
 function unitName(unit) {
+  if (unit === 'ext') return t('ams.external');
   const n = Number(unit);
   if (!Number.isInteger(n) || n < 0) return t('ams.unit', { n: String(unit ?? '?') });
   if (n >= 128) return t('ams.unit_ht', { n: LETTERS[n - 128] || String(n - 127) });
@@ -16,6 +17,7 @@ function unitName(unit) {
 }
 
 function slotName(unit, slot) {
+  if (unit === 'ext') return t('ams.ext_short');
   const n = Number(unit);
   const sl = Number(slot);
   if (Number.isInteger(n) && n >= 128) {
@@ -88,6 +90,7 @@ function detailTray(unit, tray) {
     h('div', { class: 'tray-row-title' },
       h('span', { class: 'chip' }, slotName(unit, tray.slot)),
       h('span', {}, empty ? t('ams.empty') : String(tray.type)),
+      !empty && typeof tray.sub_brand === 'string' && tray.sub_brand && tray.sub_brand !== tray.type ? h('span', { class: 'tray-sub' }, tray.sub_brand) : null,
       tray.active ? h('span', { class: 'badge tone-good' }, t('ams.active')) : null),
     empty ? null : h('div', { class: 'tray-row-sub' }, col ? (col.alpha > 0 ? col.rgb : t('ams.no_colour')) : '—'),
     empty ? null : h('span', { class: 'remain-bar' }, fill)),
@@ -111,8 +114,12 @@ export function createAms({ detailed = false } = {}) {
   const el = h('div', { class: detailed ? 'ams ams-detail-wrap' : 'ams', testid: 'ams' });
   let lastKey = null;
 
-  function update(list, live = true) {
+  function update(list, live = true, external = null) {
     const units = Array.isArray(list) ? list.filter((u) => u && typeof u === 'object') : [];
+    // The external spool (vt_tray) is shown like a one-slot unit when it holds filament.
+    if (external && typeof external === 'object' && external.type) {
+      units.push({ unit: 'ext', trays: [{ ...external, slot: 0 }] });
+    }
     const key = JSON.stringify(units);
     toggleClass(el, 'is-stale', !live);
     if (key === lastKey) return;

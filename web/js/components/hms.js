@@ -10,6 +10,12 @@ function tone(sev) {
   return 'warn';
 }
 
+/** A link to the printer maker's explanation of the code; only plain https URLs are used. */
+function wiki(url) {
+  if (typeof url !== 'string' || !/^https:\/\/[^\s"'<>]+$/.test(url)) return null;
+  return h('a', { class: 'hms-link', href: url, target: '_blank', rel: 'noopener noreferrer' }, t('hms.more'));
+}
+
 /** createHms() -> {el, update(hmsList, live)} */
 export function createHms() {
   const el = h('ul', { class: 'hms', testid: 'hms', 'aria-label': t('hms.title') });
@@ -28,7 +34,7 @@ export function createHms() {
       el.appendChild(h('li', { class: 'hms-item', testid: 'hms-item', dataset: { tone: tn, code } },
         icon(tn === 'info' ? 'info' : 'alert'),
         h('span', { class: 'hms-text' }, text),
-        code ? h('span', { class: 'hms-code' }, t('hms.code', { code })) : null));
+        code ? h('span', { class: 'hms-code' }, t('hms.code', { code }), wiki(m.url)) : null));
     }
   }
   return { el, update, relabel() { lastKey = null; } };

@@ -29,6 +29,7 @@ export function jobName(print) {
 export function createStatus(id, sc) {
   const stateEl = h('span', { class: 'print-state live-value', testid: 'print-state' });
   const jobEl = h('span', { class: 'job-name', testid: 'job-name' });
+  const stageEl = h('span', { class: 'print-stage', testid: 'print-stage' });
   const fill = h('div', { class: 'progress-fill' });
   const pct = h('span', { class: 'progress-value live-value', testid: 'progress-value' });
   const bar = h('div', { class: 'progress-track', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', testid: 'progress-bar' }, fill);
@@ -40,7 +41,14 @@ export function createStatus(id, sc) {
   const finish = h('span', { class: 'fact', testid: 'finish-time' }, h('span', { class: 'fact-label' }), finishVal);
   const layer = h('span', { class: 'fact', testid: 'layer' }, icon('layers'), h('span', { class: 'fact-label' }), layerVal);
   const facts = h('div', { class: 'print-facts' }, remaining, finish, layer);
-  const el = h('div', { class: 'card-status live-only' }, h('div', { class: 'status-line' }, stateEl, jobEl), progress, facts);
+  const el = h('div', { class: 'card-status live-only' }, h('div', { class: 'status-line' }, stateEl, jobEl), stageEl, progress, facts);
+
+  sc.add(store.watch(id, ['print.stage', 'print.state', 'link.state'], (p) => {
+    const stage = typeof p.print?.stage === 'string' ? p.print.stage : '';
+    setText(stageEl, stage);
+    const same = stage.toLowerCase() === printStateLabel(p.print?.state).toLowerCase() || stage.toLowerCase() === String(p.print?.state || '').toLowerCase();
+    show(stageEl, Boolean(stage) && !same && isActiveJob(p.print?.state));
+  }));
 
   sc.add(store.watch(id, ['print.state', 'print.job', 'print.file', 'link.state'], (p) => {
     const st = p.print?.state ?? null;
@@ -174,7 +182,7 @@ export function createPrinterCard(id) {
   }
   sc.add(store.watch(id, ['link', 'updated_at'], paintLink));
   sc.interval(() => paintLink(store.get(id)), 30000);
-  sc.add(store.watch(id, ['ams', 'link.state'], (p) => ams.update(p.ams, isConnected(p))));
+  sc.add(store.watch(id, ['ams', 'external_spool', 'link.state'], (p) => ams.update(p.ams, isConnected(p), p.external_spool)));
   sc.add(store.watch(id, ['hms', 'link.state'], (p) => hms.update(p.hms, isConnected(p))));
   sc.add(store.watch(id, CONTROL_PATHS, (p) => controls.update(p)));
 

@@ -296,4 +296,11 @@ export default {
   'time.hours_minutes': '{h} h {m} min',
   'time.days_hours': '{d} d {h} h',
   'time.just_now': 'just now',
+  'ams.external': 'External spool',
+  'ams.ext_short': 'Ext',
+  'hms.more': 'What does this mean?',
+  'printer.firmware': 'Firmware',
+  'printer.wifi': 'Wi-Fi signal',
+  'printer.nozzle': 'Nozzle',
+  'printer.print_error': 'Print error code',
 };

@@ -296,4 +296,11 @@ export default {
   'time.hours_minutes': '{h} t {m} min',
   'time.days_hours': '{d} d {h} t',
   'time.just_now': 'akkurat nå',
+  'ams.external': 'Ekstern spole',
+  'ams.ext_short': 'Ekst',
+  'hms.more': 'Hva betyr dette?',
+  'printer.firmware': 'Fastvare',
+  'printer.wifi': 'Wi-Fi-signal',
+  'printer.nozzle': 'Dyse',
+  'printer.print_error': 'Feilkode for utskrift',
 };

@@ -9,7 +9,7 @@ import { createGauges, createLinkBadge, createStatus, isConnected } from '../com
 import { sendCommand } from '../commands.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show, toggleClass } from '../dom.js';
-import { fmtAgo, fmtDateTime, fmtFingerprint, fmtClock, isNum, linkLabel } from '../format.js';
+import { fmtAgo, fmtClock, fmtDateTime, fmtFingerprint, fmtNumber, isNum, linkLabel } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 import { hasChamber } from '../models.js';
@@ -88,6 +88,16 @@ function createLinkDetails(id, sc) {
   const fpDd = h('dd', { class: 'fingerprint', testid: 'cert-fingerprint' });
   const offeredDd = h('dd', { class: 'fingerprint', testid: 'cert-offered' });
   const serialDd = h('dd', { class: 'mono', testid: 'printer-serial' });
+  const fwDd = h('dd', { testid: 'printer-firmware' });
+  const wifiDd = h('dd', { testid: 'printer-wifi' });
+  const nozzleDd = h('dd', { testid: 'printer-nozzle' });
+  const perrDd = h('dd', { class: 'mono', testid: 'print-error' });
+  const extra = {
+    fw: [h('dt', {}, t('printer.firmware')), fwDd],
+    wifi: [h('dt', {}, t('printer.wifi')), wifiDd],
+    nozzle: [h('dt', {}, t('printer.nozzle')), nozzleDd],
+    perr: [h('dt', {}, t('printer.print_error')), perrDd],
+  };
   const configDd = h('dd', { testid: 'printer-source' });
   const rows = {
     error: [h('dt', {}, t('link.error')), errorDd],
@@ -120,6 +130,7 @@ function createLinkDetails(id, sc) {
     h('dt', {}, t('link.fingerprint')), fpDd,
     ...rows.offered,
     h('dt', {}, t('printer.serial')), serialDd,
+    ...extra.fw, ...extra.nozzle, ...extra.wifi, ...extra.perr,
     h('dt', {}, t('printer.source')), configDd);
   const paint = (p) => {
     const l = p.link || {};
@@ -134,8 +145,22 @@ function createLinkDetails(id, sc) {
     show(mismatch, mism);
     setText(serialDd, typeof p.serial === 'string' && p.serial ? p.serial : '—');
     setText(configDd, p.read_only ? t('printer.from_config') : t('printer.from_dashboard'));
+    const live = l.state === 'connected';
+    const str = (v) => (typeof v === 'string' && v ? v : '');
+    const fw = str(p.firmware) || str(p.firmware?.version);
+    setText(fwDd, fw);
+    extra.fw.forEach((x) => show(x, Boolean(fw)));
+    setText(wifiDd, live ? str(p.wifi_signal) : '');
+    extra.wifi.forEach((x) => show(x, live && Boolean(str(p.wifi_signal))));
+    const nz = p.nozzle && typeof p.nozzle === 'object' ? p.nozzle : {};
+    const nzText = [isNum(nz.diameter) ? `${fmtNumber(nz.diameter, 1)} mm` : '', str(nz.type).replace(/_/g, ' ')].filter(Boolean).join(' · ');
+    setText(nozzleDd, nzText);
+    extra.nozzle.forEach((x) => show(x, Boolean(nzText)));
+    const perr = live ? str(p.print?.error) : '';
+    setText(perrDd, perr);
+    extra.perr.forEach((x) => show(x, Boolean(perr)));
   };
-  sc.add(store.watch(id, ['link', 'serial', 'read_only'], paint));
+  sc.add(store.watch(id, ['link', 'serial', 'read_only', 'firmware', 'wifi_signal', 'nozzle', 'print.error'], paint));
   sc.interval(() => { const p = store.get(id); if (p) paint(p); }, 30000);
   return h('div', { class: 'form' }, mismatch, dl);
 }
@@ -207,7 +232,7 @@ export function mount(root, params) {
       hms.update(list, isConnected(p));
       show(hmsPanel, isConnected(p) && list.length > 0);
     }));
-    sc.add(store.watch(id, ['ams', 'link.state'], (p) => ams.update(p.ams, isConnected(p))));
+    sc.add(store.watch(id, ['ams', 'external_spool', 'link.state'], (p) => ams.update(p.ams, isConnected(p), p.external_spool)));
 
     // Chart: the last hour from the server, then a point per 10 s from live updates.
     sc.add(store.watch(id, ['model'], (p) => chart.setChamber(hasChamber(p.model, p.temps))));
