@@ -79,7 +79,7 @@ export function mountHeader(el) {
     clear(el);
     navLinks.length = 0;
     const s = session();
-    const brand = h('a', { class: 'brand', href: '#/', 'aria-label': t('app.home') }, logo(), h('span', { class: 'brand-name' }, 'bambu-edge'));
+    const brand = h('a', { class: 'brand', href: '#/', 'aria-label': t('app.home'), testid: 'brand' }, logo(), h('span', { class: 'brand-name' }, 'bambu-edge'));
     const left = h('div', { class: 'topbar-left' }, brand);
     if (s) {
       const mk = (route, href, ic, label, testid) => {
