@@ -46,11 +46,13 @@ function accountTab() {
     error.hidden = true;
     submit.disabled = true;
     try {
-      await post('/api/auth/password', { current: current.value, new: next.value });
+      // auth:false: a 401 here most likely means "wrong current password", not "session over".
+      await post('/api/auth/password', { current: current.value, new: next.value }, { auth: false });
       form.reset();
       toast(t('account.changed'), { kind: 'success' });
     } catch (err) {
-      fail(err instanceof ApiError && (err.status === 400 || err.status === 403) && err.code !== 'csrf' ? (err.message || t('account.wrong_current')) : errorText(err), current);
+      const wrong = err instanceof ApiError && [400, 401, 403].includes(err.status) && err.code !== 'csrf';
+      fail(wrong ? (err.message || t('account.wrong_current')) : errorText(err), current);
     } finally {
       submit.disabled = false;
     }
