@@ -16,7 +16,7 @@ function ensure() {
 /** toast(text, {kind: 'info'|'success'|'error'|'warn', title, timeout}) */
 export function toast(text, { kind = 'info', title = null, timeout } = {}) {
   const box = ensure();
-  const ms = timeout ?? (kind === 'error' ? 10000 : 5000);
+  const ms = timeout ?? (kind === 'error' ? 10000 : kind === 'success' ? 4000 : 6000);
   const el = h('div', {
     class: `toast toast-${kind}`,
     role: kind === 'error' ? 'alert' : 'status',
