@@ -97,7 +97,7 @@ export function mountHeader(el) {
     right.appendChild(themeButton());
     if (s) {
       const u = user();
-      right.appendChild(h('span', { class: 'user-name', testid: 'user-name' }, u?.name || ''));
+      right.appendChild(h('span', { class: 'user-name', testid: 'header-user' }, u?.name || ''));
       right.appendChild(h('button', { type: 'button', class: 'icon-btn', testid: 'logout', 'aria-label': t('nav.logout'), title: t('nav.logout'), onclick: doLogout }, icon('logout')));
     }
     el.append(left, right);
