@@ -1,0 +1,106 @@
+"""Run the real daemon as a child process, as systemd would: config file, NOTIFY_SOCKET, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bambu_edge.demo.broker import LocalBroker, free_port
+
+
+def write_config(
+    path: Path, data_dir: Path, printers: list[dict] | None = None, *, https_port: int | None = None
+) -> dict:
+    cfg = {
+        "data_dir": str(data_dir),
+        "log_level": "info",
+        "web": {"bind": "127.0.0.1", "https_port": https_port or free_port(), "http_port": free_port()},
+        "printers": printers or [],
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return cfg
+
+
+def printer_entry(broker: LocalBroker, serial: str, access_code: str, pid: str = "p1") -> dict:
+    return {
+        "id": pid,
+        "name": pid.upper(),
+        "host": broker.host,
+        "mqtt_port": broker.port,
+        "serial": serial,
+        "access_code": access_code,
+    }
+
+
+class NotifySocket:
+    """The receiving end of sd_notify, like systemd's."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def wait_for(self, prefix: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.messages:
+                for line in m.splitlines():
+                    if line.startswith(prefix):
+                        return line
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                pass
+        raise AssertionError(f"no {prefix!r} from the daemon within {timeout} s; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class DaemonProcess:
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
+        self.config_path = config_path
+        self.log_path = log_path or config_path.with_suffix(".log")
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("BAMBU_EDGE_", "NOTIFY_", "WATCHDOG_"))
+        }
+        base.update(env or {})
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bambu_edge", "--config", str(config_path), "run"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=base,
+        )
+
+    @property
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
