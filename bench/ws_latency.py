@@ -55,9 +55,7 @@ async def main(args: argparse.Namespace) -> int:
         )
         env_cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
         # Setup runs before anything concurrent starts, so blocking here is fine.
-        subprocess.run(
-            [*env_cli, "user", "add", "bench"], input="bench-password\n", text=True, check=True
-        )
+        subprocess.run([*env_cli, "user", "add", "bench"], input="bench-password\n", text=True, check=True)
         token = subprocess.run(
             [*env_cli, "token", "create", "bench"], capture_output=True, text=True, check=True
         ).stdout.strip()
