@@ -1,0 +1,350 @@
+"""Login, sessions, setup, users and API tokens; plus the helpers every API module shares
+(JSON errors, bounded JSON bodies, the authenticated caller)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from bambu_edge.store.tokens import TokenInfo
+from bambu_edge.store.users import User
+from bambu_edge.web.openapi import documented
+from bambu_edge.web.security import client_key
+
+if TYPE_CHECKING:
+    from bambu_edge.web.server import WebService
+
+SESSION_COOKIE = "bambu_edge_session"
+MAX_BODY = 64 * 1024
+SERVICE: web.AppKey[Any] = web.AppKey("bambu_edge_service", object)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """Turned into ``{"error": code, "message": message}`` with ``status`` by the error middleware."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def bad(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    return json_response({"error": code, "message": message}, status, headers)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, at most MAX_BODY bytes; ApiError 400 otherwise."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)") from None
+    if len(raw) > MAX_BODY:
+        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)")
+    if not raw:
+        raise bad("a JSON object is required in the request body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object")
+    return body
+
+
+def get_str(body: dict[str, Any], key: str, *, max_len: int = 1024, required: bool = True) -> str | None:
+    v = body.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, str) or not v:
+        raise bad(f"'{key}' must be a non-empty string")
+    if len(v) > max_len:
+        raise bad(f"'{key}' must be at most {max_len} characters")
+    return v
+
+
+def service(request: web.Request) -> WebService:
+    return request.app[SERVICE]
+
+
+def caller(request: web.Request) -> TokenInfo:
+    info = request.get("auth")
+    if info is None:  # the auth middleware lets only public routes through without it
+        raise ApiError(401, "unauthorized", "Log in first.")
+    return info
+
+
+def require_admin(request: web.Request) -> User:
+    user = caller(request).user
+    if not user.is_admin:
+        raise ApiError(403, "forbidden", "Only an admin may do this.")
+    return user
+
+
+def path_int(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise ApiError(404, "not_found", f"no such {name}") from None
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name, "role": user.role, "created_at": user.created_at}
+
+
+def token_json(info: TokenInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "last_used_at": info.last_used_at,
+    }
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+CREDENTIALS = {
+    "type": "object",
+    "required": ["username", "password"],
+    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+}
+TOKEN_RESPONSE = {"type": "object", "properties": {"token": {"type": "string"}}}
+
+
+async def _start_session(request: web.Request, user: User, status: int = 200) -> web.Response:
+    svc = service(request)
+    ttl = svc.config.web.session_hours * 3600
+    agent = (request.headers.get("User-Agent") or "browser")[:48]
+    name = "".join(c for c in agent if c.isprintable()).strip() or "browser"
+    token, _ = await svc.store.tokens.create(user.id, f"session: {name}", kind="session", ttl_s=ttl)
+    resp = json_response({"token": token}, status)
+    resp.set_cookie(
+        SESSION_COOKIE, token, httponly=True, secure=True, samesite="Strict", path="/", max_age=ttl
+    )
+    return resp
+
+
+@documented(body=CREDENTIALS, response=TOKEN_RESPONSE, public=True)
+async def login(request: web.Request) -> web.Response:
+    """Log in with a user name and password.
+
+    Returns a token (usable as `Authorization: Bearer`) and sets an HttpOnly session cookie.
+    Repeated failures from one address are answered with 429 and Retry-After."""
+    svc = service(request)
+    client = client_key(request)
+    wait = svc.login_throttle.retry_after(client, time.monotonic())
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many failed logins; wait a moment and try again.",
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    body = await read_json(request)
+    username = get_str(body, "username", max_len=64)
+    password = get_str(body, "password", max_len=1024)
+    user = await svc.store.users.verify(username, password)
+    if user is None:
+        svc.login_throttle.failed(client, time.monotonic())
+        raise ApiError(401, "unauthorized", "Wrong user name or password.")
+    svc.login_throttle.succeeded(client)
+    return await _start_session(request, user)
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End this session (the cookie is cleared; the session token stops working)."""
+    info = caller(request)
+    if info.kind == "session":
+        await service(request).store.tokens.revoke(info.id)
+    resp = web.Response(status=204)
+    resp.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    return resp
+
+
+@documented(
+    response={
+        "type": "object",
+        "properties": {
+            "user": {"type": "object"},
+            "csrf": {"type": "string"},
+            "expires_at": {"type": ["number", "null"]},
+        },
+    }
+)
+async def session(request: web.Request) -> web.Response:
+    """Who is logged in, and the CSRF token for cookie-authenticated writes."""
+    info = caller(request)
+    svc = service(request)
+    u = info.user
+    return json_response(
+        {
+            "user": {"id": u.id, "name": u.name, "role": u.role},
+            "csrf": svc.csrf.token_for(request["auth_token"]),
+            "expires_at": info.expires_at,
+        }
+    )
+
+
+@documented(
+    body={
+        "type": "object",
+        "required": ["current", "new"],
+        "properties": {"current": {"type": "string"}, "new": {"type": "string"}},
+    }
+)
+async def change_password(request: web.Request) -> web.Response:
+    """Change your password; your other browser sessions are ended."""
+    info = caller(request)
+    svc = service(request)
+    body = await read_json(request)
+    current = get_str(body, "current")
+    new = get_str(body, "new", max_len=1024)
+    if await svc.store.users.verify(info.user.name, current) is None:
+        raise ApiError(403, "forbidden", "The current password is wrong.")
+    try:
+        await svc.store.users.set_password(info.user.id, new)
+    except ValueError as e:
+        raise bad(str(e)) from None
+    keep = info.id if info.kind == "session" else None
+    await svc.store.tokens.revoke_all_sessions(info.user.id, except_token_id=keep)
+    return web.Response(status=204)
+
+
+# --- first-run setup -------------------------------------------------------------------------------
+
+
+@documented(response={"type": "object", "properties": {"needs_admin": {"type": "boolean"}}}, public=True)
+async def setup_status(request: web.Request) -> web.Response:
+    """Whether the first admin still has to be created."""
+    return json_response({"needs_admin": await service(request).store.users.count() == 0})
+
+
+@documented(body=CREDENTIALS, response=TOKEN_RESPONSE, public=True)
+async def setup_admin(request: web.Request) -> web.Response:
+    """Create the first admin and log in. Only while no user exists (409 afterwards)."""
+    svc = service(request)
+    body = await read_json(request)
+    username = get_str(body, "username", max_len=64)
+    password = get_str(body, "password", max_len=1024)
+    async with svc.setup_lock:
+        if await svc.store.users.count() > 0:
+            raise ApiError(409, "conflict", "An admin exists already; log in instead.")
+        try:
+            user = await svc.store.users.create(username, password, "admin")
+        except ValueError as e:
+            raise bad(str(e)) from None
+    return await _start_session(request, user, 201)
+
+
+# --- users (admin) ---------------------------------------------------------------------------------
+
+
+async def list_users(request: web.Request) -> web.Response:
+    """All users (admin)."""
+    require_admin(request)
+    return json_response([user_json(u) for u in await service(request).store.users.list()])
+
+
+@documented(
+    body={
+        "type": "object",
+        "required": ["name", "password"],
+        "properties": {
+            "name": {"type": "string"},
+            "password": {"type": "string"},
+            "role": {"type": "string", "enum": ["admin", "user"]},
+        },
+    }
+)
+async def create_user(request: web.Request) -> web.Response:
+    """Create a user (admin)."""
+    require_admin(request)
+    body = await read_json(request)
+    name = get_str(body, "name", max_len=64)
+    password = get_str(body, "password", max_len=1024)
+    role = get_str(body, "role", max_len=16, required=False) or "user"
+    try:
+        user = await service(request).store.users.create(name, password, role)
+    except ValueError as e:
+        status = 409 if "exists" in str(e) else 400
+        raise ApiError(status, "conflict" if status == 409 else "bad_request", str(e)) from None
+    return json_response(user_json(user), 201)
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete a user and its tokens (admin). The last admin cannot be deleted."""
+    require_admin(request)
+    user_id = path_int(request, "id")
+    try:
+        deleted = await service(request).store.users.delete(user_id)
+    except ValueError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    if not deleted:
+        raise ApiError(404, "not_found", "No such user.")
+    return web.Response(status=204)
+
+
+# --- API tokens (own) ------------------------------------------------------------------------------
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    """Your API tokens (never the token strings)."""
+    info = caller(request)
+    tokens = await service(request).store.tokens.list(info.user_id, kind="api")
+    return json_response([token_json(t) for t in tokens])
+
+
+@documented(body={"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}})
+async def create_token(request: web.Request) -> web.Response:
+    """Create an API token; the token string is shown once."""
+    info = caller(request)
+    body = await read_json(request)
+    name = get_str(body, "name", max_len=64)
+    try:
+        token, created = await service(request).store.tokens.create(info.user_id, name, kind="api")
+    except ValueError as e:
+        raise bad(str(e)) from None
+    return json_response({"token": token, **token_json(created)}, 201)
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    """Revoke one of your API tokens."""
+    info = caller(request)
+    token_id = path_int(request, "id")
+    if not await service(request).store.tokens.revoke(token_id, info.user_id):
+        raise ApiError(404, "not_found", "No such token.")
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/auth/login", login)
+    r.add_post("/api/auth/logout", logout)
+    r.add_post("/api/auth/password", change_password)
+    r.add_get("/api/session", session)
+    r.add_get("/api/setup", setup_status)
+    r.add_post("/api/setup/admin", setup_admin)
+    r.add_get("/api/users", list_users)
+    r.add_post("/api/users", create_user)
+    r.add_delete("/api/users/{id}", delete_user)
+    r.add_get("/api/tokens", list_tokens)
+    r.add_post("/api/tokens", create_token)
+    r.add_delete("/api/tokens/{id}", delete_token)

@@ -1,0 +1,149 @@
+"""`GET /api/ws`: a snapshot, then live events.
+
+One bus subscription for all clients; each event is serialised once and the same text is offered to
+every client's small bounded queue. A client whose queue is full is closed with 1013 (try again
+later: it reconnects and gets a fresh snapshot), so a slow client never stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bambu_edge.bus import Event, EventBus, Subscription
+from bambu_edge.web.api_auth import service
+
+log = logging.getLogger(__name__)
+
+KINDS = ("printer", "command", "printer_added", "printer_removed")
+CLIENT_QUEUE = 64
+HEARTBEAT_S = 30.0
+
+
+def frame(event: Event) -> dict[str, Any] | None:
+    d = event.data
+    if event.kind == "printer":
+        return {"type": "printer", "id": event.printer_id, "changes": d.get("changes", {})}
+    if event.kind == "command":
+        return {
+            "type": "command",
+            "id": event.printer_id,
+            "sequence_id": d.get("sequence_id"),
+            "action": d.get("action"),
+            "result": d.get("result"),
+            "message": d.get("message"),
+        }
+    if event.kind == "printer_added":
+        return {"type": "printer_added", "printer": d.get("printer")}
+    if event.kind == "printer_removed":
+        return {"type": "printer_removed", "id": event.printer_id}
+    return None
+
+
+class _Client:
+    def __init__(self, ws: web.WebSocketResponse):
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
+        self.writer: asyncio.Task[None] | None = None
+        self.dropped = False
+
+    def offer(self, text: str) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.dropped = True
+            if self.writer is not None:
+                self.writer.cancel()
+            asyncio.get_running_loop().create_task(self._close(WSCloseCode.TRY_AGAIN_LATER, b"too slow"))
+
+    async def _close(self, code: int, message: bytes) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, message=message)
+
+    async def write(self) -> None:
+        while True:
+            await self.ws.send_str(await self.queue.get())
+
+
+class WsHub:
+    def __init__(self, bus: EventBus, manager: Any):
+        self.bus = bus
+        self.manager = manager
+        self.clients: set[_Client] = set()
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._sub = self.bus.subscribe(*KINDS, maxsize=1024)
+        self._task = asyncio.create_task(self._fan_out(), name="ws-fan-out")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+        clients, self.clients = list(self.clients), set()
+        for c in clients:
+            if c.writer is not None:
+                c.writer.cancel()
+        await asyncio.gather(
+            *(c._close(WSCloseCode.GOING_AWAY, b"server shutdown") for c in clients), return_exceptions=True
+        )
+
+    async def _fan_out(self) -> None:
+        assert self._sub is not None
+        while True:
+            event = await self._sub.get()
+            f = frame(event)
+            if f is None or not self.clients:
+                continue
+            text = orjson.dumps(f).decode()
+            for c in tuple(self.clients):
+                c.offer(text)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """WebSocket: {"type":"snapshot","printers":[...]} first, then printer/command events."""
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in (f"https://{request.host}", f"http://{request.host}"):
+            return web.json_response(
+                {"error": "forbidden", "message": "cross-origin WebSocket refused"}, status=403
+            )
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+        await ws.prepare(request)
+        client = _Client(ws)
+        self.clients.add(client)  # before the snapshot: nothing published meanwhile is lost
+        try:
+            await ws.send_str(orjson.dumps({"type": "snapshot", "printers": self.manager.views()}).decode())
+            client.writer = asyncio.create_task(client.write(), name="ws-writer")
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            self.clients.discard(client)
+            if client.writer is not None:
+                client.writer.cancel()
+                with contextlib.suppress(BaseException):
+                    await client.writer
+        return ws
+
+
+async def ws_handler(request: web.Request) -> web.StreamResponse:
+    """Live updates (WebSocket): a snapshot, then `printer` changes and `command` outcomes."""
+    return await service(request).hub.handle(request)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/ws", ws_handler)
