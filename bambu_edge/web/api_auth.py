@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "bambu_edge_session"
 MAX_BODY = 64 * 1024
 SERVICE: web.AppKey[Any] = web.AppKey("bambu_edge_service", object)
+# Set by the auth middleware on an authenticated request: the TokenInfo and the token string.
+AUTH: web.RequestKey[TokenInfo] = web.RequestKey("bambu_edge_auth", TokenInfo)
+AUTH_TOKEN: web.RequestKey[str] = web.RequestKey("bambu_edge_auth_token", str)
 
 
 # --- shared helpers -----------------------------------------------------------------------------
@@ -85,7 +88,7 @@ def service(request: web.Request) -> WebService:
 
 
 def caller(request: web.Request) -> TokenInfo:
-    info = request.get("auth")
+    info = request.get(AUTH)
     if info is None:  # the auth middleware lets only public routes through without it
         raise ApiError(401, "unauthorized", "Log in first.")
     return info
@@ -197,7 +200,7 @@ async def session(request: web.Request) -> web.Response:
     return json_response(
         {
             "user": {"id": u.id, "name": u.name, "role": u.role},
-            "csrf": svc.csrf.token_for(request["auth_token"]),
+            "csrf": svc.csrf.token_for(request[AUTH_TOKEN]),
             "expires_at": info.expires_at,
         }
     )

@@ -16,7 +16,7 @@ from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
 from bambu_edge.printers.temps import TempHistory, TempSampler
 from bambu_edge.web import api_auth, api_printers, ws
-from bambu_edge.web.api_auth import SERVICE, SESSION_COOKIE, ApiError, error_response
+from bambu_edge.web.api_auth import AUTH, AUTH_TOKEN, SERVICE, SESSION_COOKIE, ApiError, error_response
 from bambu_edge.web.ratelimit import LoginThrottle, TokenBucketLimiter
 from bambu_edge.web.security import (
     CSRF_HEADER,
@@ -125,8 +125,8 @@ class WebService:
         token, via_cookie = _presented_token(request)
         info = await self.store.tokens.resolve(token) if token else None
         if info is not None:
-            request["auth"] = info
-            request["auth_token"] = token
+            request[AUTH] = info
+            request[AUTH_TOKEN] = token
         if not _needs_auth(request):
             return await handler(request)
         if info is None:
