@@ -375,3 +375,16 @@ async def test_rate_limit_after_200_requests(env: Env) -> None:
     async with env.http.get(env.url("/api/health")) as r:
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
         assert r.headers["X-Frame-Options"] == "DENY"
+
+
+def test_generated_certificate_is_reused(tmp_path: Path) -> None:
+    from bambu_edge.web.tls import cert_paths, server_context
+
+    config = Config(data_dir=tmp_path)
+    cert, key = cert_paths(config)
+    first = cert.read_bytes()
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert cert_paths(config)[0].read_bytes() == first  # a restart keeps the certificate
+    assert server_context(config).minimum_version == ssl.TLSVersion.TLSv1_2
+    cert.write_text("garbage")
+    assert cert_paths(config)[0].read_bytes() != first  # an unusable one is replaced
