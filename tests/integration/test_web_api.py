@@ -370,7 +370,7 @@ async def test_rate_limit_after_200_requests(env: Env) -> None:
     for _ in range(205):
         async with env.http.get(env.url("/api/health")) as r:
             statuses.append(r.status)
-    assert statuses[:200] == [200] * 200  # one request was spent by nobody: the fixture made none
+    assert statuses[:200] == [200] * 200  # the fixture itself makes no requests
     assert statuses[-1] == 429
     async with env.http.get(env.url("/api/health")) as r:
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
