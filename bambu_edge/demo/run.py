@@ -263,7 +263,7 @@ def demo_main(
     except BrokerError as e:
         print(f"bambu-edge demo: {e}", file=sys.stderr)
         return 1
-    files = DemoFiles(Path(workdir))
+    files = DemoFiles(Path(workdir).resolve())  # mosquitto.conf names absolute paths
     try:
         files.workdir.mkdir(parents=True, exist_ok=True)
         files.data.mkdir(exist_ok=True)

@@ -526,7 +526,7 @@ class VirtualPrinter:
         r["mc_remaining_time"] = job.remaining_min(speed)
         r["layer_num"] = job.layer()
         r["total_layer_num"] = job.layers
-        r["stg_cur"] = STAGE_PREHEATING if job.state == PREPARE else STAGE_PRINTING
+        r["stg_cur"] = {PREPARE: STAGE_PREHEATING, PAUSE: STAGE_PAUSED_BY_USER}.get(job.state, STAGE_PRINTING)
         r["mc_print_stage"] = "2"
         self._mirror()
 
@@ -713,7 +713,7 @@ class VirtualPrinter:
             if command == "pause":
                 if job is not None and job.state in (PREPARE, RUNNING):
                     job.state = PAUSE
-                    self.report.update(gcode_state=PAUSE, stg_cur=STAGE_PAUSED_BY_USER)
+                    self._show_job(job, _float(self.report.get("spd_mag"), 100.0) or 100.0)
             elif command == "resume":
                 if job is not None and job.state == PAUSE:
                     job.state = RUNNING if job.work_s >= job.prepare_s else PREPARE
@@ -726,6 +726,8 @@ class VirtualPrinter:
                 if level not in SPEED_MAGNITUDES:
                     return f"invalid speed level {body.get('param')!r}"  # our choice; no capture
                 self.report.update(spd_lvl=level, spd_mag=SPEED_MAGNITUDES[level])
+                if job is not None and job.state in ACTIVE_STATES:  # the estimate follows at once
+                    self._show_job(job, SPEED_MAGNITUDES[level])
             elif command == "gcode_line":
                 self._gcode(str(body.get("param", "")))
             elif command in ("project_file", "gcode_file"):
