@@ -1,0 +1,254 @@
+"""Daemon memory with 10 printers at 1 Hz and 5 dashboards (DESIGN section 5: RSS <= 60 MB).
+
+Runs the real daemon as a child process (``python -m bambu_edge --config ... run``) with 10 virtual
+printers (every virtual model in turn, looping demo prints, so state changes all the time) on one local
+mosquitto, and 5 WebSocket clients on ``GET /api/ws`` that read every frame. After the warm-up (a
+minute scaled down to 20 s by default) it reads VmRSS and VmHWM of the daemon from /proc/PID/status.
+
+Baselines, measured the same way: a bare interpreter, and one importing the daemon's third-party
+libraries (aiohttp, aiomqtt/paho, aiosqlite, argon2, cryptography, PyYAML, orjson, ssl) and nothing
+else. Exit code 1 when the daemon's RSS is over the limit.
+
+    python bench/rss_10_printers.py [--warmup 20] [--printers 10] [--clients 5] [--hz 1] [--limit-mb 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bambu_edge.demo.broker import LocalBroker, free_port  # noqa: E402
+from bambu_edge.printers.virtual import VIRTUAL_MODELS, VirtualPrinter, make_serial  # noqa: E402
+
+LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, cryptography.x509, yaml, orjson, ssl"
+STATUS_SNIPPET = "print(open('/proc/self/status').read())"
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM / VmSize of a process, in kB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "VmSize", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def baseline(code: str) -> dict[str, int]:
+    text = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def write_config(
+    path: Path, data_dir: Path, broker: LocalBroker, code: str, serials: list[str], https: int
+) -> None:
+    printers = [
+        {
+            "id": f"bench-{i}",
+            "name": f"Bench {i} ({model})",
+            "host": broker.host,
+            "mqtt_port": broker.port,
+            "serial": serial,
+            "access_code": code,
+            "tls": {"fingerprint": broker.fingerprint},
+            "camera": "off",
+        }
+        for i, (serial, model) in enumerate(zip(serials, _models(len(serials)), strict=True))
+    ]
+    config = {
+        "data_dir": str(data_dir),
+        "log_level": "warning",
+        "web": {"bind": "127.0.0.1", "https_port": https, "http_port": None},
+        "printers": printers,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _models(n: int) -> list[str]:
+    return [VIRTUAL_MODELS[i % len(VIRTUAL_MODELS)] for i in range(n)]
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(base + "/api/health") as r:
+                if r.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the daemon did not answer /api/health within 30 s")
+
+
+async def dashboard(session: aiohttp.ClientSession, url: str, token: str, counts: list[int], i: int) -> None:
+    """One browser tab: the WebSocket, read to the end."""
+    async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, heartbeat=30) as ws:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                counts[i] += 1
+            elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+
+
+@dataclass
+class Setup:
+    tmp: Path
+    broker: LocalBroker
+    code: str
+    serials: list[str]
+    https: int
+    proc: subprocess.Popen[bytes]
+
+
+async def measure(args: argparse.Namespace, setup: Setup) -> int:
+    broker, code, serials, proc, tmp = setup.broker, setup.code, setup.serials, setup.proc, setup.tmp
+    printers: list[VirtualPrinter] = []
+    tasks: list[asyncio.Task[None]] = []
+    base = f"https://127.0.0.1:{setup.https}"
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+            await wait_healthy(session, base, proc)
+            async with session.post(
+                base + "/api/setup/admin", json={"username": "bench", "password": secrets.token_urlsafe(12)}
+            ) as r:
+                r.raise_for_status()
+                token = (await r.json())["token"]
+            for serial, model in zip(serials, _models(args.printers), strict=True):
+                vp = VirtualPrinter(
+                    broker.host,
+                    broker.port,
+                    serial,
+                    code,
+                    model,
+                    str(broker.ca_path),
+                    report_hz=args.hz,
+                    demo_prints=True,
+                    demo_print_s=120.0,
+                    demo_phase=len(printers) / (args.printers + 1),
+                    demo_pause_s=5.0,
+                )
+                await vp.start()
+                printers.append(vp)
+            counts = [0] * args.clients
+            ws_url = base.replace("https", "wss") + "/api/ws"
+            tasks = [
+                asyncio.create_task(dashboard(session, ws_url, token, counts, i)) for i in range(args.clients)
+            ]
+            started = proc_status(proc.pid)
+            samples = []
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < args.warmup:
+                await asyncio.sleep(1.0)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the daemon exited with {proc.returncode}; see {tmp / 'daemon.log'}")
+                samples.append(proc_status(proc.pid)["VmRSS"])
+                if any(t.done() for t in tasks):
+                    failed = next(t for t in tasks if t.done())
+                    raise RuntimeError(f"a WebSocket client ended early: {failed.exception()!r}")
+            final = proc_status(proc.pid)
+            async with session.get(base + "/api/printers", headers={"Authorization": f"Bearer {token}"}) as r:
+                views = await r.json()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for vp in printers:
+            await vp.stop()
+
+    bare = baseline(STATUS_SNIPPET)
+    libs = baseline(f"{LIBS}; {STATUS_SNIPPET}")
+    connected = sum(1 for v in views if (v.get("link") or {}).get("state") == "connected")
+    mb = 1024.0
+    rss, hwm = final["VmRSS"] / mb, final["VmHWM"] / mb
+    print(
+        f"daemon: {args.printers} printers ({connected} connected) at {args.hz:g} Hz, {args.clients} WebSockets,"
+    )
+    print(
+        f"        {args.warmup:g} s warm-up, {sum(counts)} frames received ({min(counts)}..{max(counts)} per client)"
+    )
+    print(f"  VmRSS at start of load   {started['VmRSS'] / mb:7.1f} MB")
+    print(
+        f"  VmRSS after warm-up      {rss:7.1f} MB   (anon {final.get('RssAnon', 0) / mb:.1f}, file {final.get('RssFile', 0) / mb:.1f})"
+    )
+    print(f"  VmRSS max of samples     {max(samples) / mb:7.1f} MB")
+    print(f"  VmHWM (peak)             {hwm:7.1f} MB   (includes one argon2 login hash, 19 MiB, transient)")
+    print(f"baseline: bare python      {bare['VmRSS'] / mb:7.1f} MB")
+    print(f"baseline: python + libs    {libs['VmRSS'] / mb:7.1f} MB   ({LIBS.removeprefix('import ')})")
+    for lib in LIBS.removeprefix("import ").split(", "):
+        alone = baseline(f"import {lib}; {STATUS_SNIPPET}")
+        print(f"    + {lib:<26} {(alone['VmRSS'] - bare['VmRSS']) / mb:+6.1f} MB alone")
+    print(
+        f"ratio daemon / python+libs {final['VmRSS'] / libs['VmRSS']:7.2f}x   daemon - libs = {(final['VmRSS'] - libs['VmRSS']) / mb:.1f} MB"
+    )
+    ok = rss <= args.limit_mb
+    print(f"target VmRSS <= {args.limit_mb:g} MB: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--warmup", type=float, default=20.0, help="seconds under load before measuring (default 20)"
+    )
+    p.add_argument("--printers", type=int, default=10)
+    p.add_argument("--clients", type=int, default=5)
+    p.add_argument("--hz", type=float, default=1.0, help="reports per second per printer")
+    p.add_argument("--limit-mb", type=float, default=60.0)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-rss-") as name:
+        tmp = Path(name)
+        code = f"{secrets.randbelow(10**8):08d}"
+        serials = [make_serial(m) for m in _models(args.printers)]
+        broker = LocalBroker(tmp / "broker", {"bblp": code}, server_cn="bench-broker")
+        broker.start()
+        https = free_port()
+        config = tmp / "config.yaml"
+        write_config(config, tmp / "data", broker, code, serials, https)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAMBU_EDGE_", "NOTIFY_SOCKET"))}
+        with open(tmp / "daemon.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bambu_edge", "--config", str(config), "run"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, proc)))
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            broker.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
