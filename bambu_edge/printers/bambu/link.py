@@ -2,7 +2,7 @@
 
 The daemon is the printer's only MQTT client (P1/A1 firmware copes badly with more), so this link
 never gives up: it reconnects forever with backoff, slowly after a rejected access code, and holds
-``tls_mismatch`` until the user accepts a changed certificate.
+``tls_mismatch`` until the user accepts a changed certificate (BAMBU.md sections 2-4, 6, 11).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,14 +22,14 @@ from aiomqtt.exceptions import MqttConnectError
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import PrinterConfig
 from bambu_edge.logs import printer_logger
-from bambu_edge.printers.backoff import Backoff, auth_backoff
+from bambu_edge.printers.backoff import Backoff, slow_backoff
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.bambu.tls import (
-    TlsMismatch,
+    PeerCertificate,
     ca_context,
     fetch_certificate,
+    is_serial_mismatch,
     is_verify_failure,
-    leaf_common_name,
     pinned_context,
 )
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError, LinkState, PrinterLink
@@ -36,16 +37,27 @@ from bambu_edge.printers.state import PrinterState
 from bambu_edge.store.pins import CertPins
 
 USERNAME = "bblp"
-AUTH_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 bad credentials / not authorized, and their v5 codes
+# CONNACK codes for a wrong access code: MQTT 3.1.1 bad credentials (4) / not authorised (5), and the
+# MQTT 5 reason codes paho reports them as (134, 135).
+AUTH_CODES = frozenset({4, 5, 134, 135})
 DEVELOPER_MODE_HINT = (
-    "Since 2025 firmware, printers accept control commands over the LAN only with Developer Mode on "
-    "(printer screen: Settings > LAN Only Mode > Developer Mode)."
+    "Since 2025, printer firmware accepts control commands over the LAN only in Developer Mode "
+    "(on the printer: Settings > LAN Only Mode > Developer Mode)."
 )
-TLS_RETRY_S = 300.0  # a changed certificate will not change back by itself; look again now and then
+WARN_INTERVAL_S = 60.0  # at most one warning a minute about bad reports, per printer
 
 
 class _StaleLink(Exception):
     pass
+
+
+class _Mismatch(Exception):
+    """The printer presents a certificate we do not trust."""
+
+    def __init__(self, message: str, offered: PeerCertificate | None, pending: bool):
+        super().__init__(message)
+        self.offered = offered
+        self.pending = pending  # keep it for the user to accept
 
 
 class BambuLink(PrinterLink):
@@ -56,12 +68,15 @@ class BambuLink(PrinterLink):
         pins: CertPins,
         *,
         backoff: Backoff | None = None,
-        auth_retry: Backoff | None = None,
+        auth_backoff: Backoff | None = None,
+        tls_backoff: Backoff | None = None,
         command_timeout: float = 10.0,
         keepalive: int = 15,
         silence_s: float = 30.0,
         connect_timeout: float = 10.0,
+        probe_timeout: float = 5.0,
         max_payload: int = 256 * 1024,
+        stop_timeout: float = 3.0,
     ):
         self.cfg = cfg
         self.bus = bus
@@ -69,38 +84,51 @@ class BambuLink(PrinterLink):
         self.state = PrinterState(cfg.id, cfg.name, cfg.serial, cfg.model)
         self.log = printer_logger(__name__, cfg.id)
         self.backoff = backoff or Backoff()
-        self.auth_retry = auth_retry or auth_backoff()
+        self.auth_backoff = auth_backoff or slow_backoff()
+        self.tls_backoff = tls_backoff or slow_backoff()
         self.command_timeout = command_timeout
         self.keepalive = keepalive
-        self.silence_s = silence_s
+        self.silence_s = silence_s  # no report this long: nudge; twice this long: reconnect
         self.connect_timeout = connect_timeout
+        self.probe_timeout = probe_timeout
         self.max_payload = max_payload
+        self.stop_timeout = stop_timeout
         self.report_topic = f"device/{cfg.serial}/report"
         self.request_topic = f"device/{cfg.serial}/request"
         self._seq = commands.SequenceIds()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._pending: dict[tuple[str, str, str], tuple[str, asyncio.TimerHandle]] = {}
-        self._fingerprint: str | None = None
-        self._offered: str | None = None
+        self._pending: dict[commands.ReplyKey, tuple[str, asyncio.TimerHandle]] = {}
+        self._fingerprint: str | None = None  # the trusted (pinned or configured) certificate
+        self._offered: str | None = None  # the certificate offered instead, while tls_mismatch
         self._last_report = 0.0
-        self._warned_at = 0.0
+        self._warned_at: float | None = None
         self._suppressed = 0
         self.connect_attempts = 0  # for tests and diagnostics
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._task is not None:
+            return
         self._set_link(LinkState.CONNECTING)
         self._task = asyncio.create_task(self._run(), name=f"bambu-link-{self.cfg.id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # aiomqtt's exit waits for a polite DISCONNECT; a second cancel cuts that short, so the
+            # daemon's 5 s stop budget holds even against a printer that stopped answering.
+            _, pending = await asyncio.wait({task}, timeout=self.stop_timeout)
+            if pending:
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            if not task.done():
+                self.log.warning("link task did not stop in time")
+            elif not task.cancelled() and task.exception() is not None:
+                self.log.error("link task had failed", exc_info=task.exception())
         for _, timer in self._pending.values():
             timer.cancel()
         self._pending.clear()
@@ -117,27 +145,33 @@ class BambuLink(PrinterLink):
         )
         self._publish_changes(changes)
         if before != state:
-            log = (
-                self.log.warning
-                if state in (LinkState.AUTH_FAILED, LinkState.TLS_MISMATCH)
-                else self.log.info
+            bad = state in (LinkState.AUTH_FAILED, LinkState.TLS_MISMATCH)
+            (self.log.warning if bad else self.log.info)(
+                "link %s%s", state.value, f": {error}" if error else ""
             )
-            log("link %s%s", state.value, f": {error}" if error else "")
 
     def _publish_changes(self, changes: dict[str, Any]) -> None:
         if changes:
             self.bus.publish(Event(PRINTER_EVENT, self.cfg.id, {"changes": changes}))
 
     async def _sleep(self, delay: float) -> None:
-        self._wake.clear()
+        # The event is cleared after the wait, not before: a wake-up (accept_certificate) that came
+        # during an attempt cuts the next wait short instead of being lost.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        self._wake.clear()
 
     # --- connection loop ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
-            delay = await self._attempt()
+            try:
+                delay = await self._attempt()
+            except Exception:  # a bug or a storage error must not end the link: show it, retry
+                self.log.exception("connection attempt failed unexpectedly")
+                self._set_link(LinkState.OFFLINE, "internal error (see the log)")
+                delay = self.backoff.next()
             await self._sleep(delay)
 
     async def _attempt(self) -> float:
@@ -145,7 +179,11 @@ class BambuLink(PrinterLink):
         self.connect_attempts += 1
         try:
             ctx = await self._tls_context()
-            self._set_link(LinkState.CONNECTING)
+        except _Mismatch as e:
+            return await self._mismatch(e)
+        except (OSError, TimeoutError) as e:  # the certificate probe could not reach the printer
+            return self._offline(e)
+        try:
             async with aiomqtt.Client(
                 self.cfg.host,
                 self.cfg.mqtt_port,
@@ -157,94 +195,118 @@ class BambuLink(PrinterLink):
                 timeout=self.connect_timeout,
                 clean_session=True,
             ) as client:
-                self._check_common_name(client)
-                self._client = client
-                self.auth_retry.reset()
-                self._set_link(LinkState.CONNECTED)
-                await client.subscribe(self.report_topic)
-                self._last_report = time.monotonic()
-                await self._send(commands.get_version(self._seq.next()))
-                await self._send(commands.pushall(self._seq.next()))
-                try:
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._watchdog(client))
-                        await self._receive(client)
-                except ExceptionGroup as group:
-                    raise _first(group) from None
-            return self.backoff.next()
-        except TlsMismatch as e:
-            await self._mismatch(e)
-            return TLS_RETRY_S
+                await self._session(client)
         except MqttConnectError as e:
-            rc = getattr(e.rc, "value", e.rc)
-            if rc in AUTH_CODES:
+            if getattr(e.rc, "value", e.rc) in AUTH_CODES:
+                self.backoff.reset()
                 self._set_link(LinkState.AUTH_FAILED, "the printer rejected the access code")
-                return self.auth_retry.next()
-            return await self._lost(e)
+                return self.auth_backoff.next()
+            return self._offline(e)
         except (aiomqtt.MqttError, OSError, TimeoutError, _StaleLink) as e:
-            return await self._lost(e)
+            if is_serial_mismatch(e) or is_verify_failure(e):
+                return await self._untrusted(e)
+            return self._offline(e)
         finally:
             self._client = None
+        return self.backoff.next()  # the printer ended a session cleanly: reconnect soon
 
-    async def _lost(self, e: BaseException) -> float:
-        if is_verify_failure(e) and self._fingerprint:
-            try:
-                pem, fp = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.connect_timeout)
-            except (OSError, TimeoutError) as probe_error:
-                self._set_link(LinkState.OFFLINE, f"TLS verification failed; {probe_error}")
-                return self.backoff.next()
-            if fp != self._fingerprint:
-                await self._mismatch(
-                    TlsMismatch(pem, fp, "the printer presents a different certificate than the pinned one")
-                )
-                return TLS_RETRY_S
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        self._offered = None
+        self.auth_backoff.reset()
+        self.tls_backoff.reset()
+        self._set_link(LinkState.CONNECTED)
+        await client.subscribe(self.report_topic)
+        self._last_report = time.monotonic()
+        # As HAB does: the version (model, firmware), then a full report that replaces stale state.
+        await self._send(commands.get_version(self._seq.next()))
+        await self._send(commands.pushall(self._seq.next()))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watchdog())
+                await self._receive(client)
+        except ExceptionGroup as group:
+            raise _first(group) from None
+
+    def _offline(self, e: BaseException) -> float:
         self._set_link(LinkState.OFFLINE, _describe(e))
         return self.backoff.next()
 
-    async def _mismatch(self, e: TlsMismatch) -> None:
-        self._offered = e.offered_fingerprint
-        if self._fingerprint:
-            await self.pins.set_pending(self.cfg.id, e.offered_pem, e.offered_fingerprint)
-        self._set_link(LinkState.TLS_MISMATCH, str(e))
+    # --- certificates ------------------------------------------------------------------------------
 
-    async def _tls_context(self):
+    async def _tls_context(self) -> ssl.SSLContext:
         tls = self.cfg.tls
         if tls.ca_file:
-            return ca_context(tls.ca_file)
+            return ca_context(tls.ca_file, self.cfg.serial)
         pin = await self.pins.get(self.cfg.id)
         if pin is not None and pin.pem and (tls.fingerprint is None or pin.fingerprint == tls.fingerprint):
             self._fingerprint = pin.fingerprint
             return pinned_context(pin.pem)
-        # Trust on first use (or check against the configured fingerprint), then pin.
-        pem, fp = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.connect_timeout)
-        if tls.fingerprint and fp != tls.fingerprint:
-            raise TlsMismatch(
-                pem, fp, "the printer's certificate does not match tls.fingerprint in the config"
+        # Nothing pinned (or a pin the config no longer names): look at the certificate, then pin it.
+        peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout)
+        if tls.fingerprint and peer.fingerprint != tls.fingerprint:
+            self._fingerprint = tls.fingerprint
+            raise _Mismatch(
+                "the printer's certificate does not match tls.fingerprint in the config", peer, pending=False
             )
-        await self.pins.pin(self.cfg.id, pem, fp)
-        self._fingerprint, self._offered = fp, None
-        self.log.info("pinned the printer's certificate (SHA-256 %s)", fp)
-        return pinned_context(pem)
+        await self.pins.pin(self.cfg.id, peer.pem, peer.fingerprint)
+        self._fingerprint = peer.fingerprint
+        self.log.info(
+            "pinned the printer's certificate (SHA-256 %s)%s",
+            peer.fingerprint,
+            "" if tls.fingerprint else " on first use",
+        )
+        return pinned_context(peer.pem)
 
-    def _check_common_name(self, client: aiomqtt.Client) -> None:
-        if not self.cfg.tls.ca_file:
-            return  # a pinned leaf is checked whole; the name adds nothing
-        sock = client._client.socket()  # paho's TLS socket
-        cn = leaf_common_name(sock) if sock is not None else None
-        if cn is not None and cn != self.cfg.serial:
-            raise TlsMismatch("", "", f"the certificate is for {cn}, not for serial {self.cfg.serial}")
+    async def _untrusted(self, e: BaseException) -> float:
+        """The handshake refused the printer's certificate: find out what it offers now."""
+        try:
+            peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout)
+        except (OSError, TimeoutError):
+            peer = None
+        if is_serial_mismatch(e):
+            return await self._mismatch(_Mismatch(_describe(e), peer, pending=False))
+        if self.cfg.tls.ca_file:
+            return await self._mismatch(
+                _Mismatch("the printer's certificate is not signed by tls.ca_file", peer, pending=False)
+            )
+        if peer is None or peer.fingerprint == self._fingerprint:
+            return self._offline(e)  # not a new certificate: report the failure as it is
+        message = "the printer presents a different certificate than the pinned one"
+        if peer.common_name and peer.common_name != self.cfg.serial:
+            message += f", issued to {peer.common_name} (another printer at this address?)"
+        return await self._mismatch(_Mismatch(message, peer, pending=True))
+
+    async def _mismatch(self, e: _Mismatch) -> float:
+        self._offered = e.offered.fingerprint if e.offered else None
+        if e.pending and e.offered is not None:
+            await self.pins.set_pending(self.cfg.id, e.offered.pem, e.offered.fingerprint)
+        self.backoff.reset()
+        self._set_link(LinkState.TLS_MISMATCH, str(e))
+        return self.tls_backoff.next()
 
     async def accept_certificate(self) -> None:
+        if self.cfg.tls.ca_file:
+            raise CommandError(
+                "bad_request", "this printer is verified against tls.ca_file in the config, not pinned"
+            )
+        if self.cfg.tls.fingerprint:
+            raise CommandError(
+                "bad_request",
+                "the config names the certificate (tls.fingerprint); change it there to trust another",
+            )
         if not await self.pins.accept_pending(self.cfg.id):
             raise CommandError("bad_request", "there is no new certificate to accept")
         pin = await self.pins.get(self.cfg.id)
         self._fingerprint = pin.fingerprint if pin else None
         self._offered = None
-        self.log.info("user accepted the printer's new certificate")
+        self.log.info("the user accepted the printer's new certificate (SHA-256 %s)", self._fingerprint)
+        self.tls_backoff.reset()
         self.backoff.reset()
-        self._wake.set()
+        self._set_link(LinkState.CONNECTING)
+        self._wake.set()  # reconnect now, not after the slow retry
 
-    # --- messages ----------------------------------------------------------------------------------
+    # --- reports -----------------------------------------------------------------------------------
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -252,43 +314,45 @@ class BambuLink(PrinterLink):
             self._on_payload(message.payload)
         raise _StaleLink("the printer closed the connection")
 
-    async def _watchdog(self, client: aiomqtt.Client) -> None:
+    async def _watchdog(self) -> None:
         nudged = False
         while True:
-            await asyncio.sleep(min(5.0, self.silence_s / 3))
+            await asyncio.sleep(min(5.0, self.silence_s / 5))
             silent = time.monotonic() - self._last_report
-            if silent > 2 * self.silence_s:
-                raise _StaleLink(f"no report for {silent:.0f} s")
-            if silent > self.silence_s and not nudged:
+            if silent >= 2 * self.silence_s:
+                raise _StaleLink(f"no report from the printer for {silent:.0f} s")
+            if silent >= self.silence_s and not nudged:
+                # Old firmware sometimes stops pushing; "pushing start" wakes it (BAMBU.md section 2).
+                self.log.info("no report for %.0f s; asking the printer to push again", silent)
                 await self._send(commands.push_start(self._seq.next()))
                 nudged = True
-            elif silent <= self.silence_s:
+            elif silent < self.silence_s:
                 nudged = False
 
     def _on_payload(self, payload: Any) -> None:
         if not isinstance(payload, bytes | bytearray):
             return self._warn("ignored a report that is not bytes")
         if len(payload) > self.max_payload:
+            # Checked before decoding: a real full report is 5-20 KB.
             return self._warn(f"ignored a {len(payload)}-byte report (limit {self.max_payload})")
         try:
             msg = orjson.loads(payload)
         except orjson.JSONDecodeError as e:
-            return self._warn(f"ignored a report that is not JSON ({e.msg})")
+            return self._warn(f"ignored a report that is not valid JSON ({e.msg})")
         if not isinstance(msg, dict):
             return self._warn("ignored a report that is not a JSON object")
+        self.backoff.ok()
         key = commands.reply_key(msg)
         if key is not None and key in self._pending:
             self._resolve(key, msg)
         self._publish_changes(self.state.apply_message(msg))
-        if self.backoff.attempt:
-            self.backoff.reset()  # a working link earns a fast reconnect next time
 
     def _warn(self, text: str) -> None:
         now = time.monotonic()
-        if now - self._warned_at < 60:
+        if self._warned_at is not None and now - self._warned_at < WARN_INTERVAL_S:
             self._suppressed += 1
             return
-        more = f" (and {self._suppressed} more in the last minute)" if self._suppressed else ""
+        more = f" ({self._suppressed} more like it in the last minute)" if self._suppressed else ""
         self.log.warning("%s%s", text, more)
         self._warned_at, self._suppressed = now, 0
 
@@ -298,47 +362,49 @@ class BambuLink(PrinterLink):
         cmd = commands.build(action, params, self._seq.next())
         if self._client is None or self.link_state != LinkState.CONNECTED:
             raise CommandError("offline", f"{self.cfg.name} is not connected ({self.link_state})")
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.command_timeout, self._timed_out, cmd.key)
+        timer = asyncio.get_running_loop().call_later(self.command_timeout, self._timed_out, cmd.key)
         self._pending[cmd.key] = (action, timer)  # before publishing: the reply can be quick
         try:
             await self._send(cmd)
         except aiomqtt.MqttError as e:
             timer.cancel()
             self._pending.pop(cmd.key, None)
-            raise CommandError("offline", f"could not send to {self.cfg.name}: {e}") from None
+            raise CommandError("offline", f"could not send to {self.cfg.name}: {_describe(e)}") from None
         self.log.info("sent %s (sequence_id %s)", action, cmd.sequence_id)
         return cmd.sequence_id
 
     async def _send(self, cmd: commands.Command) -> None:
-        if self._client is None:
+        client = self._client
+        if client is None:
             raise aiomqtt.MqttError("not connected")
-        await self._client.publish(self.request_topic, orjson.dumps(cmd.payload), qos=cmd.qos)
+        await client.publish(self.request_topic, orjson.dumps(cmd.payload), qos=cmd.qos)
 
-    def _resolve(self, key: tuple[str, str, str], msg: dict[str, Any]) -> None:
+    def _resolve(self, key: commands.ReplyKey, msg: dict[str, Any]) -> None:
         action, timer = self._pending.pop(key)
         timer.cancel()
-        ok, reason = commands.reply_result(msg)
-        if ok:
+        reply = commands.reply_result(msg)
+        if reply.accepted:
             self._command_event(key[2], action, "success", None)
-        else:
-            because = f" ({reason})" if reason else ""
-            self.log.warning("printer refused %s%s", action, because)
-            self._command_event(
-                key[2], action, "failed", f"The printer refused the command{because}. {DEVELOPER_MODE_HINT}"
-            )
+            return
+        because = f" ({reply.reason})" if reply.reason else ""
+        self.log.warning("the printer refused %s%s", action, because)
+        self._command_event(
+            key[2], action, "failed", f"The printer refused the command{because}. {DEVELOPER_MODE_HINT}"
+        )
 
-    def _timed_out(self, key: tuple[str, str, str]) -> None:
+    def _timed_out(self, key: commands.ReplyKey) -> None:
         entry = self._pending.pop(key, None)
         if entry is None:
             return
         action = entry[0]
-        message = f"The printer did not answer within {self.command_timeout:.0f} s."
-        if time.monotonic() - self._last_report < self.command_timeout and self._client is not None:
+        message = f"The printer did not answer within {self.command_timeout:g} s."
+        if self._client is None:
+            message += " The connection to it was lost."
+        elif time.monotonic() - self._last_report < self.command_timeout:
             message += (
                 " It is still sending its status, so it may be ignoring LAN commands. " + DEVELOPER_MODE_HINT
             )
-        self.log.warning("no answer to %s", action)
+        self.log.warning("no answer to %s (sequence_id %s)", action, key[2])
         self._command_event(key[2], action, "timeout", message)
 
     def _command_event(self, seq: str, action: str, result: str, message: str | None) -> None:
@@ -359,9 +425,15 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 
 def _describe(e: BaseException) -> str:
+    """An error in words a user can act on."""
     text = str(e) or type(e).__name__
-    if "Connection refused" in text or isinstance(e, ConnectionRefusedError):
-        return "connection refused (is the printer on and on the network?)"
-    if isinstance(e, TimeoutError) or "timed out" in text.lower():
+    low = text.lower()
+    if isinstance(e, ConnectionRefusedError) or "connection refused" in low:
+        return "connection refused (is the printer on and on this network?)"
+    if isinstance(e, TimeoutError) or "timed out" in low:
         return "no answer from the printer (timed out)"
+    if "disconnected during message iteration" in low or "connection was lost" in low:
+        return "the connection to the printer was lost"
+    if "no route to host" in low or "network is unreachable" in low:
+        return f"the printer cannot be reached ({text[:120]})"
     return text[:200]

@@ -1,89 +1,137 @@
-"""Trust in a printer's TLS certificate (BAMBU.md section 2), shared by MQTT and FTPS.
+"""Trust in a printer's TLS certificate (BAMBU.md section 2).
 
 Modes, in order of preference:
-- ``tls.ca_file``: verify the chain against that CA, then check the leaf's CN is the serial.
+- ``tls.ca_file``: verify the chain against that CA; the leaf's CN must be the printer's serial,
+  checked inside the handshake, so the access code is never sent to another printer.
 - a pinned certificate (stored after first use, or matching ``tls.fingerprint``): the leaf itself is
-  the only trust anchor (VERIFY_X509_PARTIAL_CHAIN), so the real connection is verified, with no
+  the only trust anchor (VERIFY_X509_PARTIAL_CHAIN), so the real MQTT connection is verified, with no
   check-then-connect race. A printer presenting anything else fails the handshake.
-- nothing yet: fetch the certificate once (trust on first use), pin it, then use the pinned mode.
+- nothing yet: ``fetch_certificate`` reads the certificate once (trust on first use); the caller pins
+  it and then connects in the pinned mode.
 
-Printer certificates are not web certificates: the CN is the serial (we connect by IP, so no hostname
-check) and Bambu's CAs lack keyUsage, which Python >= 3.13's VERIFY_X509_STRICT rejects; strict mode
-is cleared on purpose, everything else stays verified.
+Printer certificates are not web certificates: the CN is the serial and we dial an IP address, so
+there is no hostname check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from bambu_edge.certs import fingerprint_der
 
+SERIAL_MISMATCH = "the printer's certificate is for serial"  # marks our own handshake failure
+# X509_V_FLAG_NO_CHECK_TIME (OpenSSL >= 1.1): not exported by the ssl module.
+_NO_CHECK_TIME = 0x200000
 
-class TlsMismatch(Exception):
-    def __init__(self, offered_pem: str, offered_fingerprint: str, message: str):
-        super().__init__(message)
-        self.offered_pem = offered_pem
-        self.offered_fingerprint = offered_fingerprint
+
+@dataclass(frozen=True)
+class PeerCertificate:
+    pem: str
+    fingerprint: str  # SHA-256 of the DER, lower-case hex
+    common_name: str | None
 
 
 def _base_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = False  # CN is the serial, we dial an IP address
+    ctx.check_hostname = False  # the CN is the serial and we dial an IP address
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    # Bambu's printer CAs lack the keyUsage extension, which VERIFY_X509_STRICT (the default from
+    # Python 3.13) rejects ("CA cert does not include key usage extension"); every other check stays.
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
     return ctx
 
 
 def pinned_context(pem: str) -> ssl.SSLContext:
+    """Trust exactly this certificate and nothing else."""
     ctx = _base_context()
     ctx.load_verify_locations(cadata=pem)
+    # The pinned leaf is its own trust anchor: no chain to its CA is needed or wanted.
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    # The exact bytes are trusted, so validity dates add nothing; and a Pi has no real-time clock, on
+    # a LAN-only network it may never learn the time, and must still reach its printers.
+    ctx.verify_flags |= _NO_CHECK_TIME
     return ctx
 
 
-def ca_context(ca_file: str) -> ssl.SSLContext:
+def ca_context(ca_file: str, serial: str) -> ssl.SSLContext:
+    """Verify the chain against ``ca_file`` and require the leaf's CN to be ``serial``."""
     ctx = _base_context()
     ctx.load_verify_locations(cafile=ca_file)
+    ctx.sslsocket_class = _serial_checked_socket(serial)
     return ctx
 
 
-def leaf_common_name(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
-    cert = ssl_object.getpeercert()
-    for rdn in (cert or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return value
-    return None
+def _serial_checked_socket(serial: str) -> type[ssl.SSLSocket]:
+    # paho wraps a blocking socket and then calls do_handshake(); checking here means a printer that
+    # is not this one (another printer given this IP by DHCP) fails before CONNECT carries the
+    # access code.
+    class SerialCheckedSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            super().do_handshake(block)
+            der = self.getpeercert(binary_form=True)
+            cn = common_name(der) if der else None
+            if cn != serial:
+                self.close()
+                raise ssl.SSLCertVerificationError(f"{SERIAL_MISMATCH} {cn!r}, not {serial!r}")
+
+    return SerialCheckedSocket
 
 
-async def fetch_certificate(host: str, port: int, limit_s: float = 10.0) -> tuple[str, str]:
-    """The certificate a printer presents: (PEM, SHA-256 hex). No trust is implied."""
+def common_name(der: bytes) -> str | None:
+    try:
+        attrs = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return None
+    value = attrs[0].value if attrs else None
+    return value if isinstance(value, str) else None
+
+
+async def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> PeerCertificate:
+    """The certificate a printer presents, from a short TLS handshake. No trust is implied: the
+    caller compares or pins it. Raises OSError/TimeoutError when the printer cannot be reached."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), limit_s)
+    async with asyncio.timeout(timeout):
+        _reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     try:
-        ssl_obj = writer.get_extra_info("ssl_object")
-        der = ssl_obj.getpeercert(binary_form=True)
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         if not der:
             raise ssl.SSLError("the printer presented no certificate")
-        return ssl.DER_cert_to_PEM_cert(der), fingerprint_der(der)
+        return PeerCertificate(ssl.DER_cert_to_PEM_cert(der), fingerprint_der(der), common_name(der))
     finally:
         writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), 2)
-        except (OSError, TimeoutError, ssl.SSLError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (OSError, TimeoutError):
             pass
 
 
-def is_verify_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
     e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e):
-            return True
+    while e is not None and e not in out:
+        out.append(e)
         e = e.__cause__ or e.__context__
-    return False
+    return out
+
+
+def is_serial_mismatch(exc: BaseException) -> bool:
+    return any(SERIAL_MISMATCH in str(e) for e in _chain(exc))
+
+
+def is_verify_failure(exc: BaseException) -> bool:
+    """True when the handshake failed because the certificate was not trusted. aiomqtt re-raises
+    paho's errors as MqttError(str(error)), so the OpenSSL reason in the text counts too."""
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
+        for e in _chain(exc)
+    )
