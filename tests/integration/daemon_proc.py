@@ -62,6 +62,15 @@ class NotifySocket:
                 pass
         raise AssertionError(f"no {prefix!r} from the daemon within {timeout} s; got {self.messages}")
 
+    def drain(self, limit_s: float = 1.0) -> None:
+        """Read what is queued (for at most limit_s: a watchdog keeps sending)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                return
+
     def close(self) -> None:
         self.sock.close()
 
