@@ -705,3 +705,21 @@ async def test_manager_runs_one_link_per_bambu_printer(broker, pins, printer_sid
         await manager.stop()
         assert time.monotonic() - t0 < 5
     assert manager.links() == [] and link.link_state == "offline"
+
+
+async def test_a_report_that_trips_a_bug_does_not_drop_the_session(link, printer_side, monkeypatch):
+    apply = link.state.apply_message
+    calls = 0
+
+    def first_one_fails(msg, now=None):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return apply(msg, now)
+
+    monkeypatch.setattr(link.state, "apply_message", first_one_fails)
+    await printer_side.report({"print": {"bed_temper": 50.0, "command": "push_status", "msg": 1}})
+    await printer_side.report({"print": {"bed_temper": 51.0, "command": "push_status", "msg": 1}})
+    await until(lambda: link.state.view()["temps"]["bed"]["current"] == 51.0, what="next report applied")
+    assert link.link_state == "connected" and link.connect_attempts == 1

@@ -311,7 +311,10 @@ class BambuLink(PrinterLink):
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             self._last_report = time.monotonic()
-            self._on_payload(message.payload)
+            try:
+                self._on_payload(message.payload)
+            except Exception:  # one report we cannot handle must not drop the session
+                self._warn("ignored a report that could not be handled", exc_info=True)
         raise _StaleLink("the printer closed the connection")
 
     async def _watchdog(self) -> None:
@@ -347,13 +350,13 @@ class BambuLink(PrinterLink):
             self._resolve(key, msg)
         self._publish_changes(self.state.apply_message(msg))
 
-    def _warn(self, text: str) -> None:
+    def _warn(self, text: str, exc_info: bool = False) -> None:
         now = time.monotonic()
         if self._warned_at is not None and now - self._warned_at < WARN_INTERVAL_S:
             self._suppressed += 1
             return
         more = f" ({self._suppressed} more like it in the last minute)" if self._suppressed else ""
-        self.log.warning("%s%s", text, more)
+        self.log.warning("%s%s", text, more, exc_info=exc_info)
         self._warned_at, self._suppressed = now, 0
 
     # --- commands ----------------------------------------------------------------------------------
