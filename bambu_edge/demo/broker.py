@@ -84,6 +84,11 @@ class LocalBroker:
         return fingerprint_pem(pair.cert_pem)
 
     @property
+    def server_pair(self) -> KeyPair:
+        """The certificate and key the broker presents (a printer shows the same one on FTPS)."""
+        return KeyPair(self.cert_path.read_bytes(), self.key_path.read_bytes())
+
+    @property
     def fingerprint(self) -> str:
         return fingerprint_pem(self.cert_path.read_bytes())
 

@@ -85,11 +85,23 @@ def _presented_token(request: web.Request) -> tuple[str | None, bool]:
 
 
 class WebService:
-    def __init__(self, config: Config, store: Any, manager: Any, bus: EventBus):
+    def __init__(
+        self,
+        config: Config,
+        store: Any,
+        manager: Any,
+        bus: EventBus,
+        *,
+        history: Any = None,
+        queue: Any = None,
+    ):
         self.config = config
         self.store = store
         self.manager = manager
         self.bus = bus
+        # Job services (jobs/), wired in app.py; their routes answer 503 while they are absent.
+        self.history = history
+        self.queue = queue
         self.limiter = TokenBucketLimiter(per_minute=200)
         self.login_throttle = LoginThrottle()
         self.csrf = CsrfTokens.from_file(config.data_dir / "csrf.key")

@@ -21,6 +21,9 @@ from bambu_edge.web.api_auth import service
 log = logging.getLogger(__name__)
 
 KINDS = ("printer", "command", "printer_added", "printer_removed")
+# Events forwarded as they are: {"type": kind, "id": printer_id (if any), **data}. A service that
+# publishes one of these kinds owns its data's shape (documented in docs/api.md).
+PASS_THROUGH = ("history", "queue", "transfer")
 CLIENT_QUEUE = 64
 HEARTBEAT_S = 30.0
 
@@ -42,6 +45,12 @@ def frame(event: Event) -> dict[str, Any] | None:
         return {"type": "printer_added", "printer": d.get("printer")}
     if event.kind == "printer_removed":
         return {"type": "printer_removed", "id": event.printer_id}
+    if event.kind in PASS_THROUGH:
+        out: dict[str, Any] = {"type": event.kind}
+        if event.printer_id is not None:
+            out["id"] = event.printer_id
+        out.update(d)
+        return out
     return None
 
 
@@ -81,7 +90,7 @@ class WsHub:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._sub = self.bus.subscribe(*KINDS, maxsize=1024)
+        self._sub = self.bus.subscribe(*KINDS, *PASS_THROUGH, maxsize=1024)
         self._task = asyncio.create_task(self._fan_out(), name="ws-fan-out")
 
     async def stop(self) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bambu_edge.store.db import Database
+from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.vsftpd import INSTALL_HINT, VsftpdServer, vsftpd_binary
 
@@ -36,3 +38,12 @@ def vsftpd_factory(tmp_path: Path) -> Iterator[Callable[..., VsftpdServer]]:
 def vsftpd(vsftpd_factory: Callable[..., VsftpdServer]) -> VsftpdServer:
     """One running vsftpd playing the printer's FTPS side (port 990 on a real printer)."""
     return vsftpd_factory()
+
+
+@pytest.fixture
+async def pins(tmp_path: Path) -> AsyncIterator[CertPins]:
+    """Certificate pins in a fresh, migrated database."""
+    db = await Database.open(tmp_path / "db.sqlite")
+    await db.migrate()
+    yield CertPins(db)
+    await db.close()

@@ -14,7 +14,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from pathlib import Path
 
 import aiomqtt
 import orjson
@@ -34,7 +33,6 @@ from bambu_edge.printers.bambu.link import BambuLink
 from bambu_edge.printers.base import CommandError
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.state import PrinterState
-from bambu_edge.store.db import Database
 from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
 
@@ -95,14 +93,6 @@ def access_code_never_logged(caplog: pytest.LogCaptureFixture):
     yield
     assert ACCESS_CODE not in caplog.text
     assert "87654321" not in caplog.text  # the wrong code of the auth test
-
-
-@pytest.fixture
-async def pins(tmp_path: Path) -> AsyncIterator[CertPins]:
-    db = await Database.open(tmp_path / "db.sqlite")
-    await db.migrate()
-    yield CertPins(db)
-    await db.close()
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ class VsftpdServer:
         host: str = "127.0.0.1",
         max_rate: int = 0,
         ca: KeyPair | None = None,
+        server_cert: KeyPair | None = None,
     ):
         self.workdir = Path(workdir)
         self.access_code = access_code
@@ -104,7 +105,11 @@ class VsftpdServer:
         self.key_path = self.workdir / "server.key"
         # Unique CA name per server: two CAs with one subject confuse chain building (TESTBED G4).
         self.ca = ca or make_ca(f"bambu-edge test FTP CA {os.urandom(4).hex()}")
-        self.server_cert = make_server_cert(serial, [serial, "localhost", host], issuer=self.ca)
+        # server_cert: present this certificate instead, e.g. the broker's, so that one printer shows
+        # the same certificate on its MQTT and FTPS ports as a real one does.
+        self.server_cert = server_cert or make_server_cert(
+            serial, [serial, "localhost", host], issuer=self.ca
+        )
         self.server_cert.write(self.cert_path, self.key_path)
         self._base = Path(tempfile.mkdtemp(prefix="bambu-edge-ftp-"))
         self._base.chmod(0o755)

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import ftplib
 import functools
+import inspect
 import logging
 import os
 import posixpath
@@ -27,7 +28,7 @@ import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
-ContextSource = ssl.SSLContext | Callable[[], ssl.SSLContext]
+# An SSLContext, or a factory (plain or async) called on the event loop before every session.
+ContextSource = ssl.SSLContext | Callable[[], ssl.SSLContext] | Callable[[], Awaitable[ssl.SSLContext]]
 
 FTP_USER = "bblp"
 TIMELAPSE_DIR = "/timelapse"
@@ -656,16 +658,18 @@ class PrinterFiles:
 
     # -- session plumbing --
 
-    def _context(self) -> ssl.SSLContext:
+    async def _context(self) -> ssl.SSLContext:
         source = self._context_source
         context = source if isinstance(source, ssl.SSLContext) else source()
+        if inspect.isawaitable(context):
+            context = await context
         if not isinstance(context, ssl.SSLContext):
             raise TypeError("ssl_context_factory must return an ssl.SSLContext")
         return context
 
     async def _run(self, op: str, path: str, work: Callable[[ImplicitFTPS, _Call], T]) -> T:
         async with self._lock:
-            context = self._context()  # on the loop: the trust module need not be thread-safe
+            context = await self._context()  # on the loop: the trust module need not be thread-safe
             call = _Call(SocketGuard())
             log.debug("%s: %s %s", self, op, path)
             worker = asyncio.ensure_future(asyncio.to_thread(self._session, op, path, context, call, work))

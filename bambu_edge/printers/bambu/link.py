@@ -24,6 +24,7 @@ from bambu_edge.config import PrinterConfig
 from bambu_edge.logs import printer_logger
 from bambu_edge.printers.backoff import Backoff, slow_backoff
 from bambu_edge.printers.bambu import commands
+from bambu_edge.printers.bambu.ftps import PrinterFiles, PrinterTLSError
 from bambu_edge.printers.bambu.tls import (
     PeerCertificate,
     ca_context,
@@ -106,6 +107,7 @@ class BambuLink(PrinterLink):
         self._warned_at: float | None = None
         self._suppressed = 0
         self.connect_attempts = 0  # for tests and diagnostics
+        self._files: PrinterFiles | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -305,6 +307,29 @@ class BambuLink(PrinterLink):
         self.backoff.reset()
         self._set_link(LinkState.CONNECTING)
         self._wake.set()  # reconnect now, not after the slow retry
+
+    async def storage_context(self) -> ssl.SSLContext:
+        """The MQTT link's trust, for the printer's other TLS ports (FTPS): the same CA and serial, or
+        the same pinned certificate. A printer whose certificate is not pinned yet is not trusted."""
+        tls = self.cfg.tls
+        if tls.ca_file:
+            return ca_context(tls.ca_file, self.cfg.serial)
+        pin = await self.pins.get(self.cfg.id)
+        if pin is None or not pin.pem or (tls.fingerprint is not None and pin.fingerprint != tls.fingerprint):
+            raise PrinterTLSError(
+                "the printer's certificate is not known yet; it is trusted once the printer has "
+                "connected over MQTT"
+            )
+        return pinned_context(pin.pem)
+
+    @property
+    def files(self) -> PrinterFiles:
+        """The printer's storage over implicit FTPS (one instance per link: one session at a time)."""
+        if self._files is None:
+            self._files = PrinterFiles(
+                self.cfg.host, self.cfg.ftps_port, self.cfg.access_code, self.storage_context
+            )
+        return self._files
 
     # --- reports -----------------------------------------------------------------------------------
 
