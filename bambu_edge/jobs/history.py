@@ -354,10 +354,28 @@ class HistoryRepository:
 
     # --- writes (the history service) -------------------------------------------------------------
 
-    async def save(self, rec: PrintRecord, *, durable: bool = False) -> int | None:
+    async def save(
+        self, rec: PrintRecord, *, durable: bool = False, previous: PrintRecord | None = None
+    ) -> int | None:
         """Insert or update ``rec`` (by uid); its row id. A closed row is left as it is (then the id
-        of that row is returned all the same). ``durable`` for the closing write."""
+        of that row is returned all the same). ``durable`` for the closing write.
+
+        ``previous``: the snapshot of this record last written. Then only the columns that changed
+        are set: SQLite rewrites every index whose columns an UPDATE names, even to the same value,
+        so a progress write touches one table page instead of nine (SD card wear)."""
         params = record_params(rec, self._clock())
+        if previous is not None and previous.uid == rec.uid:
+            old = record_params(previous, params["now"])
+            changed = [f"{c} = :{c}, " for c in _UPDATED if params[c] != old[c]]
+            async with self.db.transaction(durable=durable) as conn:
+                async with conn.execute(
+                    f"UPDATE print_history SET {''.join(changed)}updated_at = :now"
+                    " WHERE uid = :uid AND outcome = 'running' RETURNING id",
+                    params,
+                ) as cur:
+                    row = await cur.fetchone()
+            if row is not None:
+                return int(row[0])
         async with self.db.transaction(durable=durable) as conn:
             await conn.execute(_UPSERT, params)
             async with conn.execute("SELECT id FROM print_history WHERE uid = ?", (rec.uid,)) as cur:

@@ -99,6 +99,7 @@ class HistoryService:
         self._idle.set()
         self._dirty: dict[str, PrintRecord] = {}  # uid -> latest snapshot not written yet
         self._last_write: dict[str, float] = {}  # uid -> when it was last written
+        self._written: dict[str, PrintRecord] = {}  # uid -> the snapshot last written (open records)
         self._missing: dict[str, float] = {}  # printer id -> first tick it had no link
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -324,7 +325,12 @@ class HistoryService:
                 stored = await self.repo.get_by_uid(rec.uid)
                 rec.id = stored.id if stored else None
         else:
-            rec.id = await self.repo.save(rec, durable=item.kind == "close")
+            closing = item.kind == "close"
+            rec.id = await self.repo.save(rec, durable=closing, previous=self._written.get(rec.uid))
+            if closing:
+                self._written.pop(rec.uid, None)
+            else:
+                self._written[rec.uid] = rec
         tracker = self._trackers.get(rec.printer_id)
         if tracker is not None and tracker.record is not None and tracker.record.uid == rec.uid:
             tracker.record.id = rec.id

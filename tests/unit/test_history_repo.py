@@ -369,3 +369,25 @@ async def test_sql_injection_in_every_parameter_finds_nothing_and_breaks_nothing
             [c async for c in repo.csv_chunks(HistoryFilter(), evil)]
     assert await repo.count(HistoryFilter()) == 6
     assert (await repo.db.fetchone("SELECT count(*) FROM users"))[0] == 1
+
+
+async def test_a_write_after_a_write_sets_only_what_changed(repo):
+    seen: list[str] = []
+    r = rec(outcome="running", job="cube", progress=1)
+    rid = await repo.save(r)
+    before = r.snapshot()
+    r.progress, r.last_seen_at = 2, T0 + 5
+    await repo.db.conn.set_trace_callback(seen.append)
+    assert await repo.save(r, previous=before) == rid
+    await repo.db.conn.set_trace_callback(None)
+    (update,) = [s for s in seen if s.lstrip().startswith("UPDATE")]
+    update = update.split(" WHERE ")[0]
+    # Indexed columns are left out, so their index pages are not rewritten.
+    assert "progress = " in update and "last_seen_at = " in update
+    assert "job = " not in update and "started_at = " not in update and "outcome = " not in update
+    got = await repo.get(rid)
+    assert got is not None and got.progress == 2 and got.last_seen_at == T0 + 5
+    # The row is missing (its first write failed): the full record is written instead.
+    lost = rec(outcome="running", printer_id="p9", progress=7)
+    assert await repo.save(lost, previous=lost.snapshot()) is not None
+    assert (await repo.get_by_uid(lost.uid)).progress == 7  # type: ignore[union-attr]
