@@ -12,13 +12,13 @@ the filter clauses), never copied from it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -282,7 +282,7 @@ def _iso(t: Any) -> str:
     if not isinstance(t, int | float) or not math.isfinite(t):
         return ""
     try:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
     except (OverflowError, OSError, ValueError):
         return ""
 
@@ -298,20 +298,34 @@ def _num_text(v: float | None) -> str:
     return "" if v is None else f"{v:g}"
 
 
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
 def _csv_row(row: Mapping[str, Any]) -> list[Any]:
     hms = _loads(row["hms_json"], [])
-    slots = [FilamentSlot.from_json(d) for d in _loads(row["filament_json"], []) if isinstance(d, dict)]
-    slots = [s for s in slots if s is not None]
-    grams = [s.grams for s in slots if s.grams is not None]
-    meters = [s.meters for s in slots if s.meters is not None]
+    slots = _loads(row["filament_json"], [])
+    grams: list[float] = []
+    meters: list[float] = []
     described = []
-    for s in slots:
-        parts = [f"slot {s.slot}" if s.slot is not None else "slot ?", s.type or "?", s.color or ""]
-        if s.grams is not None:
-            parts.append(f"{s.grams:g} g")
-        if s.meters is not None:
-            parts.append(f"{s.meters:g} m")
-        described.append(" ".join(p for p in parts if p))
+    for d in slots if isinstance(slots, list) else ():
+        if not isinstance(d, dict):
+            continue
+        slot, kind, color = d.get("slot"), d.get("type"), d.get("color")
+        parts = [
+            f"slot {slot}" if isinstance(slot, int) else "slot ?",
+            kind if isinstance(kind, str) else "?",
+        ]
+        if isinstance(color, str):
+            parts.append(color)
+        g, m = _number(d.get("grams")), _number(d.get("meters"))
+        if g is not None:
+            grams.append(g)
+            parts.append(f"{g:g} g")
+        if m is not None:
+            meters.append(m)
+            parts.append(f"{m:g} m")
+        described.append(" ".join(parts))
     return [
         row["id"],
         row["uid"],
@@ -344,12 +358,22 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def _csv_chunk(rows: Sequence[Mapping[str, Any]]) -> str:
+    return csv_text(_csv_row(r) for r in rows)
+
+
 # --- the repository -------------------------------------------------------------------------------
 
 
 class HistoryRepository:
-    def __init__(self, db: Database, clock: Any = time.time):
+    """``db`` takes the writes. ``reader``, if given, is a second connection to the same file for the
+    API's queries: totals over years of history take long (on a Pi, seconds), and on the one shared
+    connection they would hold up every other statement, logins included. WAL lets them run side by
+    side; a reader sees every commit made before its statement starts."""
+
+    def __init__(self, db: Database, clock: Any = time.time, *, reader: Database | None = None):
         self.db = db
+        self.reader = reader or db
         self._clock = clock
 
     # --- writes (the history service) -------------------------------------------------------------
@@ -374,21 +398,40 @@ class HistoryRepository:
                     params,
                 ) as cur:
                     row = await cur.fetchone()
+                if row is not None:
+                    await self._write_filament(conn, int(row[0]), rec)
             if row is not None:
                 return int(row[0])
         async with self.db.transaction(durable=durable) as conn:
-            await conn.execute(_UPSERT, params)
+            async with conn.execute(_UPSERT, params) as cur:
+                written = cur.rowcount > 0  # 0: the row was closed already and is left alone
             async with conn.execute("SELECT id FROM print_history WHERE uid = ?", (rec.uid,)) as cur:
                 row = await cur.fetchone()
+            if row is not None and written:
+                await self._write_filament(conn, int(row[0]), rec)
         return None if row is None else int(row[0])
+
+    @staticmethod
+    async def _write_filament(conn: Any, record_id: int, rec: PrintRecord) -> None:
+        """The filament rows of an ended record (for totals); nothing while it runs."""
+        if rec.outcome == "running":
+            return
+        await conn.execute("DELETE FROM print_history_filament WHERE history_id = ?", (record_id,))
+        await conn.executemany(
+            "INSERT INTO print_history_filament (history_id, position, slot, type, color, grams, meters)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(record_id, i, s.slot, s.type, s.color, s.grams, s.meters) for i, s in enumerate(rec.filament)],
+        )
 
     async def amend(self, rec: PrintRecord) -> bool:
         """Correct the outcome of a closed record (outcome, reason, error code, filament). False if
         there is no closed record with that uid."""
+        if rec.outcome == "running":
+            return False
         async with self.db.transaction(durable=True) as conn:
             async with conn.execute(
                 "UPDATE print_history SET outcome = ?, failure_reason = ?, error_code = ?,"
-                " filament_json = ?, updated_at = ? WHERE uid = ? AND outcome <> 'running'",
+                " filament_json = ?, updated_at = ? WHERE uid = ? AND outcome <> 'running' RETURNING id",
                 (
                     rec.outcome,
                     rec.failure_reason,
@@ -398,7 +441,11 @@ class HistoryRepository:
                     rec.uid,
                 ),
             ) as cur:
-                return cur.rowcount == 1
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            await self._write_filament(conn, int(row[0]), rec)
+            return True
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -407,7 +454,9 @@ class HistoryRepository:
         return [record_from_row(r) for r in rows]
 
     async def get(self, record_id: int) -> PrintRecord | None:
-        row = await self.db.fetchone(f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,))
+        row = await self.reader.fetchone(
+            f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,)
+        )
         return None if row is None else record_from_row(row)
 
     async def get_by_uid(self, uid: str) -> PrintRecord | None:
@@ -416,7 +465,10 @@ class HistoryRepository:
 
     async def count(self, f: HistoryFilter) -> int:
         where, params = f.where()
-        row = await self.db.fetchone(f"SELECT count(*) FROM print_history h WHERE {where}", params)
+        if not params:  # without a WHERE, SQLite counts the smallest index
+            row = await self.reader.fetchone("SELECT count(*) FROM print_history")
+        else:
+            row = await self.reader.fetchone(f"SELECT count(*) FROM print_history h WHERE {where}", params)
         return int(row[0]) if row else 0
 
     async def page(
@@ -427,12 +479,15 @@ class HistoryRepository:
         if not 0 <= limit <= MAX_LIMIT or offset < 0:
             raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset at least 0")
         where, params = f.where()
-        rows = await self.db.fetchall(
+        rows = await self.reader.fetchall(
             f"SELECT {_SELECT} FROM print_history h WHERE {where}"
             f" ORDER BY {expr} {direction}, h.id {direction} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        return [record_from_row(r) for r in rows], await self.count(f)
+        items = [record_from_row(r) for r in rows]
+        if len(rows) < limit and (rows or offset == 0):
+            return items, offset + len(rows)  # the last page: no need to count (a text search scans)
+        return items, await self.count(f)
 
     async def _keyset(self, f: HistoryFilter, sort: str, chunk_rows: int) -> AsyncIterator[list[Any]]:
         """Every matching row in ``sort`` order, ``chunk_rows`` at a time. Each chunk is its own
@@ -443,7 +498,7 @@ class HistoryRepository:
         where, params = f.where()
         sql = f"SELECT {_SELECT}, {expr} AS sort_key FROM print_history h WHERE {where}"
         order = f" ORDER BY {expr} {direction}, h.id {direction} LIMIT ?"
-        rows = await self.db.fetchall(sql + order, [*params, chunk_rows])
+        rows = await self.reader.fetchall(sql + order, [*params, chunk_rows])
         while rows:
             yield rows
             if len(rows) < chunk_rows:
@@ -452,7 +507,9 @@ class HistoryRepository:
             # Spelled out rather than as a row value, which SQLite cannot seek in an expression index.
             after = f" AND {expr} {op}= ? AND ({expr} {op} ? OR h.id {op} ?)"
             key = last["sort_key"]
-            rows = await self.db.fetchall(sql + after + order, [*params, key, key, last["id"], chunk_rows])
+            rows = await self.reader.fetchall(
+                sql + after + order, [*params, key, key, last["id"], chunk_rows]
+            )
 
     async def iter_records(
         self, f: HistoryFilter, sort: str = DEFAULT_SORT, chunk_rows: int = CSV_CHUNK_ROWS
@@ -467,14 +524,15 @@ class HistoryRepository:
         _order(sort)  # a bad sort fails before anything is sent
         yield csv_text([CSV_FIELDS])
         async for rows in self._keyset(f, sort, chunk_rows):
-            yield csv_text(_csv_row(r) for r in rows)
+            # Formatting is plain Python: off the event loop, which stays free for the printers.
+            yield await asyncio.to_thread(_csv_chunk, rows)
 
     async def totals(self, f: HistoryFilter) -> dict[str, Any]:
         """Count by outcome, success rate (success / (success + failed + cancelled); running and
         unknown say nothing about it), print hours and filament by type and colour of ended prints."""
         where, params = f.where()
         counts = ", ".join(f"sum(h.outcome = '{o}')" for o in OUTCOMES)  # fixed names, not input
-        row = await self.db.fetchone(
+        row = await self.reader.fetchone(
             f"SELECT count(*), {counts}, sum(CASE WHEN h.outcome <> 'running' THEN h.duration_s END)"
             f" FROM print_history h WHERE {where}",
             params,
@@ -482,11 +540,14 @@ class HistoryRepository:
         assert row is not None
         by_outcome = {o: int(row[i + 1] or 0) for i, o in enumerate(OUTCOMES)}
         decided = by_outcome["success"] + by_outcome["failed"] + by_outcome["cancelled"]
-        filament = await self.db.fetchall(
-            "SELECT f.value ->> '$.type' AS type, f.value ->> '$.color' AS color,"
-            " sum(f.value ->> '$.grams') AS grams, sum(f.value ->> '$.meters') AS meters"
-            f" FROM print_history h, json_each(h.filament_json) f WHERE {where} AND h.outcome <> 'running'"
-            " GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST, 1, 2",
+        # print_history_filament holds ended prints only. Without a filter its covering index
+        # answers alone; with one, the matching records are found first.
+        source = "print_history_filament f"
+        if params:
+            source = f"print_history h JOIN print_history_filament f ON f.history_id = h.id WHERE {where}"
+        filament = await self.reader.fetchall(
+            "SELECT f.type AS type, f.color AS color, sum(f.grams) AS grams, sum(f.meters) AS meters"
+            f" FROM {source} GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST, 1, 2",
             params,
         )
         return {

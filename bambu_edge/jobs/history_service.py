@@ -43,6 +43,7 @@ from bambu_edge.jobs.tracker import (
     observe,
 )
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT
+from bambu_edge.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manage
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 WARN_INTERVAL_S = 60.0
 STOP_FLUSH_S = 3.0
+READER_CACHE_KIB = 1024
 ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
 
 
@@ -92,6 +94,7 @@ class HistoryService:
         self.removed_grace_s = REMOVED_GRACE_S
         self._uid_factory = uid_factory
         self._repo: HistoryRepository | None = None
+        self._reader: Database | None = None
         self._trackers: dict[str, PrintTracker] = {}
         self._queue: deque[_Write] = deque()
         self._wake = asyncio.Event()
@@ -116,7 +119,21 @@ class HistoryService:
         return self._repo
 
     async def start(self) -> None:
-        self._repo = HistoryRepository(self.store.db, clock=self._clock)
+        db = self.store.db
+        # The API's queries get their own read-only connection (see HistoryRepository).
+        self._reader = await Database.open(db.path)
+        try:
+            await self._reader.execute("PRAGMA query_only=ON")
+            await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+            self._repo = HistoryRepository(db, clock=self._clock, reader=self._reader)
+            await self._load()
+        except BaseException:
+            await self._reader.close()
+            self._reader = None
+            raise
+
+    async def _load(self) -> None:
+        assert self._repo is not None
         for rec in await self._repo.open_records():
             self._trackers[rec.printer_id] = self._new_tracker(rec.printer_id, rec)
         if self._trackers:
@@ -157,6 +174,9 @@ class HistoryService:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
 
     async def _drained(self) -> None:
         while self._queue or not self._idle.is_set():

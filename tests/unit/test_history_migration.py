@@ -37,6 +37,9 @@ async def test_rows_from_0001_are_copied_and_finished_becomes_success(tmp_path: 
         indexes = {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"print_history_started", "print_history_open", "print_history_printer"} <= indexes
         assert [m.version for m in rest][:1] == [2]
+        # The filament of ended prints is copied where totals read it.
+        side = await db.fetchall("SELECT history_id, type, grams FROM print_history_filament")
+        assert [tuple(r) for r in side] == [(rows[0]["id"], "PLA", 3.5)]
     finally:
         await db.close()
 

@@ -322,6 +322,17 @@ async def test_totals(repo):
         {"type": "PETG", "color": "#000000FF", "grams": 5.0, "meters": 1.5},
         {"type": None, "color": None, "grams": None, "meters": None},
     ]  # the running print's planned ABS is not "used" yet
+    # An amended outcome moves its filament with it.
+    failed = (await repo.page(HistoryFilter(outcomes=("failed",))))[0][0]
+    failed.outcome = "cancelled"
+    assert await repo.amend(failed)
+    assert (await repo.totals(HistoryFilter(outcomes=("cancelled",))))["filament"][0]["grams"] == 2.5
+    failed.outcome = "failed"
+    assert await repo.amend(failed)
+    # A stale write of a closed record changes nothing, its filament rows included.
+    stale = rec(uid=failed.uid, outcome="running", filament=())
+    await repo.save(stale)
+    assert await repo.totals(HistoryFilter()) == t
     only_failed = await repo.totals(HistoryFilter(outcomes=("failed",)))
     assert only_failed["count"] == 1 and only_failed["success_rate"] == 0.0
     none = await repo.totals(HistoryFilter(printers=("nobody",)))

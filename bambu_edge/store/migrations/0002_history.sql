@@ -63,10 +63,39 @@ ALTER TABLE print_history_v2 RENAME TO print_history;
 -- are never NULL, so keyset pagination can compare them.
 CREATE INDEX print_history_started ON print_history (started_at);
 CREATE INDEX print_history_printer ON print_history (printer_id, started_at);
-CREATE INDEX print_history_outcome ON print_history (outcome, started_at);
+-- duration_s rides along so that totals (count by outcome, print hours) read only this index.
+CREATE INDEX print_history_outcome ON print_history (outcome, started_at, duration_s);
 CREATE INDEX print_history_duration ON print_history (ifnull(duration_s, -1.0));
 CREATE INDEX print_history_job ON print_history (ifnull(job, '') COLLATE NOCASE);
 CREATE INDEX print_history_printer_name ON print_history (ifnull(printer_name, printer_id) COLLATE NOCASE);
 CREATE INDEX print_history_queue_job ON print_history (queue_job_id) WHERE queue_job_id IS NOT NULL;
 -- A printer runs one print at a time: never two open records for it.
 CREATE UNIQUE INDEX print_history_open ON print_history (printer_id) WHERE outcome = 'running';
+
+-- The filament of ended prints, one row per slot, copied from filament_json when a record closes:
+-- totals by type and colour over years of history read one small covering index instead of
+-- parsing every record's JSON (which takes seconds on a Pi).
+CREATE TABLE print_history_filament (
+    history_id INTEGER NOT NULL REFERENCES print_history (id) ON DELETE CASCADE,
+    position   INTEGER NOT NULL CHECK (position >= 0),
+    slot       INTEGER,
+    type       TEXT,
+    color      TEXT,
+    grams      REAL CHECK (grams IS NULL OR grams >= 0),
+    meters     REAL CHECK (meters IS NULL OR meters >= 0),
+    PRIMARY KEY (history_id, position)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX print_history_filament_kind ON print_history_filament (type, color, grams, meters);
+
+-- Copied rows: values of the wrong type (the old schema did not check them) become NULL.
+INSERT INTO print_history_filament (history_id, position, slot, type, color, grams, meters)
+SELECT h.id, f.key,
+       CASE WHEN json_type(f.value, '$.slot') = 'integer' THEN f.value ->> '$.slot' END,
+       CASE WHEN json_type(f.value, '$.type') = 'text' THEN f.value ->> '$.type' END,
+       CASE WHEN json_type(f.value, '$.color') = 'text' THEN f.value ->> '$.color' END,
+       CASE WHEN json_type(f.value, '$.grams') IN ('integer', 'real') AND f.value ->> '$.grams' >= 0
+            THEN f.value ->> '$.grams' END,
+       CASE WHEN json_type(f.value, '$.meters') IN ('integer', 'real') AND f.value ->> '$.meters' >= 0
+            THEN f.value ->> '$.meters' END
+FROM print_history h, json_each(h.filament_json) f
+WHERE h.outcome <> 'running' AND f.type = 'object';
