@@ -415,19 +415,19 @@ def read_geometry(path: Path, z: SafeZip, limits: Limits) -> tuple[ModelInfo | N
     """Mesh counts and validation findings from lib3mf, plus warnings for the user (a model lib3mf
     cannot read). (None, []) where lib3mf is absent, the model parts are over
     ``limits.max_geometry_bytes``, or reading takes longer than ``limits.geometry_timeout_s``."""
-    wrapper = lib3mf_wrapper()
-    if wrapper is None:
-        return None, []
     model_bytes = sum(
         z.size(n) or 0 for n in z.names if n.lower().startswith("3d/") and n.lower().endswith(".model")
     )
-    if model_bytes > limits.max_geometry_bytes:
+    if model_bytes > limits.max_geometry_bytes:  # checked first: a big model never loads the library
         log.debug(
             "%s: model is %d bytes; geometry not read (limit %d)",
             path.name,
             model_bytes,
             limits.max_geometry_bytes,
         )
+        return None, []
+    wrapper = lib3mf_wrapper()
+    if wrapper is None:
         return None, []
     lib = _lib3mf_state["module"]
     deadline = time.monotonic() + limits.geometry_timeout_s
