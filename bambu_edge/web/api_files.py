@@ -80,8 +80,8 @@ def _printer_files(request: web.Request) -> tuple[str, PrinterFiles]:
 
 
 def _path(request: web.Request, *, file: bool, default: str | None = None) -> str:
-    raw = request.query.get("path", default)
-    if raw is None or raw == "":
+    raw = request.query.get("path") or default
+    if not raw:
         raise ApiError(400, "bad_path", "Give the file's path on the printer as ?path=/folder/name.")
     try:
         return normalize_remote_path(raw, file=file)

@@ -347,3 +347,25 @@ async def test_a_printer_without_storage_is_409(farm: Farm, monkeypatch: pytest.
     monkeypatch.setattr(farm.svc.manager, "get", lambda pid: NoStorage() if pid == "k1" else real_get(pid))
     status, body = await farm.files("k1", "/")
     assert status == 409 and body["error"] == "no_storage"
+
+
+async def test_an_abandoned_download_frees_the_printer(farm: Farm) -> None:
+    path = "/timelapse/video_2025-11-24_21-30-05.mp4"
+    farm.ftp.path("/timelapse").mkdir(parents=True)
+    farm.ftp.path(path).write_bytes(os.urandom(64_000_000))  # 16 s at the printer's 4 MB/s
+    frames: list[dict] = []
+    async with farm.http.ws_connect(farm.url("/api/ws"), headers=farm.auth) as ws:
+        await ws.receive_json(timeout=5)
+        watcher = asyncio.create_task(_transfer_frames(ws, path, frames))
+        async with farm.http.get(
+            farm.url("/api/printers/p1/files/content"), params={"path": path}, headers=farm.auth
+        ) as r:
+            assert r.status == 200 and r.headers["Content-Length"] == "64000000"
+            assert await r.content.read(64 * 1024)
+            r.close()  # the user closed the tab after a moment
+        await asyncio.wait_for(watcher, 60)  # a finished download would end "done", not "failed"
+    assert frames[-1]["state"] == "failed" and frames[-1]["direction"] == "download"
+    assert frames[-1]["done"] < 64_000_000 and "closed" in frames[-1]["error"]
+    # The printer's one FTPS session is released: the browser keeps working for this printer.
+    status, listing = await farm.files(path="/timelapse")
+    assert status == 200 and [e["name"] for e in listing["entries"]] == ["video_2025-11-24_21-30-05.mp4"]
