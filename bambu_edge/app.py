@@ -17,6 +17,7 @@ from typing import Protocol
 from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
+from bambu_edge.files.thumbnails import ThumbnailCache
 from bambu_edge.jobs.history_service import HistoryService
 from bambu_edge.printers.base import PRINTER_EVENT, LinkState
 from bambu_edge.printers.manager import PrinterManager
@@ -40,6 +41,7 @@ class Daemon:
         self.store = Store(config)
         self.manager: PrinterManager | None = None
         self.history: HistoryService | None = None
+        self.thumbnails: ThumbnailCache | None = None  # shared by the job services
         self.web: WebService | None = None
         self._started: list[tuple[str, Service]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -52,7 +54,8 @@ class Daemon:
             await self._start("store", self.store)
             self.manager = PrinterManager(self.config, self.bus, self.store.pins)
             await self._start("printers", self.manager)
-            self.history = HistoryService(self.store, self.manager, self.bus)
+            self.thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
+            self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=self.thumbnails)
             await self._start("history", self.history)
             self.web = WebService(self.config, self.store, self.manager, self.bus, history=self.history)
             await self._start("web", self.web)

@@ -28,9 +28,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bambu_edge.bus import Event, EventBus, Subscription
+from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError
+from bambu_edge.jobs import print_files
 from bambu_edge.jobs.history import HistoryRepository, record_json
 from bambu_edge.jobs.tracker import (
     Action,
@@ -56,13 +58,10 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 WARN_INTERVAL_S = 60.0
 STOP_FLUSH_S = 3.0
 READER_CACHE_KIB = 1024
+# A print started elsewhere has its file read this long after it showed up: the queue's
+# announcement (which knows more) comes within moments of its own prints.
+PRINT_FILE_DELAY_S = 30.0
 ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
-
-
-class ThumbnailSource(Protocol):
-    """Where thumbnail bytes for a record's cache key come from (files/thumbnails.py)."""
-
-    async def read(self, key: str) -> bytes | None: ...
 
 
 @dataclass(slots=True)
@@ -78,7 +77,8 @@ class HistoryService:
         manager: Any,
         bus: EventBus,
         *,
-        thumbnails: ThumbnailSource | None = None,
+        thumbnails: ThumbnailCache | None = None,
+        read_print_files: bool = True,
         clock: Callable[[], float] = time.time,
         progress_write_s: float = PROGRESS_WRITE_S,
         tick_s: float = TICK_S,
@@ -88,6 +88,10 @@ class HistoryService:
         self.manager = manager
         self.bus = bus
         self.thumbnails = thumbnails
+        self.read_print_files = read_print_files
+        self.print_file_delay_s = PRINT_FILE_DELAY_S
+        self._fetch_lock = asyncio.Lock()  # one print file in memory at a time
+        self._fetches: set[asyncio.Task[None]] = set()
         self._clock = clock
         self.progress_write_s = progress_write_s
         self.tick_s = tick_s
@@ -152,7 +156,7 @@ class HistoryService:
             self._handle(self._tracker(link.printer_id).observe(self._observation(link, now, report=seen)))
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._fetches], []
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -200,9 +204,13 @@ class HistoryService:
         return tracker.record.snapshot() if tracker is not None and tracker.record is not None else None
 
     async def thumbnail(self, record: PrintRecord) -> bytes | None:
+        """The record's thumbnail (PNG) from the thumbnail cache, if it has one."""
         if not record.thumbnail or self.thumbnails is None:
             return None
-        return await self.thumbnails.read(record.thumbnail)
+        try:
+            return await asyncio.to_thread(self.thumbnails.get, record.thumbnail)
+        except ThumbnailError:  # not a key of the cache (a record synced from elsewhere)
+            return None
 
     # --- internals: trackers ------------------------------------------------------------------------
 
@@ -354,10 +362,38 @@ class HistoryService:
         tracker = self._trackers.get(rec.printer_id)
         if tracker is not None and tracker.record is not None and tracker.record.uid == rec.uid:
             tracker.record.id = rec.id
+        if item.kind == "open" and rec.queue_job_id is None:
+            self._read_print_file_later(rec)
         # Committed: now it may be announced.
         self.bus.publish(
             Event(HISTORY_EVENT, rec.printer_id, {"action": ANNOUNCE[item.kind], "record": record_json(rec)})
         )
+
+    # --- internals: the file of a print started elsewhere ----------------------------------------
+
+    def _read_print_file_later(self, rec: PrintRecord) -> None:
+        link = self.manager.get(rec.printer_id)
+        if not self.read_print_files or link is None or not hasattr(link, "files"):
+            return
+        task = asyncio.create_task(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _read_print_file(self, printer_id: str, uid: str) -> None:
+        await asyncio.sleep(self.print_file_delay_s)
+        async with self._fetch_lock:
+            tracker = self._trackers.get(printer_id)
+            rec = tracker.record if tracker is not None else None
+            link = self.manager.get(printer_id)
+            if rec is None or rec.uid != uid or rec.queue_job_id is not None or link is None:
+                return  # ended, or labelled by the queue meanwhile
+            try:
+                info = await print_files.print_file_info(link.files, rec.job, rec.key.file, self.thumbnails)
+            except Exception as exc:  # best effort: never a problem for the print itself
+                log.info("printer %s: the print's file could not be read (%s)", printer_id, exc)
+                return
+        if info is not None and tracker is not None:
+            self._handle(tracker.enrich(uid, info))
 
     def _warn(self, message: str, **kwargs: Any) -> None:
         now = time.monotonic()

@@ -268,6 +268,19 @@ class ExpectedPrint:
 
 
 @dataclass(frozen=True, slots=True)
+class PrintFileInfo:
+    """What the print's own file says, for a print started elsewhere (the slicer, the printer's
+    screen): read from the printer's storage by the history service (jobs/print_files.py).
+    ``filament`` comes from the slicer, per filament, without AMS slots (``slot`` None)."""
+
+    file: str | None = None
+    plate: int | None = None
+    filament: tuple[FilamentSlot, ...] = ()
+    thumbnail: str | None = None
+    total_layers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """The printer as the tracker needs it, at one moment."""
 
@@ -391,21 +404,39 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
+def _same_kind(plan: FilamentSlot, tray: FilamentSlot) -> bool:
+    """A slicer filament without a slot that this AMS tray can be: same type, same colour (if both
+    say one)."""
+    if plan.slot is not None or plan.type is None or tray.type is None:
+        return False
+    if plan.type.casefold() != tray.type.casefold():
+        return False
+    return plan.color is None or tray.color is None or plan.color.upper() == tray.color.upper()
+
+
 def _merge_slots(base: Iterable[FilamentSlot], seen: Iterable[FilamentSlot]) -> tuple[FilamentSlot, ...]:
-    """``base`` (the plan) with the trays seen: a known slot gains the type/colour it lacked, a new
-    slot is added. Order: the plan, then new slots as they were seen."""
+    """``base`` (the plan) with the trays seen: a known slot gains the type/colour it lacked; a
+    plan entry without a slot (from the file of a print started elsewhere) takes the slot of the
+    first tray of its type and colour; any other tray is added. Order: the plan, then new slots."""
     out = list(base)
     for tray in seen:
+        if tray.slot is None:
+            continue
         for i, have in enumerate(out):
-            if tray.slot is not None and have.slot == tray.slot:
+            if have.slot == tray.slot:
                 if (have.type is None and tray.type) or (have.color is None and tray.color):
                     out[i] = dataclasses.replace(
                         have, type=have.type or tray.type, color=have.color or tray.color
                     )
                 break
         else:
-            if len(out) < MAX_SLOTS:
-                out.append(tray)
+            for i, have in enumerate(out):
+                if _same_kind(have, tray):
+                    out[i] = dataclasses.replace(have, slot=tray.slot, color=have.color or tray.color)
+                    break
+            else:
+                if len(out) < MAX_SLOTS:
+                    out.append(tray)
     return tuple(out)
 
 
@@ -510,6 +541,22 @@ class PrintTracker:
             self._expected = None
             return [Action("update", rec.snapshot())]
         return []
+
+    def enrich(self, uid: str, info: PrintFileInfo) -> list[Action]:
+        """What the print's file says (a print started elsewhere); only for the record still open
+        and not labelled by the queue, whose announcement knows better."""
+        rec = self.record
+        if rec is None or rec.uid != uid or rec.queue_job_id is not None:
+            return []
+        before = rec.snapshot()
+        rec.file = _text(info.file) or rec.file
+        rec.plate = rec.plate if rec.plate is not None else info.plate
+        if info.filament:
+            seen = [s for s in rec.filament if s.slot is not None and s.grams is None]
+            rec.filament = _merge_slots(info.filament[:MAX_SLOTS], seen)
+        rec.thumbnail = rec.thumbnail or _text(info.thumbnail, 256)
+        rec.total_layers = rec.total_layers or info.total_layers
+        return [] if rec == before else [Action("update", rec.snapshot())]
 
     def removed(self, now: float) -> list[Action]:
         """The printer was removed from bambu-edge."""

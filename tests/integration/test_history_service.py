@@ -4,6 +4,7 @@ and its database connection): the dispatcher's announcements, removed printers, 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -162,3 +163,76 @@ async def _reopen(d: Daemon):
     from bambu_edge.store.db import Database
 
     return HistoryRepository(await Database.open(d.config.db_path))
+
+
+@pytest.fixture
+async def daemon_with_storage(
+    tmp_path, broker, vsftpd_factory
+) -> AsyncIterator[tuple[Daemon, VirtualPrinter, Any]]:
+    ftp = vsftpd_factory(server_cert=broker.server_pair)  # one printer: one certificate on both ports
+    cfg_path = tmp_path / "config.yaml"
+    entry = {**printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s"), "ftps_port": ftp.port}
+    write_config(cfg_path, tmp_path / "data", [entry])
+    vp = VirtualPrinter(
+        broker.host, broker.port, SERIAL_P1S, ACCESS_CODE, "P1S", str(broker.ca_path), report_hz=5.0
+    )
+    await vp.start()
+    d = Daemon(load_config(cfg_path))
+    await d.start()
+    try:
+        link = d.manager.get("p1s")  # type: ignore[union-attr]
+        await eventually(lambda: link.state.view()["print"]["state"] is not None, what="first report")
+        assert d.history is not None
+        d.history.print_file_delay_s = 0.2
+        yield d, vp, ftp
+    finally:
+        await d.stop()
+        await vp.stop()
+
+
+async def test_a_print_from_the_slicer_gets_grams_and_thumbnail_from_its_file_on_the_printer(
+    daemon_with_storage,
+):
+    from tests.factories.threemf import PlateSpec, make_3mf
+
+    d, vp, ftp = daemon_with_storage
+    ftp.path("/cache").mkdir(parents=True)
+    # The slicer uploaded /cache/<job>.3mf and started it (P1S tray 1 holds PLA #0A2989).
+    make_3mf(
+        ftp.path("/cache/Widget.3mf"), plates=[PlateSpec(layers=42, filaments=[("PLA", "#0A2989", 21.5)])]
+    )
+    with d.bus.subscribe(HISTORY_EVENT) as sub:
+        await vp.simulate_print("Widget", duration_s=12, layers=42, tray=1)
+        rec = await _next(sub, "started")
+        assert rec["thumbnail"] is None
+        while not (rec := await _next(sub, "updated"))["thumbnail"]:
+            pass
+        ended = await _next(sub, "ended")
+    assert rec["file"] == "/cache/Widget.3mf" and rec["total_layers"] == 42
+    (slot,) = ended["filament"]
+    assert (slot["slot"], slot["type"], slot["color"], slot["grams"]) == (1, "PLA", "#0A2989FF", 21.5)
+    assert slot["meters"] and slot["meters"] > 0
+    # The picture is served from the thumbnail cache (nothing of the 3MF is kept on the unit).
+    stored = await d.history.repo.get(ended["id"])  # type: ignore[union-attr]
+    png = await d.history.thumbnail(stored)  # type: ignore[union-attr,arg-type]
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
+    leftovers = [p.name for p in d.config.data_dir.rglob("*") if p.suffix == ".3mf"]
+    assert leftovers == []
+
+
+async def test_no_file_or_a_hostile_one_on_the_printer_costs_nothing_but_the_metadata(
+    daemon_with_storage, caplog
+):
+    from tests.factories.threemf import make_zip_bomb
+
+    caplog.set_level(logging.INFO, logger="bambu_edge.jobs.print_files")
+    d, vp, ftp = daemon_with_storage
+    ftp.path("/cache").mkdir(parents=True)
+    make_zip_bomb(ftp.path("/cache/Bomb.3mf"))
+    for job, words in (("Bomb", "Bomb.3mf cannot be read"), ("Nowhere", "no 3MF for 'Nowhere'")):
+        with d.bus.subscribe(HISTORY_EVENT) as sub:
+            await vp.simulate_print(job, duration_s=8, layers=10)
+            await eventually(lambda w=words: w in caplog.text, what=words)
+            ended = await _next(sub, "ended")
+        assert ended["outcome"] == "success" and ended["thumbnail"] is None
+        assert ended["file"] == "/data/Metadata/plate_1.gcode" and ended["filament"] == []

@@ -24,6 +24,7 @@ from bambu_edge.jobs.tracker import (
     FilamentSlot,
     JobKey,
     Observation,
+    PrintFileInfo,
     PrintRecord,
     PrintTracker,
     observe,
@@ -565,3 +566,37 @@ def test_any_sequence_keeps_one_record_per_print(inputs):
             else:
                 assert a.kind == "amend" and rec.uid in seen_closed and rec.outcome == "cancelled"
         assert (t.record.uid if t.record else None) == open_uid
+
+
+def test_the_file_of_a_print_from_elsewhere_fills_grams_and_matches_ams_slots():
+    t = tracker()
+    rec = t.observe(ob(T0, "PREPARE"))[0].record
+    t.observe(ob(T0 + 1, "RUNNING", trays=(FilamentSlot(6, "PETG", "#FFFFFFFF"),)))
+    info = PrintFileInfo(
+        file="/cache/cube.3mf",
+        plate=2,
+        filament=(
+            FilamentSlot(None, "PETG", "#FFFFFFFF", 30.0, 10.0),
+            FilamentSlot(None, "PLA", "#000000FF", 2.0, 0.7),
+        ),
+        thumbnail="a" * 64 + "-p2",
+        total_layers=80,
+    )
+    assert t.enrich("other uid", info) == []
+    (upd,) = t.enrich(rec.uid, info)
+    assert upd.urgent and upd.record.file == "/cache/cube.3mf" and upd.record.thumbnail == "a" * 64 + "-p2"
+    # The PETG already seen in slot 6 takes the slicer's grams; the PLA waits for its tray.
+    assert upd.record.filament[0] == FilamentSlot(6, "PETG", "#FFFFFFFF", 30.0, 10.0)
+    later = t.observe(ob(T0 + 2, "RUNNING", trays=(FilamentSlot(1, "pla", "#000000FF"),)))[0].record
+    assert later.filament == (
+        FilamentSlot(6, "PETG", "#FFFFFFFF", 30.0, 10.0),
+        FilamentSlot(1, "PLA", "#000000FF", 2.0, 0.7),
+    )
+    # A tray of another colour is another slot, not the planned one.
+    other = t.observe(ob(T0 + 3, "RUNNING", trays=(FilamentSlot(2, "PETG", "#FF0000FF"),)))[0].record
+    assert other.filament[-1] == FilamentSlot(2, "PETG", "#FF0000FF")
+    # The queue's own prints are labelled by its announcement, not by the file.
+    q = tracker()
+    q.expect(ExpectedPrint(job="cube", queue_job_id=5), T0)
+    qrec = q.observe(ob(T0, "PREPARE"))[0].record
+    assert q.enrich(qrec.uid, info) == []
