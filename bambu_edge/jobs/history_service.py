@@ -130,13 +130,13 @@ class HistoryService:
             await self._reader.execute("PRAGMA query_only=ON")
             await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             self._repo = HistoryRepository(db, clock=self._clock, reader=self._reader)
-            await self._load()
+            await self._start_tracking()
         except BaseException:
             await self._reader.close()
             self._reader = None
             raise
 
-    async def _load(self) -> None:
+    async def _start_tracking(self) -> None:
         assert self._repo is not None
         for rec in await self._repo.open_records():
             self._trackers[rec.printer_id] = self._new_tracker(rec.printer_id, rec)
