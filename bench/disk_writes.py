@@ -109,10 +109,9 @@ class Side:
 
     async def stop(self) -> None:
         if self.daemon is not None:
-            self.daemon.stop()
+            await asyncio.to_thread(self.daemon.stop)
         self.sock.close()
-        for vp in self.vps:
-            await vp.stop()
+        await asyncio.gather(*(vp.stop() for vp in self.vps), return_exceptions=True)
 
 
 async def main() -> None:
@@ -153,15 +152,20 @@ async def main() -> None:
             history = sqlite3.connect(busy.data / "bambu-edge.db")
             records = history.execute("SELECT outcome, count(*) FROM print_history GROUP BY 1").fetchall()
             history.close()
+            report(args, window, records, busy.prints, start, end, ckpt)  # before the teardown
         finally:
             await busy.stop()
             await idle.stop()
             broker.stop()
 
+
+def report(
+    args: argparse.Namespace, window: float, records: list, prints: int, start: dict, end: dict, ckpt: dict
+) -> None:
     hours = window / 3600 * args.printers
     print(
         f"{args.printers} printers per daemon, window {window:.0f} s, prints of {args.print_s:.0f} s; "
-        f"history records of the printing daemon: {dict(records)}; prints finished in the window: {busy.prints}"
+        f"history records of the printing daemon: {dict(records)}; prints finished in the window: {prints}"
     )
     print(
         f"\n{'daemon':10} {'write_bytes':>12} {'wchar':>12} {'WAL checkpoint':>15}  per printer-hour (write_bytes+ckpt)"

@@ -368,6 +368,12 @@ class VirtualPrinter:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # A cancel that lands inside an aiomqtt publish can be swallowed there, and the loop
+            # goes on: cancel again until the task has really ended.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
