@@ -32,7 +32,6 @@ from typing import Any
 
 from bambu_edge.bus import Event, EventBus, Subscription
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError
-from bambu_edge.jobs import print_files
 from bambu_edge.jobs.history import HistoryRepository, record_json
 from bambu_edge.jobs.tracker import (
     Action,
@@ -387,6 +386,9 @@ class HistoryService:
             link = self.manager.get(printer_id)
             if rec is None or rec.uid != uid or rec.queue_job_id is not None or link is None:
                 return  # ended, or labelled by the queue meanwhile
+            # Imported on first use: the 3MF reader costs ~2.5 MB of RSS, and many units never need it.
+            from bambu_edge.jobs import print_files
+
             try:
                 info = await print_files.print_file_info(link.files, rec.job, rec.key.file, self.thumbnails)
             except Exception as exc:  # best effort: never a problem for the print itself
