@@ -47,7 +47,7 @@ class Daemon:
         t0 = time.monotonic()
         try:
             await self._start("store", self.store)
-            self.manager = PrinterManager(self.config, self.bus, self.store.pins)
+            self.manager = PrinterManager(self.config, self.bus, self.store.pins, self.store.printers)
             await self._start("printers", self.manager)
             self.web = WebService(self.config, self.store, self.manager, self.bus)
             await self._start("web", self.web)
