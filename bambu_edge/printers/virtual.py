@@ -368,6 +368,12 @@ class VirtualPrinter:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # On Python 3.11, asyncio.wait_for (inside aiomqtt's publish) can swallow a cancel that
+            # lands as the publish completes; the loop then runs on. Cancel again until it ends.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -42,7 +42,9 @@ async def chromium() -> AsyncIterator[Browser]:
 async def new_page(browser: Browser, errors: list[str], **context: Any) -> Page:
     """A page in a fresh context (own cookies and storage). Script errors and CSP violations go to
     ``errors``, so a test can assert the page ran cleanly."""
-    ctx = await browser.new_context(ignore_https_errors=True, viewport=context.pop("viewport", DESKTOP), **context)
+    ctx = await browser.new_context(
+        ignore_https_errors=True, viewport=context.pop("viewport", DESKTOP), **context
+    )
     pg = await ctx.new_page()
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
@@ -75,4 +77,6 @@ async def snap(pg: Page, name: str) -> None:
         if height > size["height"] * 1.5:
             for i, top in enumerate(range(0, height, size["height"])):
                 clip = {"x": 0, "y": top, "width": size["width"], "height": min(size["height"], height - top)}
-                await pg.screenshot(path=str(Path(folder) / f"{name}-part{i + 1}.png"), full_page=True, clip=clip)
+                await pg.screenshot(
+                    path=str(Path(folder) / f"{name}-part{i + 1}.png"), full_page=True, clip=clip
+                )

@@ -62,7 +62,9 @@ async def test_theme_follows_the_system_and_the_toggle(spine, scheme: str) -> No
             c = await _colours(pg)
             assert (c["background"], c["text"], c["scheme"]) == (BACKGROUND[other], TEXT[other], other), c
             await pg.reload()
-            await pg.wait_for_selector("[data-testid=printer-card][data-link-state=connected]", timeout=15_000)
+            await pg.wait_for_selector(
+                "[data-testid=printer-card][data-link-state=connected]", timeout=15_000
+            )
             assert (await _colours(pg))["background"] == BACKGROUND[other]
             assert await toggle.get_attribute("data-theme") == other
             await snap(pg, f"theme-{scheme}-toggled")
