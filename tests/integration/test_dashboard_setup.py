@@ -189,10 +189,39 @@ async def _wizard(pg, d: FreshDaemon) -> None:
     await pg.wait_for_selector("[data-testid=printers-panel] [data-printer-id=shelf-p1p]", timeout=10_000)
     assert [await r.get_attribute("data-printer-id") for r in await rows.all()] == ["x1c", "shelf-p1p"]
     assert [await r.get_attribute("data-read-only") for r in await rows.all()] == ["true", "false"]
+
+    # Rename the dashboard's printer: the list and the card follow, the link comes back.
+    ours = pg.locator("[data-testid=printers-panel] [data-printer-id=shelf-p1p]")
+    await ours.locator("[data-testid=printer-edit]").click()
+    edit = pg.locator("[data-testid=printer-edit-form]")
+    assert await edit.locator("[data-testid=printer-host-input]").input_value() == d.broker.host
+    assert await edit.locator("[data-testid=printer-mqtt-port-input]").input_value() == str(d.broker.port)
+    assert await edit.locator("[data-testid=printer-code-input]").input_value() == ""  # never sent back
+    await edit.locator("[data-testid=printer-name-input]").fill("Shelf P1P (left)")
+    await edit.locator("[data-testid=printer-save]").click()
+    await pg.wait_for_function(
+        "() => document.querySelector('[data-testid=printers-panel] [data-printer-id=shelf-p1p]')"
+        "?.textContent.includes('Shelf P1P (left)')",
+        timeout=10_000,
+    )
+    await pg.goto(d.base + "/#/")
+    await _card_is_live(pg, "shelf-p1p")
+    name = await pg.locator("[data-testid=printer-card][data-printer-id=shelf-p1p] .card-name").inner_text()
+    assert name == "Shelf P1P (left)"
+
     await pg.goto(d.base + "/#/printer/x1c")
     await pg.wait_for_selector("[data-testid=read-only]:visible", timeout=10_000)
     assert await pg.locator("[data-testid=printer-source]").inner_text() == "Config file (read-only here)"
     await snap(pg, "wizard-8-yaml-printer-page")
+
+    # Remove it (after saying yes): gone from the list and from the overview.
+    await pg.goto(d.base + "/#/settings/printers")
+    await ours.locator("[data-testid=printer-remove]").click()
+    await pg.click("[data-testid=confirm-dialog] [data-testid=confirm-ok]")
+    await ours.wait_for(state="detached", timeout=10_000)
+    await pg.goto(d.base + "/#/")
+    await pg.wait_for_selector("[data-testid=printer-card][data-printer-id=x1c]", timeout=10_000)
+    assert await pg.locator("[data-testid=printer-card][data-printer-id=shelf-p1p]").count() == 0
 
 
 async def _card_is_live(pg, printer_id: str) -> None:
