@@ -33,7 +33,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check bambu_edge tests bench
 
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -52,7 +52,7 @@ class Daemon:
         t0 = time.monotonic()
         try:
             await self._start("store", self.store)
-            self.manager = PrinterManager(self.config, self.bus, self.store.pins)
+            self.manager = PrinterManager(self.config, self.bus, self.store.pins, self.store.printers)
             await self._start("printers", self.manager)
             self.thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
             self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=self.thumbnails)

@@ -170,12 +170,10 @@ class _Section:
             if required:
                 raise self.err(key, "is required")
             return None
-        if not isinstance(v, str):
-            # YAML reads 01234567 as an octal number: the code would silently change.
-            raise self.err(key, 'must be a quoted string, e.g. access_code: "01234567"')
-        if not v:
-            raise self.err(key, "must not be empty")
-        return v
+        try:
+            return check_access_code(v)
+        except ValueError as e:
+            raise self.err(key, str(e)) from None
 
     def int(
         self, key: str, default: int | None, *, lo: int = 1, hi: int = 65535, nullable: bool = False
@@ -194,6 +192,69 @@ class _Section:
         if v not in choices:
             raise self.err(key, f"must be one of {', '.join(choices)}; got {v!r}")
         return v
+
+
+# --- printer field rules (shared with the dashboard's "add printer": one set of rules) ---------------
+
+SERIAL_RE = re.compile(r"[0-9A-Za-z]{6,32}")
+MAX_NAME = 100
+MAX_HOST = 253
+MAX_ACCESS_CODE = 64
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("must be a name, e.g. X1C left")
+    name = name.strip()
+    if len(name) > MAX_NAME or not name.isprintable():
+        raise ValueError(f"must be one line of at most {MAX_NAME} characters")
+    return name
+
+
+def check_host(host: Any) -> str:
+    if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    if len(host) > MAX_HOST or not host.isprintable() or "/" in host:
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host
+
+
+def check_serial(serial: Any) -> str:
+    # Case is kept: MQTT topics carry the serial and are case-sensitive (BAMBU.md section 2).
+    if not isinstance(serial, str) or not SERIAL_RE.fullmatch(serial):
+        raise ValueError("must be the printer's serial number (letters and digits)")
+    return serial
+
+
+def check_access_code(code: Any) -> str:
+    if not isinstance(code, str):
+        # YAML reads 01234567 as an octal number: the code would silently change.
+        raise ValueError('must be a quoted string, e.g. access_code: "01234567"')
+    if not code:
+        raise ValueError("must not be empty")
+    if len(code) > MAX_ACCESS_CODE or not code.isprintable() or any(c.isspace() for c in code):
+        raise ValueError(f"must be at most {MAX_ACCESS_CODE} characters, without spaces")
+    return code
+
+
+def check_model(model: Any) -> str | None:
+    """A Bambu model name from MODELS (any case), or None to detect it; the canonical spelling."""
+    if model is None:
+        return None
+    from bambu_edge.printers.bambu.models import MODELS  # pure data; imported late to stay light
+
+    if isinstance(model, str):
+        for known in MODELS:
+            if model.strip().lower() == known.lower():
+                return known
+    raise ValueError(f"must be one of {', '.join(MODELS)}, or left out to detect it")
+
+
+def _checked(s: _Section, key: str, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as e:
+        raise s.err(key, str(e)) from None
 
 
 def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
@@ -223,13 +284,14 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
     if not PRINTER_ID_RE.match(pid):
         raise s.err("id", f"{pid!r} must be lower-case letters, digits and '-' (e.g. x1c-left)")
     ptype = s.choice("type", "bambu", ("bambu", "moonraker"))
-    host = s.str("host", required=True)
-    if not host.strip() or any(c.isspace() for c in host):
-        raise s.err("host", f"{host!r} is not a host name or address")
+    host = _checked(s, "host", check_host, s.str("host", required=True))
     serial = s.str("serial", required=ptype == "bambu") or ""
-    if ptype == "bambu" and not re.fullmatch(r"[0-9A-Za-z]{6,32}", serial):
-        raise s.err("serial", "must be the printer's serial number (letters and digits)")
+    if ptype == "bambu":
+        _checked(s, "serial", check_serial, serial)
     access_code = s.secret("access_code", required=ptype == "bambu") or ""
+    model = s.str("model")
+    if ptype == "bambu":
+        model = _checked(s, "model", check_model, model)
     t = _Section(doc, (*path, "tls"), s.data.get("tls"), {"ca_file", "fingerprint"})
     ca_file = t.str("ca_file")
     if ca_file is not None and not Path(ca_file).is_file():
@@ -247,7 +309,7 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
         raise s.err("power", "must be a mapping, e.g. {relay_gpio: 17}")
     return PrinterConfig(
         id=pid,
-        name=s.str("name", pid),
+        name=_checked(s, "name", check_name, s.str("name", pid)),
         type=ptype,
         host=host,
         serial=serial,
@@ -256,7 +318,7 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
         ftps_port=s.int("ftps_port", 990),
         port=s.int("port", 7125),
         api_key=s.secret("api_key", required=False),
-        model=s.str("model"),
+        model=model,
         tls=TlsConfig(ca_file=ca_file, fingerprint=fingerprint),
         camera=camera,
         power=power,

@@ -34,6 +34,10 @@ class CommandError(Exception):
 COMMAND_EVENT = "command"
 # Printer view changes, published as Event("printer", printer_id, {"changes": {...}}).
 PRINTER_EVENT = "printer"
+# A printer appeared or its settings changed: Event("printer_added", id, {"printer": view}); the view
+# replaces any earlier one. Event("printer_removed", id, {}) when it is gone.
+PRINTER_ADDED_EVENT = "printer_added"
+PRINTER_REMOVED_EVENT = "printer_removed"
 
 
 class PrinterLink(abc.ABC):

@@ -368,8 +368,8 @@ class VirtualPrinter:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            # A cancel that lands inside an aiomqtt publish can be swallowed there, and the loop
-            # goes on: cancel again until the task has really ended.
+            # On Python 3.11, asyncio.wait_for (inside aiomqtt's publish) can swallow a cancel that
+            # lands as the publish completes; the loop then runs on. Cancel again until it ends.
             while not task.done():
                 await asyncio.wait({task}, timeout=0.5)
                 if not task.done():

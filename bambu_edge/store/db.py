@@ -24,6 +24,7 @@ import aiosqlite
 
 from bambu_edge.config import Config
 from bambu_edge.store.pins import CertPins
+from bambu_edge.store.printers import StoredPrinters
 from bambu_edge.store.tokens import Tokens
 from bambu_edge.store.users import Users
 
@@ -236,7 +237,8 @@ class Database:
 class Store:
     """The store service for ``app.py``: opens and migrates the database on start, closes it on stop.
 
-    ``db``, ``users``, ``tokens`` and ``pins`` are available between ``start()`` and ``stop()``.
+    ``db``, ``users``, ``tokens``, ``pins`` and ``printers`` are available between ``start()`` and
+    ``stop()``.
     """
 
     def __init__(self, config: Config):
@@ -245,6 +247,7 @@ class Store:
         self._users: Users | None = None
         self._tokens: Tokens | None = None
         self._pins: CertPins | None = None
+        self._printers: StoredPrinters | None = None
 
     async def start(self) -> None:
         db = await Database.open(self.config.db_path)
@@ -259,10 +262,11 @@ class Store:
         # Deleting a user deletes its tokens in SQL; the token cache must forget them at once too.
         self._users = Users(db, on_delete=tokens.forget_user)
         self._pins = CertPins(db)
+        self._printers = StoredPrinters(db)
 
     async def stop(self) -> None:
         db, self._db = self._db, None
-        self._users = self._tokens = self._pins = None
+        self._users = self._tokens = self._pins = self._printers = None
         if db is not None:
             await db.close()
 
@@ -281,6 +285,10 @@ class Store:
     @property
     def pins(self) -> CertPins:
         return self._require(self._pins)
+
+    @property
+    def printers(self) -> StoredPrinters:
+        return self._require(self._printers)
 
     @staticmethod
     def _require(value: _T | None) -> _T:

@@ -1,16 +1,24 @@
-"""Health, printers, commands, certificate acceptance, temperature history, the OpenAPI document."""
+"""Health, printers (list, add, edit, remove, connection test), commands, certificate acceptance,
+temperature history, the OpenAPI document."""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from bambu_edge import __version__
+from bambu_edge.config import check_access_code, check_host, check_model, check_name, check_serial
+from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
+from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
 from bambu_edge.printers.temps import FIELDS
-from bambu_edge.web.api_auth import ApiError, bad, json_response, read_json, service
+from bambu_edge.web.api_auth import ApiError, bad, json_response, read_json, require_admin, service
 from bambu_edge.web.openapi import build_spec, documented
+from bambu_edge.web.security import client_key
 
 ACTIONS = ("pause", "resume", "stop", "speed", "light", "gcode")
 MAX_GCODE = 256
@@ -21,6 +29,13 @@ def _link(request: web.Request) -> PrinterLink:
     if link is None:
         raise ApiError(404, "not_found", "No such printer.")
     return link
+
+
+def _view(request: web.Request, printer_id: str) -> dict[str, Any]:
+    view = service(request).manager.view(printer_id)
+    if view is None:
+        raise ApiError(404, "not_found", "No such printer.")
+    return view
 
 
 def _command_error(e: CommandError) -> ApiError:
@@ -64,13 +79,189 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_printers(request: web.Request) -> web.Response:
-    """Every printer's view."""
+    """Every printer's view (with `read_only`: declared in the config file)."""
     return json_response(service(request).manager.views())
 
 
 async def get_printer(request: web.Request) -> web.Response:
     """One printer's view."""
-    return json_response(_link(request).state.view())
+    return json_response(_view(request, request.match_info["id"]))
+
+
+# --- adding, editing, removing printers (admin) ---------------------------------------------------
+
+PRINTER_FIELDS = ("name", "host", "serial", "access_code", "model", "mqtt_port", "ftps_port")
+TEST_FIELDS = ("host", "serial", "access_code", "mqtt_port")
+PRINTER_BODY = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 100},
+        "host": {"type": "string", "description": "IP address or host name"},
+        "serial": {"type": "string", "pattern": "^[0-9A-Za-z]{6,32}$"},
+        "access_code": {"type": "string", "description": "never returned"},
+        "model": {"type": ["string", "null"], "description": "one of the Bambu models; null: detect"},
+        "mqtt_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8883},
+        "ftps_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 990},
+    },
+}
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("must be a whole number from 1 to 65535")
+    return value
+
+
+def _blank_is_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else check(v)
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "name": check_name,
+    "host": lambda v: check_host(v.strip() if isinstance(v, str) else v),
+    "serial": lambda v: check_serial(v.strip() if isinstance(v, str) else v),
+    "access_code": check_access_code,  # as typed: spaces are refused, never trimmed into another code
+    "model": _blank_is_none(check_model),
+    "mqtt_port": _port,
+    "ftps_port": _port,
+}
+
+
+def printer_fields(
+    body: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]
+) -> dict[str, Any]:
+    """Validate a printer body with the YAML config's rules; {field: value} or ApiError 400."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise bad(f"unknown field '{unknown[0]}' (allowed: {', '.join(allowed)})")
+    out: dict[str, Any] = {}
+    for key in allowed:
+        if key not in body:
+            if key in required:
+                raise bad(f"'{key}' is required")
+            continue
+        try:
+            out[key] = CHECKS[key](body[key])
+        except ValueError as e:
+            raise bad(f"'{key}' {e}") from None
+    return out
+
+
+def _editable(request: web.Request) -> str:
+    printer_id = request.match_info["id"]
+    svc = service(request)
+    cfg = svc.manager.config_of(printer_id)
+    if cfg is None:
+        raise ApiError(404, "not_found", "No such printer.")
+    if cfg.read_only:
+        where = svc.config.source or "the config file"
+        raise ApiError(
+            403, "read_only", f"{cfg.name} is declared in {where}; change or remove it there, then restart."
+        )
+    return printer_id
+
+
+@documented(body={**PRINTER_BODY, "required": ["name", "host", "serial", "access_code"]})
+async def add_printer(request: web.Request) -> web.Response:
+    """Add a Bambu printer (admin).
+
+    It is kept in the database and connected at once; its id is made from the name. 201 with its
+    view. 400 with a plain message for a bad field, 409 if the serial is added already."""
+    require_admin(request)
+    fields = printer_fields(
+        await read_json(request), PRINTER_FIELDS, ("name", "host", "serial", "access_code")
+    )
+    try:
+        view = await service(request).manager.create(**fields)
+    except SerialInUseError as e:
+        raise ApiError(
+            409, "conflict", f"This printer is added already, as {e.name}: a printer takes one connection."
+        ) from None
+    return json_response(view, 201)
+
+
+@documented(body=PRINTER_BODY)
+async def update_printer(request: web.Request) -> web.Response:
+    """Change a printer added in the dashboard (admin): name, host, access code, model, ports.
+
+    Its link restarts. 403 for a printer declared in the config file. The serial cannot change."""
+    require_admin(request)
+    printer_id = _editable(request)
+    body = await read_json(request)
+    current = service(request).manager.config_of(printer_id)
+    if "serial" in body and current is not None and body["serial"] != current.serial:
+        raise bad("the serial number cannot be changed; remove the printer and add the other one")
+    body.pop("serial", None)
+    fields = printer_fields(body, tuple(k for k in PRINTER_FIELDS if k != "serial"), ())
+    if not fields:
+        raise bad("nothing to change: send name, host, access_code, model, mqtt_port or ftps_port")
+    try:
+        view = await service(request).manager.update(printer_id, **fields)
+    except LookupError:
+        raise ApiError(404, "not_found", "No such printer.") from None
+    except ReadOnlyPrinterError:
+        raise ApiError(403, "read_only", "This printer is declared in the config file.") from None
+    return json_response(view)
+
+
+async def delete_printer(request: web.Request) -> web.Response:
+    """Remove a printer added in the dashboard (admin).
+
+    Its link stops and its pinned certificate is forgotten; its print history is kept. 403 for a
+    printer declared in the config file."""
+    require_admin(request)
+    printer_id = _editable(request)
+    svc = service(request)
+    try:
+        await svc.manager.delete(printer_id)
+    except LookupError:
+        raise ApiError(404, "not_found", "No such printer.") from None
+    except ReadOnlyPrinterError:
+        raise ApiError(403, "read_only", "This printer is declared in the config file.") from None
+    svc.temps.forget(printer_id)
+    return web.Response(status=204)
+
+
+@documented(
+    body={
+        "type": "object",
+        "required": ["host", "serial", "access_code"],
+        "properties": {k: PRINTER_BODY["properties"][k] for k in TEST_FIELDS},
+    },
+    response={
+        "type": "object",
+        "properties": {
+            "state": {"type": "string", "enum": ["connected", "auth_failed", "tls_mismatch", "unreachable"]},
+            "message": {"type": "string"},
+            "fingerprint": {"type": ["string", "null"]},
+        },
+    },
+)
+async def try_connection(request: web.Request) -> web.Response:
+    """Try to connect to a printer before adding it (admin).
+
+    A real attempt: TLS to its MQTT port, the certificate must be issued to the serial, then an MQTT
+    login with the access code. The answer says how it went in plain words. Rate-limited (429)."""
+    require_admin(request)
+    fields = printer_fields(await read_json(request), TEST_FIELDS, ("host", "serial", "access_code"))
+    svc = service(request)
+    wait = svc.probe_limiter.check(client_key(request), time.monotonic())
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many connection tests; wait a moment and try again.",
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    async with svc.probe_slots:
+        result = await probe_printer(
+            fields["host"],
+            fields["serial"],
+            fields["access_code"],
+            mqtt_port=fields.get("mqtt_port", 8883),
+            timeout=svc.probe_timeout,
+        )
+    return json_response(result.to_json())
 
 
 @documented(
@@ -106,7 +297,7 @@ async def accept_certificate(request: web.Request) -> web.Response:
         await link.accept_certificate()
     except CommandError as e:
         raise _command_error(e) from None
-    return json_response(link.state.view())
+    return json_response(_view(request, link.printer_id))
 
 
 async def temps(request: web.Request) -> web.Response:
@@ -126,7 +317,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/health", health)
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/api/printers", list_printers)
+    r.add_post("/api/printers", add_printer)
+    r.add_post("/api/printers/test", try_connection)
     r.add_get("/api/printers/{id}", get_printer)
+    r.add_put("/api/printers/{id}", update_printer)
+    r.add_delete("/api/printers/{id}", delete_printer)
     r.add_post("/api/printers/{id}/commands", send_command)
     r.add_post("/api/printers/{id}/certificate/accept", accept_certificate)
     r.add_get("/api/printers/{id}/temps", temps)

@@ -104,6 +104,11 @@ class WebService:
         self.queue = queue
         self.limiter = TokenBucketLimiter(per_minute=200)
         self.login_throttle = LoginThrottle()
+        # "Test connection" opens a real connection to a device on the LAN: a few per minute per
+        # client, and at most two at a time.
+        self.probe_limiter = TokenBucketLimiter(per_minute=12, burst=6)
+        self.probe_slots = asyncio.Semaphore(2)
+        self.probe_timeout = 10.0
         self.csrf = CsrfTokens.from_file(config.data_dir / "csrf.key")
         self.setup_lock = asyncio.Lock()
         self.temps = TempHistory()

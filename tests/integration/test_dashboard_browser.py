@@ -2,54 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
-from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright
 
+from tests.integration.browser import chromium, new_page, screenshot_on_failure
 from tests.integration.test_end_to_end import PASSWORD, spine  # noqa: F401 - the fixture
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-# No traffic off this machine: Chromium's own background services stay off.
-CHROMIUM_ARGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-gpu",
-]
 
 
 @pytest.fixture
 async def page(spine):  # noqa: F811
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: run `make test` (it installs it) or apt-get install chromium")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        ctx = await browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-        pg = await ctx.new_page()
+    async with chromium() as browser:
         errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
-        try:
-            yield pg, spine, errors
-        finally:
-            await browser.close()
-
-
-@contextlib.asynccontextmanager
-async def screenshot_on_failure(pg, name: str):
-    """Keep what the browser showed when a test fails (test-artifacts/, kept by CI)."""
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        await pg.screenshot(path=str(ARTIFACTS / f"{name}-{int(time.time())}.png"), full_page=True)
-        raise
+        pg = await new_page(browser, errors)
+        yield pg, spine, errors
 
 
 async def login(pg, base: str) -> None:

@@ -152,3 +152,28 @@ def test_config_path_from_environment(tmp_path):
     bad.write_text("nonsense: true\n")
     r = _cli("check-config", env_extra={"BAMBU_EDGE_CONFIG": str(bad)})
     assert r.returncode == 2 and str(bad) in r.stderr
+
+
+def test_model_is_checked_and_spelled_canonically():
+    text = "printers:\n  - {id: a, host: h, serial: ABC123, access_code: '1', model: 'a1 MINI'}\n"
+    assert parse_config(text, "c.yaml", env={}).printers[0].model == "A1 mini"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text.replace("a1 MINI", "Ender 3"), "c.yaml", env={})
+    assert e.value.key == "printers[0].model" and "X1C" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("host", "'http://192.168.1.5'", "not a host"),
+        ("access_code", "'12 34'", "without spaces"),
+        ("name", "'" + "x" * 101 + "'", "at most 100"),
+        ("serial", "'01S-00C'", "serial number"),
+    ],
+)
+def test_printer_fields_follow_the_shared_rules(field, value, words):
+    fields = {"id": "a", "host": "h", "serial": "ABC123", "access_code": "'1'", field: value}
+    text = "printers:\n  - {" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "c.yaml", env={})
+    assert e.value.key == f"printers[0].{field}" and words in e.value.message

@@ -7,7 +7,7 @@ import { mountBanner } from './components/banner.js';
 import { mountHeader } from './components/header.js';
 import { h } from './dom.js';
 import { initI18n, onLangChange, t } from './i18n.js';
-import { currentPath, render, startRouter, navigate } from './router.js';
+import { currentPath, navigate, prefetch, render, startRouter } from './router.js';
 import { clearSession, isAdmin, loadSession, session, sessionAlive } from './session.js';
 import { store } from './store.js';
 import { initTheme } from './theme.js';
@@ -75,10 +75,13 @@ onLangChange(() => {
 
 async function boot() {
   main.replaceChildren(h('div', { class: 'page page-loading', 'aria-busy': 'true' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('span', {}, t('common.loading'))));
+  // All at once, not one after another: the page's modules, the setup state and the session (a
+  // returning user needs the last two answers; the first page shows as soon as both are in).
+  prefetch(currentPath());
   try {
-    const setup = await get('/api/setup', { auth: false });
+    const [setup] = await Promise.all([get('/api/setup', { auth: false }), loadSession(false)]);
     app.needsAdmin = Boolean(setup && setup.needs_admin);
-    if (!app.needsAdmin) await loadSession(false);
+    if (app.needsAdmin) clearSession();
   } catch (e) {
     main.replaceChildren(h('div', { class: 'page' }, h('div', { class: 'notice notice-bad', role: 'alert', testid: 'boot-error' },
       h('p', {}, t('error.boot')),

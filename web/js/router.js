@@ -39,6 +39,12 @@ export function match(path) {
   return null;
 }
 
+/** Start loading the page module for `path` (e.g. while the session is fetched at boot). */
+export function prefetch(path) {
+  const m = match(path);
+  if (m) m.route.load().catch(() => { /* render() reports it */ });
+}
+
 export function navigate(path, { replace = false } = {}) {
   const hash = `#${path}`;
   if (location.hash === hash) { render(); return; }

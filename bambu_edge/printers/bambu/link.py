@@ -231,7 +231,7 @@ class BambuLink(PrinterLink):
             raise _first(group) from None
 
     def _offline(self, e: BaseException) -> float:
-        self._set_link(LinkState.OFFLINE, _describe(e))
+        self._set_link(LinkState.OFFLINE, describe_error(e))
         return self.backoff.next()
 
     # --- certificates ------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ class BambuLink(PrinterLink):
         except (OSError, TimeoutError):
             peer = None
         if is_serial_mismatch(e):
-            return await self._mismatch(_Mismatch(_describe(e), peer, pending=False))
+            return await self._mismatch(_Mismatch(describe_error(e), peer, pending=False))
         if self.cfg.tls.ca_file:
             return await self._mismatch(
                 _Mismatch("the printer's certificate is not signed by tls.ca_file", peer, pending=False)
@@ -397,7 +397,7 @@ class BambuLink(PrinterLink):
         except aiomqtt.MqttError as e:
             timer.cancel()
             self._pending.pop(cmd.key, None)
-            raise CommandError("offline", f"could not send to {self.cfg.name}: {_describe(e)}") from None
+            raise CommandError("offline", f"could not send to {self.cfg.name}: {describe_error(e)}") from None
         self.log.info("sent %s (sequence_id %s)", action, cmd.sequence_id)
         return cmd.sequence_id
 
@@ -452,7 +452,7 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     return e
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     """An error in words a user can act on."""
     text = str(e) or type(e).__name__
     low = text.lower()

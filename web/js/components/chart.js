@@ -20,7 +20,9 @@ export function createChart({ chamber = true } = {}) {
   const canvas = h('canvas', { testid: 'temp-chart-canvas' });
   const tip = h('div', { class: 'chart-tip', hidden: true, 'aria-hidden': 'true' });
   const empty = h('div', { class: 'chart-empty', hidden: true }, t('chart.empty'));
-  const wrap = h('div', { class: 'chart-wrap' }, canvas, tip, empty);
+  // CSS colours are light-dark() pairs; a canvas cannot read those, so a styled element resolves them.
+  const probe = h('span', { hidden: true, 'aria-hidden': 'true' });
+  const wrap = h('div', { class: 'chart-wrap' }, canvas, tip, empty, probe);
   const legendItem = (cls, label, dashed) => h('span', { class: 'legend-item' }, h('span', { class: `legend-swatch legend-${cls}${dashed ? ' dashed' : ''}` }), label);
   const chamberLegend = legendItem('chamber', t('temp.chamber'));
   const legend = h('div', { class: 'chart-legend', 'aria-hidden': 'true' },
@@ -92,7 +94,7 @@ export function createChart({ chamber = true } = {}) {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, hgt);
     const css = getComputedStyle(el);
-    const v = (name) => css.getPropertyValue(name).trim() || '#888';
+    const v = (name) => { probe.style.color = `var(${name})`; return getComputedStyle(probe).color || '#888'; };
     const font = css.getPropertyValue('font-family');
     el.setAttribute('aria-label', summary());
     empty.hidden = rows.length > 0;

@@ -9,6 +9,7 @@ import { icon } from '../icons.js';
 import { MODEL_CHOICES } from '../models.js';
 import { store } from '../store.js';
 import { errorText, toast } from '../toast.js';
+import { createLinkBadge } from './link-badge.js';
 
 const TEST_TONE = { connected: 'good', auth_failed: 'bad', tls_mismatch: 'warn', unreachable: 'bad' };
 
@@ -36,6 +37,18 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
     h('option', { value: '' }, t('printers.model_auto')),
     MODEL_CHOICES.map((m) => h('option', { value: m }, m)));
   if (initial?.model && MODEL_CHOICES.includes(initial.model)) model.value = initial.model;
+  // Ports: folded away, since nearly every printer uses the usual ones (empty = the usual one).
+  const portInput = (nameAttr, usual, current) => h('input', {
+    name: nameAttr, type: 'number', min: '1', max: '65535', step: '1', inputmode: 'numeric', autocomplete: 'off',
+    placeholder: String(usual), value: Number.isInteger(current) && current !== usual ? String(current) : '',
+  });
+  const mqttPort = portInput('mqtt_port', 8883, initial?.mqtt_port);
+  const ftpsPort = portInput('ftps_port', 990, initial?.ftps_port);
+  const ports = h('details', { class: 'form-more', testid: 'printer-ports', open: Boolean(mqttPort.value || ftpsPort.value) },
+    h('summary', {}, t('printers.advanced')),
+    h('div', { class: 'form-grid' },
+      field({ label: t('printers.mqtt_port'), input: mqttPort, testid: 'printer-mqtt-port-input', hint: t('printers.mqtt_port_hint') }),
+      field({ label: t('printers.ftps_port'), input: ftpsPort, testid: 'printer-ftps-port-input', hint: t('printers.ftps_port_hint') })));
   const error = h('p', { class: 'form-error', role: 'alert', testid: 'printer-form-error', hidden: true });
   const resultSlot = h('div', { testid: 'test-result-slot', 'aria-live': 'polite' });
   const testBtn = h('button', { type: 'button', class: 'btn', testid: 'printer-test' }, icon('refresh'), t('printers.test'));
@@ -45,18 +58,37 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   const form = h('form', { class: 'form', testid: editing ? 'printer-edit-form' : 'printer-form', novalidate: true },
     h('div', { class: 'form-grid' },
       field({ label: t('printers.name'), input: name, testid: 'printer-name-input' }),
-      field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: editing ? t('printers.keep_hint') : t('printers.host_hint') }),
+      field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: t('printers.host_hint') }),
       field({ label: t('printers.serial'), input: serial, testid: 'printer-serial-input', hint: editing ? null : t('printers.serial_hint') }),
       field({ label: t('printers.access_code'), input: code, testid: 'printer-code-input', hint: editing ? t('printers.keep_hint') : t('printers.code_hint') }),
       field({ label: t('printers.model'), input: model, testid: 'printer-model-input' })),
-    resultSlot, error,
+    ports, resultSlot, error,
     h('div', { class: 'form-actions' }, testBtn, save, cancel));
 
   function invalid(input, on) {
     if (on) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
   }
 
+  /** The port typed in, null when empty (the usual one), NaN when it is not a port. */
+  function portOf(input) {
+    const v = input.value.trim();
+    if (!v) return null;
+    const n = Number(v);
+    return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : Number.NaN;
+  }
+
   function validate(forTest) {
+    for (const input of [mqttPort, ftpsPort]) {
+      const bad = Number.isNaN(portOf(input));
+      invalid(input, bad);
+      if (bad) {
+        ports.open = true;
+        error.textContent = t('printers.bad_port');
+        error.hidden = false;
+        input.focus();
+        return false;
+      }
+    }
     const missing = [];
     const need = [[host, !editing || forTest], [serial, !editing || forTest], [code, !editing || forTest], [name, !forTest]];
     for (const [input, required] of need) {
@@ -80,7 +112,9 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
     testBtn.classList.add('is-pending');
     clear(resultSlot).appendChild(h('p', { class: 'field-hint', testid: 'test-running' }, t('printers.testing')));
     try {
-      const res = await post('/api/printers/test', { host: host.value.trim(), serial: serial.value.trim(), access_code: code.value.trim() }, { timeout: 45000 });
+      const body = { host: host.value.trim(), serial: serial.value.trim(), access_code: code.value };
+      if (portOf(mqttPort) !== null) body.mqtt_port = portOf(mqttPort);
+      const res = await post('/api/printers/test', body, { timeout: 45000 });
       clear(resultSlot).appendChild(testResult(res));
     } catch (e) {
       clear(resultSlot).appendChild(h('div', { class: 'notice notice-bad', testid: 'test-result', dataset: { state: 'error' }, role: 'status' }, h('p', {}, errorText(e))));
@@ -97,20 +131,24 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
     save.classList.add('is-pending');
     try {
       let view;
+      // The access code is sent as typed: the server refuses spaces rather than trimming a code.
       if (editing) {
-        const body = { name: name.value.trim() };
+        const body = { name: name.value.trim(), model: model.value || null };
         if (host.value.trim()) body.host = host.value.trim();
-        if (code.value.trim()) body.access_code = code.value.trim();
-        if (model.value) body.model = model.value;
+        if (code.value) body.access_code = code.value;
+        body.mqtt_port = portOf(mqttPort) ?? 8883;
+        body.ftps_port = portOf(ftpsPort) ?? 990;
         view = await put(`/api/printers/${enc(initial.id)}`, body);
       } else {
-        const body = { name: name.value.trim(), host: host.value.trim(), serial: serial.value.trim(), access_code: code.value.trim() };
+        const body = { name: name.value.trim(), host: host.value.trim(), serial: serial.value.trim(), access_code: code.value };
         if (model.value) body.model = model.value;
+        if (portOf(mqttPort) !== null) body.mqtt_port = portOf(mqttPort);
+        if (portOf(ftpsPort) !== null) body.ftps_port = portOf(ftpsPort);
         view = await post('/api/printers', body);
       }
       if (view && view.id !== undefined) store.add(view);
       toast(editing ? t('printers.saved', { name: name.value.trim() }) : t('printers.added', { name: name.value.trim() }), { kind: 'success' });
-      if (!editing) { form.reset(); clear(resultSlot); }
+      if (!editing) { form.reset(); clear(resultSlot); ports.open = false; }
       onSaved?.(view);
     } catch (err) {
       error.textContent = errorText(err);
@@ -131,19 +169,23 @@ export function printerAdmin({ showForm = true } = {}) {
   const formSlot = h('div', {});
   let printers = [];
 
+  let rowScope = scope(); // the rows' live link badges, replaced on every repaint
+
   function row(p) {
     const id = String(p.id);
     const name = typeof p.name === 'string' && p.name ? p.name : id;
     const ro = Boolean(p.read_only);
+    // Live from the store (WebSocket) once the printer is there; the fetched state until then.
     const st = p.link?.state;
+    const badge = store.has(id) ? createLinkBadge(id, rowScope) : (st ? h('span', { class: `badge tone-${linkTone(st)}` }, linkLabel(st)) : null);
     const actions = h('div', { class: 'form-actions' });
     const li = h('li', { class: 'list-item', testid: 'printer-row', dataset: { printerId: id, readOnly: ro ? 'true' : 'false' } },
       h('div', { class: 'list-main' },
         h('div', { class: 'list-title' }, h('span', {}, name),
           p.model ? h('span', { class: 'chip' }, String(p.model)) : null,
-          st ? h('span', { class: `badge tone-${linkTone(st)}` }, linkLabel(st)) : null,
+          badge,
           ro ? h('span', { class: 'badge tone-idle no-dot', testid: 'read-only', title: t('printers.read_only_hint') }, icon('lock'), t('printer.read_only')) : null),
-        h('div', { class: 'list-sub mono' }, typeof p.serial === 'string' ? p.serial : ''),
+        h('div', { class: 'list-sub mono', testid: 'printer-row-address' }, [p.serial, p.host].filter((x) => typeof x === 'string' && x).join(' · ')),
         ro ? h('div', { class: 'list-sub' }, t('printers.read_only_hint')) : null),
       actions);
     if (!ro) {
@@ -179,6 +221,8 @@ export function printerAdmin({ showForm = true } = {}) {
   }
 
   function paint() {
+    rowScope.dispose();
+    rowScope = scope();
     clear(list);
     for (const p of printers) list.appendChild(row(p));
     empty.hidden = printers.length > 0;
@@ -197,5 +241,5 @@ export function printerAdmin({ showForm = true } = {}) {
   sc.add(store.onList(() => load()));
   load();
   const el = h('div', { class: 'form' }, list, empty);
-  return { el, formEl: formSlot, reload: load, destroy: () => sc.dispose() };
+  return { el, formEl: formSlot, reload: load, destroy: () => { rowScope.dispose(); sc.dispose(); } };
 }

@@ -3,7 +3,7 @@
 // an "offline since" notice instead.
 import { h, scope, setAttr, setText, show, toggleClass } from '../dom.js';
 import {
-  fmtAgo, fmtClock, fmtDuration, fmtNumber, fmtPercent, isActiveJob, isNum, linkLabel, linkTone,
+  fmtAgo, fmtClock, fmtDuration, fmtNumber, fmtPercent, isActiveJob, isNum, linkLabel,
   printStateLabel, stateTone,
 } from '../format.js';
 import { t } from '../i18n.js';
@@ -14,6 +14,7 @@ import { createAms } from './ams.js';
 import { CONTROL_PATHS, createControls } from './controls.js';
 import { createGauge } from './gauge.js';
 import { createHms } from './hms.js';
+import { createLinkBadge } from './link-badge.js';
 
 export const isConnected = (p) => p?.link?.state === 'connected';
 
@@ -115,18 +116,6 @@ export function createGauges(id, sc) {
     const withChamber = hasChamber(p.model, tp);
     show(chamber.el, withChamber);
     if (withChamber) chamber.update(tp.chamber?.current, tp.chamber?.target, live);
-  }));
-  return el;
-}
-
-/** Link badge: Online / Offline / Connecting / Access code rejected / Certificate changed. */
-export function createLinkBadge(id, sc) {
-  const el = h('span', { class: 'badge', testid: 'link-state' });
-  sc.add(store.watch(id, ['link.state'], (p) => {
-    const st = p.link?.state ?? null;
-    setText(el, linkLabel(st));
-    el.className = `badge tone-${linkTone(st)}`;
-    el.dataset.state = st || '';
   }));
   return el;
 }

@@ -5,7 +5,8 @@ import { createAms } from '../components/ams.js';
 import { createChart } from '../components/chart.js';
 import { CONTROL_PATHS, createControls } from '../components/controls.js';
 import { createHms } from '../components/hms.js';
-import { createGauges, createLinkBadge, createStatus, isConnected } from '../components/printer-card.js';
+import { createLinkBadge } from '../components/link-badge.js';
+import { createGauges, createStatus, isConnected } from '../components/printer-card.js';
 import { sendCommand } from '../commands.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show, toggleClass } from '../dom.js';
@@ -88,6 +89,7 @@ function createLinkDetails(id, sc) {
   const fpDd = h('dd', { class: 'fingerprint', testid: 'cert-fingerprint' });
   const offeredDd = h('dd', { class: 'fingerprint', testid: 'cert-offered' });
   const serialDd = h('dd', { class: 'mono', testid: 'printer-serial' });
+  const addressDd = h('dd', { class: 'mono', testid: 'printer-address' });
   const fwDd = h('dd', { testid: 'printer-firmware' });
   const wifiDd = h('dd', { testid: 'printer-wifi' });
   const nozzleDd = h('dd', { testid: 'printer-nozzle' });
@@ -130,6 +132,7 @@ function createLinkDetails(id, sc) {
     h('dt', {}, t('link.fingerprint')), fpDd,
     ...rows.offered,
     h('dt', {}, t('printer.serial')), serialDd,
+    h('dt', {}, t('printer.address')), addressDd,
     ...extra.fw, ...extra.nozzle, ...extra.wifi, ...extra.perr,
     h('dt', {}, t('printer.source')), configDd);
   const paint = (p) => {
@@ -144,6 +147,8 @@ function createLinkDetails(id, sc) {
     rows.offered.forEach((x) => show(x, mism || Boolean(l.offered_fingerprint)));
     show(mismatch, mism);
     setText(serialDd, typeof p.serial === 'string' && p.serial ? p.serial : '—');
+    const port = isNum(p.mqtt_port) && p.mqtt_port !== 8883 ? `:${p.mqtt_port}` : '';
+    setText(addressDd, typeof p.host === 'string' && p.host ? `${p.host}${port}` : '—');
     setText(configDd, p.read_only ? t('printer.from_config') : t('printer.from_dashboard'));
     const live = l.state === 'connected';
     const str = (v) => (typeof v === 'string' && v ? v : '');
@@ -160,7 +165,7 @@ function createLinkDetails(id, sc) {
     setText(perrDd, perr);
     extra.perr.forEach((x) => show(x, Boolean(perr)));
   };
-  sc.add(store.watch(id, ['link', 'serial', 'read_only', 'firmware', 'wifi_signal', 'nozzle', 'print.error'], paint));
+  sc.add(store.watch(id, ['link', 'serial', 'host', 'mqtt_port', 'read_only', 'firmware', 'wifi_signal', 'nozzle', 'print.error'], paint));
   sc.interval(() => { const p = store.get(id); if (p) paint(p); }, 30000);
   return h('div', { class: 'form' }, mismatch, dl);
 }
