@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 
 from bambu_edge.config import Config
 from bambu_edge.store import cli
-from bambu_edge.store.db import Database, Migration, SchemaTooNewError, Store, split_sql
+from bambu_edge.store.db import Database, Migration, SchemaTooNewError, Store, load_migrations, split_sql
 from bambu_edge.store.pins import CertPins
 from bambu_edge.store.tokens import Tokens
 from bambu_edge.store.users import Users
@@ -49,16 +49,18 @@ async def test_migrations_apply_once_and_survive_reopen(tmp_path: Path):
     path = tmp_path / "new" / "dir" / "bambu-edge.db"  # parent folders are created
     database = await Database.open(path)
     assert await database.schema_version() == 0
-    assert await database.migrate() == [1]
+    shipped = load_migrations()
+    assert await database.migrate() == [m.version for m in shipped]
     assert await database.migrate() == []
     rows = await database.fetchall("SELECT version, name, applied_at FROM schema_version")
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "initial")]
+    assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in shipped]
+    assert (rows[0]["version"], rows[0]["name"]) == (1, "initial")
     assert rows[0]["applied_at"] > 0
     await database.close()
 
     again = await Database.open(path)
     assert await again.migrate() == []
-    assert await again.schema_version() == 1
+    assert await again.schema_version() == shipped[-1].version
     tables = {r[0] for r in await again.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"printers", "users", "api_tokens", "printer_certs", "print_history"} <= tables
     await again.close()
@@ -75,22 +77,25 @@ async def test_wal_mode_durability_settings_and_private_file(db: Database):
 
 async def test_refuses_a_database_from_a_newer_version(db: Database):
     await db.execute("INSERT INTO schema_version VALUES (42, 'future', 0)")
-    with pytest.raises(SchemaTooNewError, match=r"schema version 42.*only up to version 1.*newer"):
+    latest = load_migrations()[-1].version
+    with pytest.raises(SchemaTooNewError, match=rf"schema version 42.*only up to version {latest}\b.*newer"):
         await db.migrate()
 
 
 async def test_failed_migration_leaves_nothing_half_applied(db: Database):
-    good = Migration(2, "good", "CREATE TABLE good (x INTEGER);")
-    bad = Migration(3, "bad", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);")
-    base = Migration(1, "initial", "")
+    shipped = load_migrations()  # the fixture applied these
+    n = shipped[-1].version
+    good = Migration(n + 1, "good", "CREATE TABLE good (x INTEGER);")
+    bad = Migration(n + 2, "bad", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);")
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
-        await db.migrate([base, good, bad])
-    assert await db.schema_version() == 2
+        await db.migrate([*shipped, good, bad])
+    assert await db.schema_version() == n + 1
     tables = {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "good" in tables and "half" not in tables
     assert not db.conn.in_transaction
     # Fixed migration: applies on the next run.
-    assert await db.migrate([base, good, Migration(3, "bad", "CREATE TABLE half (x INTEGER);")]) == [3]
+    fixed = Migration(n + 2, "bad", "CREATE TABLE half (x INTEGER);")
+    assert await db.migrate([*shipped, good, fixed]) == [n + 2]
 
 
 def test_split_sql_keeps_semicolons_in_strings_comments_and_triggers():
