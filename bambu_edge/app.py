@@ -1,6 +1,7 @@
 """The one place where services are built and wired: started in order, stopped in reverse.
 
-Start-up order: store (database, migrations) -> printers (links) -> web (API, dashboard).
+Start-up order: store (database, migrations) -> printers (links) -> queue (dispatcher) -> web (API,
+dashboard).
 A stop (SIGTERM/SIGINT) stops them in reverse within STOP_BUDGET_S, so systemd never has to kill us.
 """
 
@@ -16,6 +17,8 @@ from typing import Protocol
 from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
+from bambu_edge.jobs.dispatcher import Dispatcher
+from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.printers.base import PRINTER_EVENT, LinkState
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.db import Store
@@ -37,6 +40,7 @@ class Daemon:
         self.bus = EventBus()
         self.store = Store(config)
         self.manager: PrinterManager | None = None
+        self.queue: Dispatcher | None = None
         self.web: WebService | None = None
         self._started: list[tuple[str, Service]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,7 +53,9 @@ class Daemon:
             await self._start("store", self.store)
             self.manager = PrinterManager(self.config, self.bus, self.store.pins)
             await self._start("printers", self.manager)
-            self.web = WebService(self.config, self.store, self.manager, self.bus)
+            self.queue = Dispatcher(self.config, QueueStore(self.store.db), self.manager, self.bus)
+            await self._start("queue", self.queue)
+            self.web = WebService(self.config, self.store, self.manager, self.bus, queue=self.queue)
             await self._start("web", self.web)
         except BaseException:
             await self.stop()

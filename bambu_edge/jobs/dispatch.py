@@ -87,7 +87,6 @@ class PrinterSnapshot:
     trays: tuple[Tray, ...] = ()  # AMS (and AMS HT) trays
     external: Tray | None = None  # the external spool
     load: float = 0.0  # recent work (the service counts queued prints of the last day)
-    progress: int | None = None  # percent, for "printing (42 %)"
 
     @classmethod
     def from_view(
@@ -114,7 +113,6 @@ class PrinterSnapshot:
             trays=tuple(trays_from_view(view.get("ams") or ())),
             external=external_from_view(view.get("external_spool")),
             load=load,
-            progress=job.get("progress"),
         )
 
 
@@ -408,9 +406,7 @@ def readiness(p: PrinterSnapshot) -> Readiness:
     elif p.gcode_state is None:
         reason = "no status report yet"
     elif p.gcode_state in ACTIVE_WORDS:
-        reason = ACTIVE_WORDS[p.gcode_state]
-        if p.gcode_state == "RUNNING" and isinstance(p.progress, int):
-            reason += f" ({p.progress} %)"
+        reason = ACTIVE_WORDS[p.gcode_state]  # no progress: reasons change only when readiness does
     elif p.gcode_state not in IDLE_STATES:
         reason = f"busy ({p.gcode_state})"
     elif p.run_in_flight:

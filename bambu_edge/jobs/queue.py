@@ -531,6 +531,22 @@ class QueueStore:
             await _refresh_job(conn, row["job_id"], now)
         return await self.get_run(run_id)
 
+    async def cancel_run(self, run_id: int) -> Run | None:
+        """A copy stopped before it reached the printer (the user removed its job): the bed is as it
+        was (clear)."""
+        now = self.clock()
+        async with self.db.transaction() as conn:
+            row = await _one(conn, "SELECT job_id, printer_id, state FROM queue_runs WHERE id = ?", (run_id,))
+            if row is None or row["state"] not in RUN_IN_FLIGHT:
+                return None
+            await conn.execute(
+                "UPDATE queue_runs SET state = 'cancelled', error = 'cancelled', ended_at = ? WHERE id = ?",
+                (now, run_id),
+            )
+            await _set_bed(conn, row["printer_id"], True, now)
+            await _refresh_job(conn, row["job_id"], now)
+        return await self.get_run(run_id)
+
     async def end_run(
         self, run_id: int, *, success: bool, history_id: int | None, error: str | None = None
     ) -> Run | None:

@@ -73,7 +73,7 @@ def test_a_free_compatible_printer_takes_the_job():
         ({"link_state": "offline"}, "offline"),
         ({"link_state": "auth_failed"}, "access code rejected"),
         ({"gcode_state": None}, "no status report yet"),
-        ({"gcode_state": "RUNNING", "progress": 42}, "printing (42 %)"),
+        ({"gcode_state": "RUNNING"}, "printing"),
         ({"gcode_state": "PREPARE"}, "preparing a print"),
         ({"gcode_state": "PAUSE"}, "paused mid-print"),
         ({"gcode_state": "SLICING"}, "busy (SLICING)"),
