@@ -75,6 +75,10 @@ class DemoFiles:
     def data(self) -> Path:
         return self.workdir / "data"
 
+    def sdcard(self, printer_id: str) -> Path:
+        """The virtual printer's storage, served over implicit FTPS like a printer's port 990."""
+        return self.workdir / "sdcard" / printer_id
+
 
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -128,7 +132,14 @@ def choose_port(wanted: int | None, default: int, what: str) -> int:
     return port
 
 
-def write_config(files: DemoFiles, state: dict[str, Any], broker: LocalBroker, https: int, http: int) -> None:
+def write_config(
+    files: DemoFiles,
+    state: dict[str, Any],
+    broker: LocalBroker,
+    https: int,
+    http: int,
+    ftps_ports: dict[str, int],
+) -> None:
     printers = [
         {
             "id": p.id,
@@ -136,6 +147,7 @@ def write_config(files: DemoFiles, state: dict[str, Any], broker: LocalBroker, h
             "type": "bambu",
             "host": broker.host,
             "mqtt_port": broker.port,
+            "ftps_port": ftps_ports[p.id],
             "serial": state["serials"][p.id],
             "access_code": state["access_code"],
             # One local broker plays every printer, so its certificate names no serial: pin it.
@@ -203,7 +215,8 @@ def banner(files: DemoFiles, config: Config, password: str | None) -> str:
         f"  Login:      {login}   (saved in {_shown(files.login)})",
         f"  Printers:   {len(DEMO_PRINTERS)} virtual printers ({busy}) on a local MQTT broker",
         f"  Files:      {_shown(files.config)} (config), {_shown(files.data)}/ (database, certificates),",
-        f"              {_shown(files.broker)}/ (mosquitto). Delete {_shown(files.workdir)}/ to start afresh.",
+        f"              {_shown(files.broker)}/ (mosquitto), {_shown(files.workdir)}/sdcard/ (printer storage).",
+        f"              Delete {_shown(files.workdir)}/ to start afresh.",
         "  Stop:       press Ctrl-C",
     ]
     if config.web.bind == BIND:
@@ -215,15 +228,30 @@ def banner(files: DemoFiles, config: Config, password: str | None) -> str:
 
 async def _serve(files: DemoFiles, config: Config, state: dict[str, Any], broker: LocalBroker) -> int:
     from bambu_edge.app import Daemon
+    from bambu_edge.demo.sdcard import DemoStorage
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     printers: list[VirtualPrinter] = []
+    storages: list[DemoStorage] = []
     daemon: Daemon | None = None
     try:
         broker.start()
+        ports = {p.id: p.ftps_port for p in config.printers}
+        for p in DEMO_PRINTERS:
+            # The broker's certificate on both ports, as one printer shows one certificate.
+            storage = DemoStorage(
+                files.sdcard(p.id),
+                state["access_code"],
+                broker.cert_path,
+                broker.key_path,
+                host=broker.host,
+                port=ports[p.id],
+            )
+            storage.start()
+            storages.append(storage)
         for p in DEMO_PRINTERS:
             vp = VirtualPrinter(
                 broker.host,
@@ -250,6 +278,8 @@ async def _serve(files: DemoFiles, config: Config, state: dict[str, Any], broker
             await daemon.stop()
         for vp in printers:
             await vp.stop()
+        for storage in storages:
+            storage.stop()
         broker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -279,7 +309,7 @@ def demo_main(
         if broker.port != port:
             state["broker_port"] = broker.port
             _write_private(files.state, json.dumps(state, indent=2) + "\n")
-        write_config(files, state, broker, https, http)
+        write_config(files, state, broker, https, http, {p.id: free_port(BIND) for p in DEMO_PRINTERS})
         config = load_config(files.config)
     except (OSError, BrokerError) as e:
         print(f"bambu-edge demo: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -17,9 +18,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bambu_edge.demo import run
 from bambu_edge.demo.broker import BrokerError, free_port
+from bambu_edge.printers.bambu.ftps import PrinterFiles
+from bambu_edge.printers.bambu.tls import pinned_context
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -124,6 +128,14 @@ def test_demo_serves_the_dashboard_and_stops_cleanly(tmp_path: Path) -> None:
         status, body = get(url + "api/auth/login", {"username": user, "password": password})
         assert status == 200 and body["token"]
         assert mosquitto_pids(conf)
+        # Each virtual printer has storage on its FTPS port, trusted like its MQTT side.
+        cfg = yaml.safe_load((tmp_path / "var" / "config.yaml").read_text())
+        cert = (tmp_path / "var" / "broker" / "server.crt").read_text()
+        for p in cfg["printers"]:
+            files = PrinterFiles(
+                "127.0.0.1", p["ftps_port"], p["access_code"], pinned_context(cert), timeout=5
+            )
+            assert {e.name for e in asyncio.run(files.list("/"))} >= {"cache", "timelapse"}
     finally:
         rc = demo.stop()
     assert rc == 0, "".join(demo.output)
