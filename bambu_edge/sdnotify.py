@@ -24,7 +24,11 @@ def notify(*lines: str) -> bool:
     if not os.environ.get("NOTIFY_SOCKET"):
         return False
     if _sd_daemon is not None:
-        return bool(_sd_daemon.notify(msg))
+        try:
+            return bool(_sd_daemon.notify(msg))
+        except OSError as e:  # systemd-python raises where the fallback below returns False
+            log.warning("sd_notify failed: %s", e)
+            return False
     addr = os.environ["NOTIFY_SOCKET"]
     if addr.startswith("@"):
         addr = "\0" + addr[1:]

@@ -356,7 +356,7 @@ class Dispatcher:
     async def _dispatch(self, run: Run, job: Job, qf: QueueFile, start: Start) -> None:
         pid = run.printer_id
         link = self.manager.get(pid)
-        name = link.state.name if link is not None else pid
+        name = _printer_name(link, pid)
         try:
             if link is None:
                 await self._failed_attempt(run, f"{pid} is no longer configured")
@@ -579,7 +579,7 @@ class Dispatcher:
         error = None
         if not success:
             link = self.manager.get(pid)
-            name = link.state.name if link is not None else pid
+            name = _printer_name(link, pid)
             why = record.get("failure_reason")
             error = f"the print on {name} ended {outcome or 'unknown'}" + (f": {why}" if why else "")
         await self.store.end_run(run.id, success=success, history_id=history_id, error=error)
@@ -612,7 +612,7 @@ class Dispatcher:
         await self.store.set_paused(paused)
         self._paused = paused
         self.bus.publish(Event(QUEUE_EVENT, None, {"paused": paused}))
-        self._poke()
+        await self.evaluate()  # the reasons say so before the API answers
 
     @property
     def paused(self) -> bool:
@@ -917,6 +917,10 @@ class Dispatcher:
 
     def reasons(self, job_id: int) -> tuple[str, ...]:
         return tuple(self._decision.reasons.get(job_id, ()))
+
+
+def _printer_name(link: Any, printer_id: str) -> str:
+    return str(link.state.view().get("name") or printer_id) if link is not None else printer_id
 
 
 def _record_is_run(record: Mapping[str, Any], run: Run) -> bool:

@@ -387,6 +387,12 @@ class VirtualPrinter:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # Python 3.11's asyncio.wait_for (inside aiomqtt's publish) can swallow a cancel that
+            # races with the publish completing; the task then runs on. Cancel again until it ends.
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.5)
+                if not task.done():
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import shutil
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
@@ -178,7 +179,9 @@ async def _chunks(request: web.Request) -> tuple[str | None, AsyncIterator[bytes
             if not isinstance(part, BodyPartReader):
                 raise bad("nested multipart bodies are not supported")
             if part.name == "file":
-                return part.filename, _part_chunks(part)
+                # Some clients (aiohttp, urllib) percent-encode the file name; browsers send it as is.
+                name = urllib.parse.unquote(part.filename) if part.filename else None
+                return name, _part_chunks(part)
             if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
                 raise bad(f"form field {part.name!r} is too large")
             await part.release()
@@ -298,6 +301,8 @@ async def file_thumbnail(request: web.Request) -> web.StreamResponse:
         raise bad("'plate' must be a number") from None
     if qf.kind != "3mf":
         raise ApiError(404, "not_found", "G-code files carry no plate picture.")
+    if qf.meta.plate(plate) is None:
+        raise ApiError(404, "not_found", f"The file has no plate {plate}.")
     try:
         png = await asyncio.to_thread(read_thumbnail, q.file_path(qf), plate)
     except (ArchiveError, OSError):
