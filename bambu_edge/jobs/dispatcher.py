@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import os
 import re
 import shutil
@@ -212,6 +213,7 @@ class Dispatcher:
     # --- the loop ----------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        last_check = -math.inf
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_wake()):
@@ -219,6 +221,11 @@ class Dispatcher:
             self._wake.clear()
             await asyncio.sleep(self.debounce_s)  # a burst of events makes one evaluation
             try:
+                if time.monotonic() - last_check >= self.tick_s:
+                    # Slowly: a history event we missed (at start-up, or dropped) must not leave a
+                    # copy "printing" for ever.
+                    last_check = time.monotonic()
+                    await self._check_printing_runs()
                 await self.evaluate()
             except Exception:  # a bug must not stop the queue for good: log, try again later
                 log.exception("queue evaluation failed")
@@ -554,6 +561,42 @@ class Dispatcher:
                 await self._failed_attempt(run, "bambu-edge restarted before the printer started the print")
 
     # --- the tracker's records ------------------------------------------------------------------------
+
+    async def _check_printing_runs(self) -> None:
+        """Runs still 'printing' whose history record has ended (while we were down, or its event
+        was missed): end them as the record says."""
+        if self.history is None:
+            return
+        for run in await self.store.runs_in_flight():
+            if run.state != "printing":
+                continue
+            record = await self._record_of(run)
+            if record is None:
+                continue
+            if run.history_id is None and record.get("id") is not None:
+                await self.store.update_run(run.id, history_id=record["id"])
+            if record.get("outcome") not in (None, "running"):
+                await self._on_history(
+                    Event(HISTORY_EVENT, run.printer_id, {"action": "ended", "record": record})
+                )
+
+    async def _record_of(self, run: Run) -> dict[str, Any] | None:
+        from bambu_edge.jobs.history import HistoryFilter
+
+        repo = self.history.repo
+        if run.history_id is not None:
+            rec = await repo.get(run.history_id)
+            return _record_dict(rec) if rec is not None else None
+        recs, _ = await repo.page(
+            HistoryFilter(printers=(run.printer_id,), since=run.started_at - RECORD_SLACK_S),
+            sort="-started_at",
+            limit=10,
+        )
+        for rec in recs:
+            d = _record_dict(rec)
+            if _record_is_run(d, run):
+                return d
+        return None
 
     async def _on_history(self, event: Event) -> None:
         action = event.data.get("action")
@@ -917,6 +960,19 @@ class Dispatcher:
 
     def reasons(self, job_id: int) -> tuple[str, ...]:
         return tuple(self._decision.reasons.get(job_id, ()))
+
+
+def _record_dict(rec: Any) -> dict[str, Any]:
+    """The fields of a history PrintRecord the queue looks at, as in a ``history`` event."""
+    return {
+        "id": rec.id,
+        "printer_id": rec.printer_id,
+        "job": rec.job,
+        "started_at": rec.started_at,
+        "outcome": rec.outcome,
+        "failure_reason": rec.failure_reason,
+        "queue_job_id": rec.queue_job_id,
+    }
 
 
 def _printer_name(link: Any, printer_id: str) -> str:
