@@ -59,6 +59,9 @@ ACTIVE_PRINT_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE"})
 RECORD_SLACK_S = 60.0  # a history record opened this long before its run started is still its
 MAX_NAME = 80  # characters of the file name kept on the printer
 OPTION_KEYS = tuple(commands.PRINT_OPTIONS)
+# project_file's md5: the documented examples and HAB send "", and what the firmware checks is not
+# known (BAMBU.md section 6). The file's MD5 is kept; True sends it.
+SEND_MD5 = False
 
 
 class QueueError(Exception):
@@ -447,6 +450,7 @@ class Dispatcher:
             "subtask_name": run.subtask,
             "options": options,
             "ams_mapping": dispatch.shape_ams_mapping(start.ams_mapping),
+            "md5": qf.md5.upper() if SEND_MD5 else "",
         }
 
     async def _start_print(
@@ -810,11 +814,11 @@ class Dispatcher:
             log.info("queue: job %d removed", job_id)
             self._published_jobs.pop(job_id, None)
             self.bus.publish(Event(QUEUE_EVENT, None, {"removed": job_id}))
-            self._poke()
+            await self.evaluate()
             return None
         log.info("queue: job %d cancelled; its copy in flight goes on", job.id)
-        await self._announce_job(job_id)
-        self._poke()
+        await self._announce_job(job_id)  # finished: evaluate() announces unfinished jobs only
+        await self.evaluate()
         return await self.job_view(job_id)
 
     async def move_job(self, job_id: int, before: int | None) -> dict[str, Any]:
