@@ -187,6 +187,7 @@ class Dispatcher:
         sub = self.bus.subscribe(
             PRINTER_EVENT, HISTORY_EVENT, "printer_added", "printer_removed", maxsize=512
         )
+        await self.evaluate()  # the API has reasons from the first request on (printers: "connecting")
         self._tasks = [
             asyncio.create_task(self._listen(sub), name="queue-events"),
             asyncio.create_task(self._loop(), name="queue-dispatcher"),
