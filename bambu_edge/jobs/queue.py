@@ -34,8 +34,15 @@ KEEP: Any = object()  # update_job: leave this column as it is
 
 
 def _fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+    """The keys of ``data`` that ``cls`` has, with JSON lists back as tuples where it wants tuples."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            if isinstance(value, list) and str(f.type).startswith("tuple"):
+                value = tuple(value)
+            out[f.name] = value
+    return out
 
 
 def meta_from_json(data: Mapping[str, Any]) -> PrintFileMeta:
@@ -44,11 +51,9 @@ def meta_from_json(data: Mapping[str, Any]) -> PrintFileMeta:
     for p in data.get("plates") or ():
         fields = _fields(PlateMeta, p)
         fields["filaments"] = tuple(FilamentUse(**_fields(FilamentUse, f)) for f in p.get("filaments") or ())
-        fields["objects"] = tuple(p.get("objects") or ())
         plates.append(PlateMeta(**fields))
     fields = _fields(PrintFileMeta, data)
     fields["plates"] = tuple(plates)
-    fields["warnings"] = tuple(data.get("warnings") or ())
     model = data.get("model")
     fields["model"] = ModelInfo(**_fields(ModelInfo, model)) if isinstance(model, Mapping) else None
     return PrintFileMeta(**fields)
