@@ -277,3 +277,42 @@ async def test_an_upload_cut_by_a_restart_is_tried_again(rig_factory):
 async def _run_states_are(rig: Rig, job_id: int, states: list[str]) -> dict | None:
     j = await job_of(rig, job_id)
     return j if [r["state"] for r in j["runs"]] == states else None
+
+
+async def test_print_now_reads_the_file_on_the_printer_and_maps_its_filaments(rig_factory):
+    from bambu_edge.jobs.dispatcher import QueueError
+
+    rig = await rig_factory({"p1s": "P1S"})
+    cache = rig.ftps["p1s"].path("/cache")
+    cache.mkdir()
+    make_3mf(cache / "part.gcode.3mf", plates=[PlateSpec(prediction_s=600, filaments=[BLACK_PLA])])
+    make_3mf(cache / "petg.gcode.3mf", plates=[PlateSpec(filaments=[("PETG", "#FFFFFF", 5.0)])])
+    with pytest.raises(QueueError, match="no white PETG loaded") as e:
+        await rig.queue.print_now("p1s", "/cache/petg.gcode.3mf")
+    assert e.value.status == 409
+    with pytest.raises(QueueError) as e:
+        await rig.queue.print_now("p1s", "/cache/none.gcode.3mf")
+    assert e.value.status == 404
+    with pytest.raises(QueueError, match=r"'\.\.'"):
+        await rig.queue.print_now("p1s", "/cache/../x.3mf")
+    assert list(rig.queue.tmp_dir.iterdir()) == []  # the copies read for matching are gone
+
+    result = await rig.queue.print_now("p1s", "/cache/part.gcode.3mf", plate=1, options={"timelapse": True})
+    assert result["ams_mapping"] == [3]  # black PLA is in AMS slot 3 of the P1S capture
+    await until(lambda: rig.vps["p1s"].job is not None, what="printing")
+    [sent] = [
+        r["print"] for r in rig.vps["p1s"].received if r.get("print", {}).get("command") == "project_file"
+    ]
+    assert sent["sequence_id"] == result["sequence_id"]
+    assert sent["url"] == "file:///sdcard/cache/part.gcode.3mf" and sent["timelapse"] is True
+    assert sent["ams_mapping"] == [3]
+    # A manual print leaves the bed not clear too, once the printer shows it.
+    await until(lambda: _bed_is(rig, "p1s", False), what="bed not clear")
+    with pytest.raises(QueueError, match="busy") as e:
+        await rig.queue.print_now("p1s", "/cache/part.gcode.3mf")
+    assert e.value.status == 409
+
+
+async def _bed_is(rig: Rig, printer_id: str, clear: bool) -> bool:
+    row = await rig.store.db.fetchone("SELECT clear FROM printer_beds WHERE printer_id = ?", (printer_id,))
+    return row is not None and bool(row[0]) == clear

@@ -304,6 +304,18 @@ async def test_a_printer_without_developer_mode_refuses_and_the_job_says_so(farm
     assert q["printers"][0]["bed_clear"] is True
     history = await farm.ok("GET", "/api/history", params={"printer": "p1s-free"})
     assert history["total"] == 0
+    # Starting the uploaded file by hand is refused the same way, and the user is told why.
+    assert farm.ftps["p1s-free"].path("/cache/cube.gcode.3mf").is_file()
+    async with farm.http.ws_connect(f"{farm.https}/api/ws", headers=farm.auth) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
+        sent = await farm.ok("POST", "/api/printers/p1s-free/print", json={"path": "/cache/cube.gcode.3mf"})
+        assert sent["ams_mapping"] == [3]
+        while True:
+            frame = await ws.receive_json(timeout=15)
+            if frame["type"] == "command" and frame["sequence_id"] == sent["sequence_id"]:
+                break
+    assert frame["action"] == "print" and frame["result"] == "failed"
+    assert "Developer Mode" in frame["message"]
 
 
 async def test_the_queue_survives_a_daemon_killed_mid_print(farm_factory, tmp_path):
