@@ -45,6 +45,7 @@ class ModelInfo:
     objects: int
     vertices: int
     triangles: int
+    warnings: tuple[str, ...] = ()  # lib3mf's validation findings (often nitpicks about slicer extensions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class PrintFileMeta:
     plates: tuple[PlateMeta, ...] = ()
     model: ModelInfo | None = None
     warnings: tuple[str, ...] = field(default=())  # things a user should know (plain words)
+    printer_name: str | None = None  # the slicer's printer preset model, e.g. "Bambu Lab P1S", "MK4S"
 
     @property
     def sliced(self) -> bool:

@@ -28,10 +28,12 @@ import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
+
+from bambu_edge.printers.bambu.streams import Drain, FeedReader, PipeClosed, StallError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,13 @@ class PrinterTLSError(PrinterFilesError):
 
     def __init__(self, message: str):
         super().__init__(message, kind="tls_mismatch")
+
+
+class UploadSourceError(PrinterFilesError):
+    """The data being uploaded stopped coming (the browser went away, stalled, or sent too much)."""
+
+    def __init__(self, message: str, *, kind: str = "source"):
+        super().__init__(message, kind=kind)
 
 
 class RemotePathError(PrinterFilesError, ValueError):
@@ -640,6 +649,75 @@ class PrinterFiles:
             "download", source, functools.partial(self._download_op, source, local, loop, progress)
         )
 
+    async def upload_stream(
+        self,
+        remote_path: str,
+        chunks: AsyncIterable[bytes],
+        progress: Progress | None = None,
+        *,
+        size: int | None = None,
+    ) -> tuple[str, int]:
+        """Upload what ``chunks`` yields as it arrives: nothing is written locally, and at most a few
+        chunks wait in memory (the browser is slowed to the printer's pace). ``size`` (if known)
+        is checked against what arrived. Returns (normalised path, bytes stored). Same temp name
+        and rename as ``upload``; a source that fails raises UploadSourceError (kind "source"),
+        and the partial temp file is removed."""
+        target = normalize_remote_path(remote_path)
+        loop = asyncio.get_running_loop()
+        source = FeedReader(loop, timeout=self.timeout)
+
+        async def feed() -> None:
+            try:
+                async for chunk in chunks:
+                    await source.put(chunk)
+            except PipeClosed:
+                return  # the session ended first; its outcome says why
+            except asyncio.CancelledError:
+                source.fail(UploadSourceError("the upload was cancelled"))
+                raise
+            except UploadSourceError as exc:
+                source.fail(exc)
+                return
+            except Exception as exc:
+                source.fail(UploadSourceError(f"the upload data stopped coming ({_what(exc)})"))
+                return
+            source.finish()
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            op = functools.partial(self._upload_stream_op, source, target, loop, progress, size)
+            abort = functools.partial(source.fail, UploadSourceError("the upload was cancelled"))
+            return await self._run("upload", target, op, on_abort=abort)
+        finally:
+            source.close()
+            if not feeder.done():
+                feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+
+    async def open_download(self, remote_path: str, progress: Progress | None = None) -> RemoteDownload:
+        """Start streaming ``remote_path`` from the printer: returns once the printer has accepted
+        the download (so a missing file is a PrinterFilesError here, before any byte is sent on),
+        with ``size`` when known. Iterate it for the bytes; ``aclose()`` it when done or abandoned.
+        Nothing is written locally; the printer is slowed to the consumer's pace."""
+        source = normalize_remote_path(remote_path)
+        loop = asyncio.get_running_loop()
+        drain = Drain(loop, timeout=self.timeout)
+        op = functools.partial(self._download_stream_op, source, drain, loop, progress)
+        task = asyncio.ensure_future(self._run("download", source, op, on_abort=drain.close))
+        task.add_done_callback(lambda f: f.cancelled() or f.exception())
+        task.add_done_callback(drain.end)
+        try:
+            kind, value = await drain.get()
+        except BaseException:
+            drain.close()
+            task.cancel()
+            raise
+        if kind == "end":
+            if not value.cancelled() and value.exception() is not None:
+                raise value.exception()
+            raise PrinterFilesError(f"download {source}: the printer sent nothing", kind="transfer")
+        return RemoteDownload(value, drain, task, self.timeout)
+
     async def delete(self, remote_path: str) -> None:
         target = normalize_remote_path(remote_path)
         await self._run("delete", target, lambda ftp, _call: ftp.delete(target))
@@ -667,7 +745,13 @@ class PrinterFiles:
             raise TypeError("ssl_context_factory must return an ssl.SSLContext")
         return context
 
-    async def _run(self, op: str, path: str, work: Callable[[ImplicitFTPS, _Call], T]) -> T:
+    async def _run(
+        self,
+        op: str,
+        path: str,
+        work: Callable[[ImplicitFTPS, _Call], T],
+        on_abort: Callable[[], object] | None = None,
+    ) -> T:
         async with self._lock:
             context = await self._context()  # on the loop: the trust module need not be thread-safe
             call = _Call(SocketGuard())
@@ -679,6 +763,8 @@ class PrinterFiles:
                 return await asyncio.shield(worker)
             except asyncio.CancelledError:
                 call.guard.abort()
+                if on_abort is not None:
+                    on_abort()  # wake a worker waiting on a stream rather than a socket
                 # Keep the lock until the thread has closed its sockets: no second session meanwhile,
                 # nothing outlives the caller. Bounded: every blocking call has a socket timeout.
                 await asyncio.wait({worker}, timeout=self.timeout + 5)
@@ -803,6 +889,127 @@ class PrinterFiles:
         finally:
             part.unlink(missing_ok=True)
         meter.finish(received)
+
+    def _upload_stream_op(
+        self,
+        source: FeedReader,
+        target: str,
+        loop: asyncio.AbstractEventLoop,
+        progress: Progress | None,
+        size: int | None,
+        ftp: ImplicitFTPS,
+        call: _Call,
+    ) -> tuple[str, int]:
+        folder = posixpath.dirname(target)
+        _make_parents(ftp, folder)
+        temp = posixpath.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        meter = _Progress(loop, progress, size or 0, call)
+        call.leftover = temp
+        try:
+            ftp.write_from(f"STOR {temp}", source, meter.add)  # type: ignore[arg-type]
+        except (UploadSourceError, StallError) as exc:
+            _discard_partial(ftp, temp, call)
+            if isinstance(exc, UploadSourceError):
+                raise
+            raise UploadSourceError(f"upload {target}: {exc}") from None
+        finally:
+            source.close()
+        sent = meter.done
+        if size is not None and sent != size:
+            ftp.delete(temp)
+            call.leftover = None
+            raise UploadSourceError(f"upload {target}: only {sent} of {size} bytes arrived")
+        stored = ftp.size_or_none(temp)
+        if stored is not None and stored != sent:
+            raise PrinterFilesError(
+                f"upload {target}: the printer stored {stored} of {sent} bytes", kind="transfer"
+            )
+        _rename(ftp, temp, target)
+        call.leftover = None
+        meter.finish(sent)
+        return target, sent
+
+    def _download_stream_op(
+        self,
+        source: str,
+        drain: Drain,
+        loop: asyncio.AbstractEventLoop,
+        progress: Progress | None,
+        ftp: ImplicitFTPS,
+        call: _Call,
+    ) -> int:
+        expected = ftp.size_or_none(source)
+        conn, announced = ftp.ntransfercmd(f"RETR {source}")
+        size = expected if expected is not None else announced
+        meter = _Progress(loop, progress, size or 0, call)
+        received = 0
+        try:
+            drain.start(size)
+            while data := conn.recv(BLOCK_SIZE):
+                received += len(data)
+                drain.write(data)
+                meter.add(len(data))
+        finally:
+            ftp.guard.close(conn)
+        ftp.voidresp()
+        if size is not None and received != size:
+            raise PrinterFilesError(f"download {source}: got {received} of {size} bytes", kind="transfer")
+        meter.finish(received)
+        return received
+
+
+class RemoteDownload:
+    """A download in progress (see ``PrinterFiles.open_download``): ``size`` (None if the printer
+    did not say), async-iterate for the bytes, ``aclose()`` to end or abandon it."""
+
+    def __init__(self, size: int | None, drain: Drain, task: asyncio.Future[Any], timeout: float):
+        self.size = size
+        self._drain = drain
+        self._task = task
+        self._timeout = timeout
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            kind, value = await self._drain.get()
+            if kind == "data":
+                yield value
+            elif kind == "end":
+                if not value.cancelled() and value.exception() is not None:
+                    raise value.exception()
+                return
+
+    async def aclose(self) -> None:
+        if self._task.done():
+            return
+        self._drain.close()
+        self._task.cancel()
+        await asyncio.wait({self._task}, timeout=self._timeout + 5)
+
+    async def __aenter__(self) -> RemoteDownload:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _what(exc: BaseException) -> str:
+    text = "".join(c for c in str(exc) if unicodedata.category(c) != "Cc")[:100].strip()
+    return text or type(exc).__name__
+
+
+def _discard_partial(ftp: ImplicitFTPS, temp: str, call: _Call) -> None:
+    """After an upload whose source failed mid-way: read the STOR's final reply (426) and remove
+    the partial temp file now. Best effort: what fails here is left for the next session."""
+    with contextlib.suppress(ftplib.Error, OSError, EOFError):
+        ftp.voidresp()
+    try:
+        ftp.delete(temp)
+    except (ftplib.Error, OSError, EOFError):
+        return
+    call.leftover = None
 
 
 def _make_parents(ftp: ImplicitFTPS, folder: str) -> None:
