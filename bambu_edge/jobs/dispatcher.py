@@ -41,6 +41,9 @@ import orjson
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config
 from bambu_edge.files.meta import PrintFileMeta
+from bambu_edge.files.safezip import ArchiveError
+from bambu_edge.files.threemf import read_3mf, read_thumbnail
+from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
 from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
@@ -138,6 +141,7 @@ class Dispatcher:
         bus: EventBus,
         history: Any = None,
         *,
+        thumbnails: ThumbnailCache | None = None,
         tick_s: float = 30.0,
         retry_delays: tuple[float, ...] = (20.0, 120.0),
         reply_timeout: float | None = None,
@@ -149,6 +153,7 @@ class Dispatcher:
         self.manager = manager
         self.bus = bus
         self.history = history
+        self.thumbnails = thumbnails  # shared with the history service: records show the plate
         self.tick_s = tick_s
         self.retry_delays = retry_delays
         self.max_attempts = len(retry_delays) + 1
@@ -511,6 +516,7 @@ class Dispatcher:
             file=qf.name,
             plate=job.plate,
             filament=filament,
+            thumbnail=await self._thumbnail_key(qf, job.plate),
             queue_job_id=job.id,
         )
         try:
@@ -519,6 +525,40 @@ class Dispatcher:
                 await result
         except Exception:
             log.exception("queue: the history service did not take the announcement of run %d", run.id)
+
+    async def _thumbnail_key(self, qf: QueueFile, plate: int) -> str | None:
+        """The plate's picture in the shared cache (put there now if needed), by its key."""
+        if self.thumbnails is None or qf.kind != "3mf":
+            return None
+        key = key_for(qf.sha256, plate)
+        cached = await self._cached_thumbnail(qf, plate, key)
+        return key if cached else None
+
+    async def _cached_thumbnail(self, qf: QueueFile, plate: int, key: str) -> Path | None:
+        path = self.file_path(qf)
+        assert self.thumbnails is not None
+        try:
+            return await asyncio.to_thread(self.thumbnails.ensure, key, lambda: read_thumbnail(path, plate))
+        except (ArchiveError, OSError, ThumbnailError) as e:
+            log.info("queue: no thumbnail for %s plate %d: %s", qf.name, plate, e)
+            return None
+
+    async def thumbnail(self, qf: QueueFile, plate: int) -> bytes | None:
+        """A plate's PNG: from the shared cache (filled on the first request), else from the file."""
+        if qf.kind != "3mf" or qf.meta.plate(plate) is None:
+            return None
+        if self.thumbnails is None:
+            try:
+                return await asyncio.to_thread(read_thumbnail, self.file_path(qf), plate)
+            except (ArchiveError, OSError):
+                return None
+        cached = await self._cached_thumbnail(qf, plate, key_for(qf.sha256, plate))
+        if cached is None:
+            return None
+        try:
+            return await asyncio.to_thread(cached.read_bytes)
+        except OSError:
+            return None
 
     async def _refused(self, run: Run, message: str) -> None:
         log.warning("queue: printer %s refused job %d: %s", run.printer_id, run.job_id, message)
@@ -716,6 +756,8 @@ class Dispatcher:
             self._files.pop(file_id, None)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.file_path(qf).unlink)
+        if self.thumbnails is not None:
+            await asyncio.to_thread(self.thumbnails.remove_file, qf.sha256)
         for job_id in removed:
             self._published_jobs.pop(job_id, None)
             self.bus.publish(Event(QUEUE_EVENT, None, {"removed": job_id}))
@@ -893,9 +935,6 @@ class Dispatcher:
     async def _match_remote(
         self, link: Any, remote: str, plate: int, view: Mapping[str, Any], use_ams: bool
     ) -> dispatch.FilamentMatch:
-        from bambu_edge.files.safezip import ArchiveError
-        from bambu_edge.files.threemf import read_3mf
-
         files = getattr(link, "files", None)
         if files is None:
             raise QueueError(400, "bad_request", "This printer's files cannot be read; give 'ams_mapping'.")

@@ -33,16 +33,16 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiomqtt
 import orjson
 
+from bambu_edge.files.gcode import read_gcode_header
+from bambu_edge.files.meta import PrintFileMeta
+from bambu_edge.files.threemf import read_3mf
 from bambu_edge.printers.bambu import models
 from bambu_edge.printers.bambu.fixtures import load_fixture
-
-if TYPE_CHECKING:
-    from bambu_edge.files.meta import PrintFileMeta
 
 log = logging.getLogger(__name__)
 
@@ -872,11 +872,7 @@ def resolve_storage_file(root: Path, rel: str) -> Path | None:
 def _read_print_file(path: Path, command: str) -> PrintFileMeta:
     # The file readers of the daemon itself: a virtual printer reads a 3MF as safely as we do.
     if command == "project_file":
-        from bambu_edge.files.threemf import read_3mf
-
         return read_3mf(path, geometry=False)
-    from bambu_edge.files.gcode import read_gcode_header
-
     return read_gcode_header(path)
 
 

@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 
 from bambu_edge.files.gcode import read_gcode_header
 from bambu_edge.files.safezip import MAX_ARCHIVE_BYTES, ArchiveError
-from bambu_edge.files.threemf import read_3mf, read_thumbnail
+from bambu_edge.files.threemf import read_3mf
 from bambu_edge.jobs.dispatcher import Dispatcher, QueueError
 from bambu_edge.printers.bambu import commands
 from bambu_edge.web.api_auth import ApiError, bad, json_response, path_int, read_json, service
@@ -301,12 +301,7 @@ async def file_thumbnail(request: web.Request) -> web.StreamResponse:
         raise bad("'plate' must be a number") from None
     if qf.kind != "3mf":
         raise ApiError(404, "not_found", "G-code files carry no plate picture.")
-    if qf.meta.plate(plate) is None:
-        raise ApiError(404, "not_found", f"The file has no plate {plate}.")
-    try:
-        png = await asyncio.to_thread(read_thumbnail, q.file_path(qf), plate)
-    except (ArchiveError, OSError):
-        png = None
+    png = await q.thumbnail(qf, plate)
     if png is None:
         raise ApiError(404, "not_found", f"Plate {plate} of this file has no picture.")
     # Stored by content hash: the picture of a file id never changes.

@@ -14,6 +14,7 @@ import pytest
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config, WebConfig
+from bambu_edge.files.thumbnails import ThumbnailCache, key_for
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.store.db import Store
@@ -50,7 +51,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     await store.users.create(ADMIN, PASSWORD, "admin")
     bus = EventBus()
     manager = FakeManager(FakeLink("p1"))
-    queue = Dispatcher(config, QueueStore(store.db), manager, bus, tick_s=3600)
+    thumbnails = ThumbnailCache.in_data_dir(data)
+    queue = Dispatcher(config, QueueStore(store.db), manager, bus, thumbnails=thumbnails, tick_s=3600)
     await queue.start()
     svc = WebService(config, store, manager, bus, queue=queue)
     await svc.start()
@@ -93,6 +95,8 @@ async def test_upload_reads_the_file_and_keeps_it_once(api: Api, tmp_path: Path)
     assert [f["id"] for f in listing["files"]] == [body["id"]]
     status, png = await api.call("GET", f"/api/queue/files/{body['id']}/thumbnail", params={"plate": "1"})
     assert status == 200 and png == made.thumbnails[1]
+    # Served from the shared thumbnail cache from now on (the history shows the same picture).
+    assert api.queue.thumbnails.get(key_for(body["sha256"], 1)) == png
     status, err = await api.call("GET", f"/api/queue/files/{body['id']}/thumbnail", params={"plate": "7"})
     assert status == 404 and err["error"] == "not_found"
 
@@ -217,9 +221,12 @@ async def test_jobs_order_pause_and_errors(api: Api, tmp_path: Path):
         assert status == 204
     status, _ = await api.call("GET", f"/api/queue/{a['id']}")
     assert status == 404
+    await api.call("GET", f"/api/queue/files/{f['id']}/thumbnail")
+    assert len(api.queue.thumbnails) == 1
     status, _ = await api.call("DELETE", f"/api/queue/files/{f['id']}")
     assert status == 204
     assert list((api.data_dir / "queue" / "files").iterdir()) == []
+    assert len(api.queue.thumbnails) == 0  # its pictures go with it
 
 
 async def test_bed_marks(api: Api):
