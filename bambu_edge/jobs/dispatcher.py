@@ -589,7 +589,9 @@ class Dispatcher:
     async def _settle_unsettled(self) -> None:
         for pid, run in list(self._unsettled.items()):
             link = self.manager.get(pid)
-            if link is None:
+            if link is None:  # removed from bambu-edge meanwhile: the copy goes elsewhere
+                del self._unsettled[pid]
+                await self._failed_attempt(run, f"{pid} is no longer configured")
                 continue
             view = link.state.view()
             if (view.get("link") or {}).get("state") != "connected" or not (view.get("print") or {}).get(
