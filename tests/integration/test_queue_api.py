@@ -244,3 +244,18 @@ async def test_queue_routes_need_a_login(api: Api):
     async with api.http.post(api.base + "/api/queue/files", params={"name": "x.3mf"}, data=b"x") as r:
         assert r.status == 401
     assert not os.listdir(api.data_dir / "queue" / "tmp")
+
+
+async def test_large_uploads_are_streamed_raw_and_multipart(api: Api, tmp_path: Path):
+    made = make_3mf(tmp_path / "large.gcode.3mf", target_size=3 * 1024 * 1024)  # past the 1 MB body limit
+    status, body = await api.upload(made.path)
+    assert status == 201, body
+    assert body["size"] == made.path.stat().st_size
+    other = make_3mf(tmp_path / "other.gcode.3mf", target_size=3 * 1024 * 1024, seed=2)
+    form = aiohttp.FormData()
+    form.add_field("note", "first a small field")
+    form.add_field("file", other.path.read_bytes(), filename="other.gcode.3mf")
+    status, body = await api.call("POST", "/api/queue/files", data=form)
+    assert status == 201, body
+    stored = api.data_dir / "queue" / "files" / f"{body['sha256']}.3mf"
+    assert stored.read_bytes() == other.path.read_bytes()
