@@ -316,3 +316,48 @@ async def test_print_now_reads_the_file_on_the_printer_and_maps_its_filaments(ri
 async def _bed_is(rig: Rig, printer_id: str, clear: bool) -> bool:
     row = await rig.store.db.fetchone("SELECT clear FROM printer_beds WHERE printer_id = ?", (printer_id,))
     return row is not None and bool(row[0]) == clear
+
+
+GCODE = """; HEADER_BLOCK_START
+; BambuStudio 02.01.01.52
+; model printing time: 40m 2s; total estimated time: 46m 40s
+; total layer number: 24
+; total filament weight [g] : 3.10
+; filament: 1
+; HEADER_BLOCK_END
+; CONFIG_BLOCK_START
+; filament_colour = #000000
+; filament_type = PLA
+; nozzle_diameter = 0.4
+; printer_model = Bambu Lab P1S
+; CONFIG_BLOCK_END
+G28
+"""
+
+
+async def test_a_plain_gcode_job_is_sent_with_gcode_file(rig_factory):
+    import hashlib
+
+    from bambu_edge.files.gcode import read_gcode_header
+
+    rig = await rig_factory({"p1s": "P1S", "a1": "A1"})
+    await rig.queue.set_bed("p1s", True)
+    await rig.queue.set_bed("a1", True)
+    path = rig.tmp / "benchy.gcode"
+    path.write_text(GCODE)
+    data = path.read_bytes()
+    temp = rig.queue.temp_path()
+    temp.write_bytes(data)
+    qf, _ = await rig.queue.register_file(
+        temp, name="benchy.gcode", kind="gcode", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        md5=hashlib.md5(data).hexdigest(), meta=read_gcode_header(path),
+    )  # fmt: skip
+    job = await rig.queue.create_job(file_id=qf.id)
+    j = await until(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
+    assert [r["printer_id"] for r in j["runs"]] == ["p1s"]  # sliced for a P1S
+    assert rig.ftps["p1s"].path("/cache/benchy.gcode").read_bytes() == data
+    [sent] = [
+        r["print"] for r in rig.vps["p1s"].received if r.get("print", {}).get("command") == "gcode_file"
+    ]
+    assert sent["param"] == "/sdcard/cache/benchy.gcode"
+    assert rig.vps["p1s"].job.layers == 24
