@@ -23,20 +23,16 @@ def notify(*lines: str) -> bool:
     msg = "\n".join(lines)
     if not os.environ.get("NOTIFY_SOCKET"):
         return False
-    if _sd_daemon is not None:
-        try:
-            return bool(_sd_daemon.notify(msg))
-        except OSError as e:  # systemd-python raises where the fallback below returns False
-            log.warning("sd_notify failed: %s", e)
-            return False
-    addr = os.environ["NOTIFY_SOCKET"]
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
     try:
+        if _sd_daemon is not None:
+            return bool(_sd_daemon.notify(msg))
+        addr = os.environ["NOTIFY_SOCKET"]
+        if addr.startswith("@"):
+            addr = "\0" + addr[1:]
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             s.sendto(msg.encode(), addr)
         return True
-    except OSError as e:
+    except OSError as e:  # systemd-python raises too: a gone socket must not stop a clean shutdown
         log.warning("sd_notify failed: %s", e)
         return False
 

@@ -604,7 +604,7 @@ class VirtualPrinter:
         value = float(round(value))  # X1/H2/P2 report whole degrees as floats
         return value if isinstance(before, float) or before is None else int(value)
 
-    def _end_job(self, state: str) -> None:
+    def _end_job(self, state: str, print_error: int = PRINT_ERROR_CANCELLED) -> None:
         r = self.report
         job = self.job
         if job is not None:
@@ -615,7 +615,7 @@ class VirtualPrinter:
         r["stg_cur"] = self._idle_stage
         r["mc_print_stage"] = "1"
         if state == FAILED:
-            r["print_error"] = PRINT_ERROR_CANCELLED
+            r["print_error"] = print_error
         self._job_ended.set()
         self.nozzle.target = self.bed.target = 0.0
         self._mirror()
@@ -631,9 +631,11 @@ class VirtualPrinter:
         bed_target: float = 55.0,
         start_fraction: float = 0.0,
         publish: bool = True,
+        tray: int | None = None,
     ) -> PrintJob:
         """Start a print now: PREPARE (heating) -> RUNNING -> FINISH over ``duration_s`` at 100 % speed.
-        ``start_fraction`` starts part-way (0..1), e.g. so demo printers are at different phases."""
+        ``start_fraction`` starts part-way (0..1), e.g. so demo printers are at different phases.
+        ``tray``: the global tray index (``ams.tray_now``) loaded for the print; None leaves it."""
         duration_s = max(float(duration_s), 0.1)
         prepare_s = min(max(duration_s * 0.1, 0.05), 60.0)
         job = PrintJob(
@@ -661,11 +663,23 @@ class VirtualPrinter:
         r["print_type"] = "local"
         if "print_error" in r:
             r["print_error"] = 0
+        if tray is not None and isinstance(r.get("ams"), dict):
+            r["ams"]["tray_now"] = str(int(tray))  # a string, as in the captures
         self._show_job(job, _float(r.get("spd_mag"), 100.0) or 100.0)
         self._show_temps()
         if publish and self.connected:
             await self.publish_changes()
         return job
+
+    async def fail_print(self, print_error: int, hms: list[dict[str, int]] | None = None) -> None:
+        """The running print fails: FAILED with this ``print_error`` (e.g. 117473286, 0700_8006) and
+        these HMS alarms (``[{"attr": ..., "code": ...}]``, BAMBU.md section 5.2), pushed at once."""
+        if hms is not None:
+            self.report["hms"] = hms
+        if self.job is not None and self.job.state in ACTIVE_STATES:
+            self._end_job(FAILED, print_error)
+        if self.connected:
+            await self.publish_changes()
 
     async def _demo_loop(self) -> None:
         """Print demo jobs forever: print, a pause showing FINISH, the next one. User commands win:

@@ -154,13 +154,20 @@ class Database:
             return cur.lastrowid or 0
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error or cancellation.
 
         IMMEDIATE takes the write lock up front, so a concurrent writer (the CLI) makes us wait
         ``busy_timeout`` rather than fail half-way with SQLITE_BUSY.
+
+        ``durable``: this commit must survive a power cut (a finished print's record). The database
+        runs ``synchronous=NORMAL`` to spare the SD card; this one transaction runs with ``FULL``
+        (the WAL is fsynced at its commit). The pragma cannot change inside a transaction, so it is
+        set before ``BEGIN`` and restored after the end, all under the write lock.
         """
         async with self._write_lock:
+            if durable:
+                await self._conn.execute("PRAGMA synchronous=FULL")
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
@@ -171,6 +178,9 @@ class Database:
                 # open); shielded so that a second cancel cannot skip it.
                 await asyncio.shield(self._conn.rollback())
                 raise
+            finally:
+                if durable:
+                    await asyncio.shield(self._conn.execute("PRAGMA synchronous=NORMAL"))
 
     # --- migrations -----------------------------------------------------------------------------------
 

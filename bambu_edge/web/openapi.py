@@ -1,7 +1,7 @@
 """`GET /api/openapi.json`, generated from the router so it cannot drift from the code.
 
 Each handler's docstring gives the summary (first line) and description (the rest). Handlers may
-carry request/response schemas with the ``@documented`` decorator.
+carry request/response schemas, query parameters and a response media type with ``@documented``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,24 @@ _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
 def documented(
-    *, body: dict[str, Any] | None = None, response: dict[str, Any] | None = None, public: bool = False
+    *,
+    body: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    public: bool = False,
+    query: list[dict[str, Any]] | None = None,
+    media_type: str = "application/json",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``query``: OpenAPI parameter objects without ``in`` (``{"name", "schema", "description"}``);
+    ``media_type``: of the 200 response (e.g. ``text/csv``, ``image/png``)."""
+
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__openapi__ = {"body": body, "response": response, "public": public}  # type: ignore[attr-defined]
+        fn.__openapi__ = {  # type: ignore[attr-defined]
+            "body": body,
+            "response": response,
+            "public": public,
+            "query": query or [],
+            "media_type": media_type,
+        }
         return fn
 
     return mark
@@ -57,6 +71,7 @@ def build_spec(app: web.Application, title: str = "bambu-edge") -> dict[str, Any
             {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
             for n in _PARAM.findall(path)
         ]
+        params += [{"in": "query", "required": False, **q} for q in extra.get("query", [])]
         if params:
             op["parameters"] = params
         if extra.get("body"):
@@ -64,7 +79,7 @@ def build_spec(app: web.Application, title: str = "bambu-edge") -> dict[str, Any
         if extra.get("response"):
             op["responses"]["200"] = {
                 "description": "OK",
-                "content": {"application/json": {"schema": extra["response"]}},
+                "content": {extra.get("media_type", "application/json"): {"schema": extra["response"]}},
             }
         if extra.get("public"):
             op["security"] = []

@@ -49,18 +49,18 @@ async def test_migrations_apply_once_and_survive_reopen(tmp_path: Path):
     path = tmp_path / "new" / "dir" / "bambu-edge.db"  # parent folders are created
     database = await Database.open(path)
     assert await database.schema_version() == 0
-    shipped = load_migrations()
-    assert await database.migrate() == [m.version for m in shipped]
+    known = load_migrations()
+    assert await database.migrate() == [m.version for m in known]
     assert await database.migrate() == []
-    rows = await database.fetchall("SELECT version, name, applied_at FROM schema_version")
-    assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in shipped]
-    assert (rows[0]["version"], rows[0]["name"]) == (1, "initial")
+    rows = await database.fetchall("SELECT version, name, applied_at FROM schema_version ORDER BY version")
+    assert [(r["version"], r["name"]) for r in rows] == [(m.version, m.name) for m in known]
+    assert (1, "initial") in [(m.version, m.name) for m in known]
     assert rows[0]["applied_at"] > 0
     await database.close()
 
     again = await Database.open(path)
     assert await again.migrate() == []
-    assert await again.schema_version() == shipped[-1].version
+    assert await again.schema_version() == known[-1].version
     tables = {r[0] for r in await again.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"printers", "users", "api_tokens", "printer_certs", "print_history"} <= tables
     await again.close()
@@ -83,19 +83,21 @@ async def test_refuses_a_database_from_a_newer_version(db: Database):
 
 
 async def test_failed_migration_leaves_nothing_half_applied(db: Database):
-    shipped = load_migrations()  # the fixture applied these
-    n = shipped[-1].version
-    good = Migration(n + 1, "good", "CREATE TABLE good (x INTEGER);")
-    bad = Migration(n + 2, "bad", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);")
+    # Versions past the real ones: the fixture's database has those applied already.
+    v = load_migrations()[-1].version
+    good = Migration(v + 1, "good", "CREATE TABLE good (x INTEGER);")
+    bad = Migration(v + 2, "bad", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);")
+    base = Migration(1, "initial", "")
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
-        await db.migrate([*shipped, good, bad])
-    assert await db.schema_version() == n + 1
+        await db.migrate([base, good, bad])
+    assert await db.schema_version() == v + 1
     tables = {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "good" in tables and "half" not in tables
     assert not db.conn.in_transaction
     # Fixed migration: applies on the next run.
-    fixed = Migration(n + 2, "bad", "CREATE TABLE half (x INTEGER);")
-    assert await db.migrate([*shipped, good, fixed]) == [n + 2]
+    assert await db.migrate([base, good, Migration(v + 2, "bad", "CREATE TABLE half (x INTEGER);")]) == [
+        v + 2
+    ]
 
 
 def test_split_sql_keeps_semicolons_in_strings_comments_and_triggers():
@@ -167,18 +169,21 @@ async def test_concurrent_writers_do_not_mix_transactions(db: Database):
 
 
 async def test_schema_rejects_bad_rows(db: Database):
+    uid = "ab" * 16
     with pytest.raises(sqlite3.IntegrityError):
         await db.execute(
-            "INSERT INTO print_history (printer_id, started_at, outcome, created_at, updated_at)"
-            " VALUES ('p1', 1, 'exploded', 1, 1)"
+            "INSERT INTO print_history (uid, printer_id, started_at, outcome, created_at, updated_at)"
+            " VALUES (?, 'p1', 1, 'exploded', 1, 1)",
+            (uid,),
         )
     with pytest.raises(sqlite3.IntegrityError):
         await db.execute(
             "INSERT INTO printers (id, name, host, created_at, updated_at) VALUES ('Bad Id', 'x', 'h', 1, 1)"
         )
     await db.execute(
-        "INSERT INTO print_history (printer_id, started_at, outcome, filament_json, created_at, updated_at)"
-        " VALUES ('p1', 1, 'finished', '[{\"type\": \"PLA\"}]', 1, 1)"
+        "INSERT INTO print_history (uid, printer_id, started_at, ended_at, outcome, filament_json,"
+        " created_at, updated_at) VALUES (?, 'p1', 1, 2, 'success', '[{\"type\": \"PLA\"}]', 1, 1)",
+        (uid,),
     )
 
 

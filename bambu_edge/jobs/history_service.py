@@ -1,0 +1,404 @@
+"""The history service: one print tracker per printer, fed from the event bus, its decisions written
+to the database and then announced.
+
+Inputs: ``printer`` events (after each, the printer's current state is observed: ``manager.get(id)
+.state``), ``command`` events (our stop accepted -> cancelled), ``printer_removed`` events, and
+``expect()`` from the queue's dispatcher. A tick every ``tick_s`` observes every printer once more,
+so time-based rules (an hour in an unknown state, no full report after a reconnect) and printers
+that disappeared are handled without a report.
+
+Writes go through one ordered queue and one writer task, so the database sees the tracker's
+decisions in the order they were made. Opening and closing a record, state changes (pause/resume)
+and reconciles are written at once; progress/layers at most every ``progress_write_s`` (SD card
+wear), and on stop. A write that fails for a passing reason (disk busy, I/O error) is retried, in
+order; one the schema refuses is logged and dropped. After each commit, and only then, a
+``history`` event is published: ``Event("history", printer_id, {"action": "started" | "updated" |
+"ended", "record": record_json(...)})``. ``ended`` may come twice for one record when its outcome
+is corrected (failed -> cancelled, when our stop's answer arrives after the printer's report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bambu_edge.bus import Event, EventBus, Subscription
+from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError
+from bambu_edge.jobs.history import HistoryRepository, record_json
+from bambu_edge.jobs.tracker import (
+    Action,
+    ActionKind,
+    ExpectedPrint,
+    Observation,
+    PrintRecord,
+    PrintTracker,
+    new_uid,
+    observe,
+)
+from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT
+from bambu_edge.store.db import Database
+
+log = logging.getLogger(__name__)
+
+HISTORY_EVENT = "history"
+PRINTER_REMOVED_EVENT = "printer_removed"
+PROGRESS_WRITE_S = 300.0
+TICK_S = 10.0
+REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manager this long is gone
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+WARN_INTERVAL_S = 60.0
+STOP_FLUSH_S = 3.0
+READER_CACHE_KIB = 1024
+# A print started elsewhere has its file read this long after it showed up: the queue's
+# announcement (which knows more) comes within moments of its own prints.
+PRINT_FILE_DELAY_S = 30.0
+ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
+
+
+@dataclass(slots=True)
+class _Write:
+    kind: ActionKind
+    record: PrintRecord
+
+
+class HistoryService:
+    def __init__(
+        self,
+        store: Any,
+        manager: Any,
+        bus: EventBus,
+        *,
+        thumbnails: ThumbnailCache | None = None,
+        read_print_files: bool = True,
+        clock: Callable[[], float] = time.time,
+        progress_write_s: float = PROGRESS_WRITE_S,
+        tick_s: float = TICK_S,
+        uid_factory: Callable[[], str] = new_uid,
+    ):
+        self.store = store
+        self.manager = manager
+        self.bus = bus
+        self.thumbnails = thumbnails
+        self.read_print_files = read_print_files
+        self.print_file_delay_s = PRINT_FILE_DELAY_S
+        self._fetch_lock = asyncio.Lock()  # one print file in memory at a time
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._clock = clock
+        self.progress_write_s = progress_write_s
+        self.tick_s = tick_s
+        self.removed_grace_s = REMOVED_GRACE_S
+        self._uid_factory = uid_factory
+        self._repo: HistoryRepository | None = None
+        self._reader: Database | None = None
+        self._trackers: dict[str, PrintTracker] = {}
+        self._queue: deque[_Write] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._dirty: dict[str, PrintRecord] = {}  # uid -> latest snapshot not written yet
+        self._last_write: dict[str, float] = {}  # uid -> when it was last written
+        self._written: dict[str, PrintRecord] = {}  # uid -> the snapshot last written (open records)
+        self._missing: dict[str, float] = {}  # printer id -> first tick it had no link
+        self._sub: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._warned_at = -1e18
+        self.write_errors = 0  # for tests and diagnostics
+
+    # --- service ------------------------------------------------------------------------------------
+
+    @property
+    def repo(self) -> HistoryRepository:
+        if self._repo is None:
+            raise RuntimeError("the history service is not started")
+        return self._repo
+
+    async def start(self) -> None:
+        db = self.store.db
+        # The API's queries get their own read-only connection (see HistoryRepository).
+        self._reader = await Database.open(db.path)
+        try:
+            await self._reader.execute("PRAGMA query_only=ON")
+            await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+            self._repo = HistoryRepository(db, clock=self._clock, reader=self._reader)
+            await self._start_tracking()
+        except BaseException:
+            await self._reader.close()
+            self._reader = None
+            raise
+
+    async def _start_tracking(self) -> None:
+        assert self._repo is not None
+        for rec in await self._repo.open_records():
+            self._trackers[rec.printer_id] = self._new_tracker(rec.printer_id, rec)
+        if self._trackers:
+            log.info("history: %d print(s) were open when bambu-edge last stopped", len(self._trackers))
+        # Subscribed and fed in one step (no await between): nothing published meanwhile is lost.
+        self._sub = self.bus.subscribe(PRINTER_EVENT, COMMAND_EVENT, PRINTER_REMOVED_EVENT, maxsize=4096)
+        self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
+        self._tasks = [
+            asyncio.create_task(self._read_loop(self._sub), name="history-reader"),
+            asyncio.create_task(self._tick_loop(), name="history-tick"),
+        ]
+        now = self._clock()
+        for link in self.manager.links():
+            # Reports may have arrived before we subscribed: a state filled since start is current.
+            seen = link.state.updated_at is not None
+            self._handle(self._tracker(link.printer_id).observe(self._observation(link, now, report=seen)))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = [*self._tasks, *self._fetches], []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._sub is not None:
+            self._sub.close()
+            self._sub = None
+        # Progress not written yet is written now: a clean stop loses nothing.
+        for rec in self._dirty.values():
+            self._enqueue("update", rec)
+        self._dirty.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                await asyncio.wait_for(self._drained(), STOP_FLUSH_S)
+            except TimeoutError:
+                log.error("history: %d write(s) not done at stop", len(self._queue))
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader.close()
+
+    async def _drained(self) -> None:
+        while self._queue or not self._idle.is_set():
+            self._wake.set()
+            await asyncio.sleep(0.01)
+
+    # --- inputs -------------------------------------------------------------------------------------
+
+    def expect(self, printer_id: str, expected: ExpectedPrint) -> None:
+        """The dispatcher has just started ``expected`` on ``printer_id`` (it sent project_file):
+        the record the tracker opens for it carries its metadata and ``queue_job_id``. Also applies
+        if the printer's report showed the print before this call. Returns at once; the record is
+        written (and announced) by the writer."""
+        if not isinstance(expected, ExpectedPrint):
+            raise TypeError("expect() needs an ExpectedPrint")
+        self._handle(self._tracker(printer_id).expect(expected, self._clock()))
+
+    def open_record(self, printer_id: str) -> PrintRecord | None:
+        """The print the tracker has open on this printer (a snapshot), if any."""
+        tracker = self._trackers.get(printer_id)
+        return tracker.record.snapshot() if tracker is not None and tracker.record is not None else None
+
+    async def thumbnail(self, record: PrintRecord) -> bytes | None:
+        """The record's thumbnail (PNG) from the thumbnail cache, if it has one."""
+        if not record.thumbnail or self.thumbnails is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.thumbnails.get, record.thumbnail)
+        except ThumbnailError:  # not a key of the cache (a record synced from elsewhere)
+            return None
+
+    # --- internals: trackers ------------------------------------------------------------------------
+
+    def _new_tracker(self, printer_id: str, record: PrintRecord | None = None) -> PrintTracker:
+        return PrintTracker(printer_id, record=record, uid_factory=self._uid_factory)
+
+    def _tracker(self, printer_id: str) -> PrintTracker:
+        tracker = self._trackers.get(printer_id)
+        if tracker is None:
+            tracker = self._trackers[printer_id] = self._new_tracker(printer_id)
+        return tracker
+
+    @staticmethod
+    def _observation(link: Any, now: float, report: bool) -> Observation:
+        state = link.state
+        raw = state.raw
+        full = report and isinstance(raw, dict) and type(raw.get("msg")) is int and raw.get("msg") == 0
+        return observe(state.view(), raw, now, report=report, full=full)
+
+    async def _read_loop(self, sub: Subscription) -> None:
+        while True:
+            event = await sub.get()
+            try:
+                self._on_event(event)
+            except Exception:  # one bad event must not end history
+                self._warn("history: an event could not be handled", exc_info=True)
+
+    def _on_event(self, event: Event) -> None:
+        pid = event.printer_id
+        if not isinstance(pid, str):
+            return
+        now = self._clock()
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.kind == PRINTER_EVENT:
+            link = self.manager.get(pid)
+            if link is None:
+                return
+            changes = data.get("changes")
+            report = isinstance(changes, dict) and "updated_at" in changes
+            self._handle(self._tracker(pid).observe(self._observation(link, now, report)))
+        elif event.kind == COMMAND_EVENT:
+            tracker = self._trackers.get(pid)
+            if tracker is not None:
+                self._handle(tracker.command(str(data.get("action")), str(data.get("result")), now))
+        elif event.kind == PRINTER_REMOVED_EVENT:
+            tracker = self._trackers.pop(pid, None)
+            if tracker is not None:
+                self._handle(tracker.removed(now))
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                self._tick(self._clock())
+            except Exception:
+                self._warn("history: the periodic check failed", exc_info=True)
+
+    def _tick(self, now: float) -> None:
+        for link in self.manager.links():
+            self._missing.pop(link.printer_id, None)
+            self._handle(self._tracker(link.printer_id).observe(self._observation(link, now, report=False)))
+        for pid, tracker in list(self._trackers.items()):
+            if self.manager.get(pid) is not None:
+                continue
+            if tracker.record is None:
+                self._trackers.pop(pid, None)
+                continue
+            if now - self._missing.setdefault(pid, now) >= self.removed_grace_s:
+                self._trackers.pop(pid, None)
+                self._missing.pop(pid, None)
+                self._handle(tracker.removed(now))
+        for uid, rec in list(self._dirty.items()):
+            if now - self._last_write.get(uid, -math.inf) >= self.progress_write_s:
+                del self._dirty[uid]
+                self._last_write[uid] = now
+                self._enqueue("update", rec)
+
+    # --- internals: writes --------------------------------------------------------------------------
+
+    def _handle(self, actions: list[Action]) -> None:
+        now = self._clock()
+        for a in actions:
+            uid = a.record.uid
+            if a.kind == "update" and not a.urgent:
+                if now - self._last_write.get(uid, -math.inf) < self.progress_write_s:
+                    self._dirty[uid] = a.record  # progress: written with the next write, or later
+                    continue
+            self._dirty.pop(uid, None)
+            if a.kind == "close":
+                self._last_write.pop(uid, None)
+            else:
+                self._last_write[uid] = now
+            self._enqueue(a.kind, a.record)
+
+    def _enqueue(self, kind: ActionKind, rec: PrintRecord) -> None:
+        q = self._queue
+        if kind == "update" and q and q[-1].kind == "update" and q[-1].record.uid == rec.uid:
+            q[-1] = _Write(kind, rec)  # a newer snapshot of the same record replaces the queued one
+        else:
+            q.append(_Write(kind, rec))
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        failures = 0
+        while True:
+            if not self._queue:
+                self._idle.set()
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            self._idle.clear()
+            item = self._queue.popleft()
+            try:
+                await self._write(item)
+                failures = 0
+            except asyncio.CancelledError:
+                self._queue.appendleft(item)
+                raise
+            except sqlite3.IntegrityError as e:
+                self.write_errors += 1
+                log.error("history: the database refused a record (%s); it is dropped: %r", e, item.record)
+            except (sqlite3.Error, OSError) as e:
+                # Disk busy or failing: keep the order, try again later.
+                self.write_errors += 1
+                self._queue.appendleft(item)
+                delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
+                failures += 1
+                self._warn(f"history: a database write failed ({e}); retrying in {delay:g} s")
+                await asyncio.sleep(delay)
+            except Exception:
+                self.write_errors += 1
+                log.exception("history: a record could not be written; it is dropped")
+
+    async def _write(self, item: _Write) -> None:
+        rec = item.record
+        if item.kind == "amend":
+            if not await self.repo.amend(rec):
+                return
+            if rec.id is None:
+                stored = await self.repo.get_by_uid(rec.uid)
+                rec.id = stored.id if stored else None
+        else:
+            closing = item.kind == "close"
+            rec.id = await self.repo.save(rec, durable=closing, previous=self._written.get(rec.uid))
+            if closing:
+                self._written.pop(rec.uid, None)
+            else:
+                self._written[rec.uid] = rec
+        tracker = self._trackers.get(rec.printer_id)
+        if tracker is not None and tracker.record is not None and tracker.record.uid == rec.uid:
+            tracker.record.id = rec.id
+        if item.kind == "open" and rec.queue_job_id is None:
+            self._read_print_file_later(rec)
+        # Committed: now it may be announced.
+        self.bus.publish(
+            Event(HISTORY_EVENT, rec.printer_id, {"action": ANNOUNCE[item.kind], "record": record_json(rec)})
+        )
+
+    # --- internals: the file of a print started elsewhere ----------------------------------------
+
+    def _read_print_file_later(self, rec: PrintRecord) -> None:
+        link = self.manager.get(rec.printer_id)
+        if not self.read_print_files or link is None or not hasattr(link, "files"):
+            return
+        task = asyncio.create_task(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _read_print_file(self, printer_id: str, uid: str) -> None:
+        await asyncio.sleep(self.print_file_delay_s)
+        async with self._fetch_lock:
+            tracker = self._trackers.get(printer_id)
+            rec = tracker.record if tracker is not None else None
+            link = self.manager.get(printer_id)
+            if rec is None or rec.uid != uid or rec.queue_job_id is not None or link is None:
+                return  # ended, or labelled by the queue meanwhile
+            # Imported on first use: the 3MF reader costs ~2.5 MB of RSS, and many units never need it.
+            from bambu_edge.jobs import print_files
+
+            try:
+                info = await print_files.print_file_info(link.files, rec.job, rec.key.file, self.thumbnails)
+            except Exception as exc:  # best effort: never a problem for the print itself
+                log.info("printer %s: the print's file could not be read (%s)", printer_id, exc)
+                return
+        if info is not None and tracker is not None:
+            self._handle(tracker.enrich(uid, info))
+
+    def _warn(self, message: str, **kwargs: Any) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_INTERVAL_S:
+            self._warned_at = now
+            log.warning(message, **kwargs)

@@ -1,0 +1,322 @@
+"""Print history end to end: the real daemon (a child process, as systemd runs it) <-> mosquitto <->
+the virtual printer, seen through the HTTPS API and the WebSocket; killed and restarted mid-print."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bambu_edge.printers.virtual import VirtualPrinter
+from tests.conftest import ACCESS_CODE
+from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
+
+SERIAL_X1C = "00M00A000000001"
+PASSWORD = "correct horse battery"
+
+
+def _no_verify() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def eventually(fn, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await fn()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+class Unit:
+    """One bambu-edge installation: config and data folder that outlive daemon restarts."""
+
+    def __init__(self, tmp_path: Path, broker: Any, http: aiohttp.ClientSession):
+        self.tmp_path = tmp_path
+        self.cfg_path = tmp_path / "config.yaml"
+        cfg = write_config(
+            self.cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")]
+        )
+        self.base = f"https://127.0.0.1:{cfg['web']['https_port']}"
+        self.http = http
+        self.daemon: DaemonProcess | None = None
+        self.outputs: list[str] = []
+        self.auth: dict[str, str] = {}
+        self.sockets: list[NotifySocket] = []
+        cli = [sys.executable, "-m", "bambu_edge", "--config", str(self.cfg_path)]
+        subprocess.run(
+            [*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60
+        )
+
+    async def start(self) -> None:
+        sock = NotifySocket(self.tmp_path / f"notify{len(self.outputs)}.sock")
+        self.daemon = DaemonProcess(
+            self.cfg_path,
+            env={"NOTIFY_SOCKET": str(sock.path)},
+            log_path=self.tmp_path / f"daemon{len(self.outputs)}.log",
+        )
+        self.outputs.append("")
+        self.sockets.append(sock)  # open for the daemon's life, as systemd's is
+        await asyncio.to_thread(sock.wait_for, "READY=1", 30)
+        if not self.auth:
+            async with self.http.post(
+                f"{self.base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
+            ) as r:
+                assert r.status == 200
+                self.auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        d = self.daemon
+        assert d is not None
+        d.signal(sig)
+        d.wait(10)
+        d.stop()
+        self.outputs[-1] = d.output
+        self.daemon = None
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.outputs[-1] = self.daemon.output
+            self.daemon = None
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+    async def get(self, path: str, status: int = 200) -> Any:
+        async with self.http.get(self.base + path, headers=self.auth) as r:
+            assert r.status == status, (path, r.status, await r.text())
+            if r.content_type == "application/json":
+                return await r.json()
+            return await r.text()
+
+    async def history(self) -> list[dict[str, Any]]:
+        body = await self.get("/api/history")
+        return body["items"]
+
+    async def connected(self) -> bool:
+        p = await self.get("/api/printers/x1c")
+        return p["link"]["state"] == "connected" and p["print"]["state"] is not None
+
+
+@pytest.fixture
+async def unit(tmp_path, broker) -> AsyncIterator[tuple[Unit, VirtualPrinter]]:
+    vp = VirtualPrinter(
+        broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
+    )
+    await vp.start()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_no_verify())) as http:
+        u = Unit(tmp_path, broker, http)
+        try:
+            await u.start()
+            await eventually(u.connected, what="printer connected")
+            yield u, vp
+        finally:
+            u.stop()
+            await vp.stop()
+    for out in u.outputs:
+        assert ACCESS_CODE not in out
+        assert "Traceback" not in out
+
+
+async def _frame(ws: aiohttp.ClientWebSocketResponse, pred, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = await ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
+        if pred(frame):
+            return frame
+    raise AssertionError("no such frame")
+
+
+def _history_frame(action: str):
+    return lambda f: f["type"] == "history" and f["action"] == action
+
+
+async def test_a_print_to_finish_is_one_complete_record_announced_on_the_websocket(unit):
+    u, vp = unit
+    async with u.http.ws_connect(f"{u.base}/api/ws", headers=u.auth) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
+        t0 = time.time()
+        await vp.simulate_print("Benchy", duration_s=6, layers=30, tray=5)  # AMS 1, slot 1: blue ABS
+        started = await _frame(ws, _history_frame("started"))
+        assert started["id"] == "x1c" and started["record"]["outcome"] == "running"
+        assert started["record"]["job"] == "Benchy"
+        # Committed before announced: the API already has it.
+        (running,) = await u.history()
+        assert running["uid"] == started["record"]["uid"] and running["outcome"] == "running"
+        ended = await _frame(ws, _history_frame("ended"))
+    rec = ended["record"]
+    assert rec["uid"] == started["record"]["uid"] and rec["id"] == running["id"]
+    assert rec["outcome"] == "success" and rec["failure_reason"] is None
+    assert rec["printer_id"] == "x1c" and rec["printer_name"] == "X1C" and rec["model"] == "X1C"
+    assert rec["job"] == "Benchy" and rec["file"] == "/data/Metadata/plate_1.gcode" and rec["plate"] == 1
+    assert rec["layers"] == 30 and rec["total_layers"] == 30 and rec["progress"] == 100
+    assert t0 - 1 <= rec["started_at"] <= rec["ended_at"] <= time.time()
+    assert 4.0 <= rec["duration_s"] <= 20.0
+    # The tray it printed from, with type and colour from the AMS state (grams: no metadata here).
+    assert rec["filament"] == [
+        {"slot": 5, "type": "ABS", "color": "#489FDFFF", "grams": None, "meters": None}
+    ]
+    assert await u.history() == [rec]
+    assert await u.get(f"/api/history/{rec['id']}") == rec
+    await asyncio.sleep(1.5)  # FINISH stays on the screen: no second record
+    assert len(await u.history()) == 1
+
+
+async def test_a_print_stopped_from_the_api_is_cancelled(unit):
+    u, vp = unit
+    await vp.simulate_print("Phone stand", duration_s=120, layers=80)
+    await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
+    async with u.http.post(
+        f"{u.base}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
+    ) as r:
+        assert r.status == 202
+    (rec,) = await eventually(lambda: _outcomes(u, ["cancelled"]), what="a cancelled record")
+    assert rec["error_code"] == "0300_400C" and rec["ended_at"] >= rec["started_at"]
+    assert vp.gcode_state == "FAILED"
+
+
+async def test_a_failed_print_says_why(unit):
+    u, vp = unit
+    await vp.simulate_print("Planter", duration_s=120, layers=80)
+    await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
+    # AMS alarm 0700_2000_0002_0001 (attr 0x07002000, code 0x00020001) and print_error 0700_8006.
+    await vp.fail_print(117473286, hms=[{"attr": 0x07002000, "code": 0x00020001}])
+    (rec,) = await eventually(lambda: _outcomes(u, ["failed"]), what="a failed record")
+    assert rec["error_code"] == "0700_8006" and "0700_2000_0002_0001" in rec["hms"]
+    assert rec["failure_reason"].startswith("Print error 0700_8006; AMS: serious problem")
+
+
+async def _outcomes(u: Unit, outcomes: list[str]):
+    items = await u.history()
+    return items if [i["outcome"] for i in items] == outcomes else None
+
+
+async def test_sigkill_mid_print_then_restart_resumes_the_same_record(unit):
+    u, vp = unit
+    await vp.simulate_print("Gridfinity bin", duration_s=25, layers=60)
+    (before,) = await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
+    await eventually(lambda: _state(u, "RUNNING"), what="RUNNING")
+    u.kill(signal.SIGKILL)  # no clean stop: whatever was written is all there is
+    assert vp.gcode_state == "RUNNING"
+    await u.start()
+    await eventually(u.connected, what="connected again")
+    (resumed,) = await u.history()
+    assert resumed["uid"] == before["uid"] and resumed["id"] == before["id"]
+    (done,) = await eventually(lambda: _outcomes(u, ["success"]), timeout=40, what="the print to finish")
+    assert done["uid"] == before["uid"] and done["started_at"] == before["started_at"]
+    assert done["layers"] == 60 and done["progress"] == 100
+    assert vp.gcode_state == "FINISH"
+
+
+async def test_a_print_that_finishes_while_the_daemon_is_down_is_closed_as_success(unit):
+    u, vp = unit
+    job = await vp.simulate_print("Cable clip x8", duration_s=8, layers=36)
+    (before,) = await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
+    u.kill(signal.SIGTERM)
+    t_down = time.time()
+    await eventually(lambda: _true(vp.gcode_state == "FINISH"), timeout=30, what="the print to finish")
+    await asyncio.sleep(1.0)
+    await u.start()
+    (rec,) = await eventually(lambda: _outcomes(u, ["success"]), what="closed on restart")
+    assert rec["uid"] == before["uid"] and rec["id"] == before["id"]
+    assert rec["started_at"] <= rec["ended_at"] <= time.time()
+    assert rec["ended_at"] >= t_down - job.duration_s  # not invented before the print could end
+
+
+async def _state(u: Unit, state: str):
+    return (await u.get("/api/printers/x1c"))["print"]["state"] == state
+
+
+async def _true(v: bool) -> bool:
+    return v
+
+
+# The CSV has every matching row (no paging); totals are neither sorted nor paged.
+IGNORED = {
+    ("/api/history.csv", "limit"),
+    ("/api/history.csv", "offset"),
+    ("/api/history/totals", "sort"),
+    ("/api/history/totals", "limit"),
+    ("/api/history/totals", "offset"),
+}
+
+
+async def test_csv_totals_and_bad_queries_through_the_api(unit):
+    u, vp = unit
+    await vp.simulate_print('cube, "big"', duration_s=4, layers=10)
+    await eventually(lambda: _outcomes(u, ["success"]), what="first print")
+    await vp.simulate_print("=cmd", duration_s=60, layers=10)
+    await eventually(lambda: _outcomes(u, ["running", "success"]), what="second print")
+    async with u.http.post(
+        f"{u.base}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
+    ) as r:
+        assert r.status == 202
+    await eventually(lambda: _outcomes(u, ["cancelled", "success"]), what="second print cancelled")
+
+    async with u.http.get(f"{u.base}/api/history.csv?sort=started_at", headers=u.auth) as r:
+        assert r.status == 200 and r.content_type == "text/csv"
+        assert "attachment" in r.headers["Content-Disposition"]
+        rows = list(csv.reader(io.StringIO(await r.text())))
+    header, first, second = rows
+    assert header[:3] == ["id", "uid", "printer_id"]
+    row1, row2 = dict(zip(header, first, strict=True)), dict(zip(header, second, strict=True))
+    assert row1["job"] == 'cube, "big"' and row1["outcome"] == "success"
+    assert row2["job"] == "'=cmd" and row2["outcome"] == "cancelled"
+    only = await u.get("/api/history.csv?outcome=cancelled")
+    assert len(list(csv.reader(io.StringIO(only)))) == 2
+
+    totals = await u.get("/api/history/totals")
+    assert (
+        totals["count"] == 2
+        and totals["by_outcome"]["success"] == 1
+        and totals["by_outcome"]["cancelled"] == 1
+    )
+    assert totals["success_rate"] == 0.5 and totals["print_hours"] > 0
+    assert (await u.get("/api/history/totals?printer=x1c&status=success"))["count"] == 1
+    assert (await u.get("/api/history?q=CUBE"))["total"] == 1
+    assert (await u.get("/api/history?sort=job&limit=1"))["items"][0]["job"] == "=cmd"
+    assert (await u.get("/api/history?from=2000-01-01&to=2000-01-02"))["total"] == 0
+    assert (await u.get(f"/api/history?from={int(time.time()) - 3600}"))["total"] == 2
+
+    for query, words in [
+        ("sort=started_at;DROP", "sort"),
+        ("outcome=finished", "outcome"),
+        ("from=yesterday", "from"),
+        ("limit=9999", "limit"),
+        ("offset=-1", "offset"),
+        ("from=2025-02-01&to=2025-01-01", "before"),
+    ]:
+        name = query.split("=")[0]
+        for path in ("/api/history", "/api/history.csv", "/api/history/totals"):
+            if (path, name) in IGNORED:
+                continue
+            body = await u.get(f"{path}?{query}", status=400)
+            assert body["error"] == "bad_request" and words in body["message"], (path, query, body)
+    rec_id = (await u.history())[0]["id"]
+    assert (await u.get(f"/api/history/{rec_id + 100}", status=404))["error"] == "not_found"
+    await u.get(f"/api/history/{rec_id}/thumbnail", status=404)  # no thumbnail for a print from elsewhere
+    async with u.http.get(f"{u.base}/api/history") as r:
+        assert r.status == 401  # login needed
+    spec = await u.get("/api/openapi.json")
+    for path in ("/api/history", "/api/history.csv", "/api/history/totals", "/api/history/{id}"):
+        assert path in spec["paths"], path
+    names = {p["name"] for p in spec["paths"]["/api/history"]["get"]["parameters"]}
+    assert {"printer", "outcome", "q", "from", "to", "sort", "limit", "offset"} <= names
+    assert "text/csv" in spec["paths"]["/api/history.csv"]["get"]["responses"]["200"]["content"]
