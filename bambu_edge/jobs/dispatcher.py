@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import math
 import os
@@ -46,7 +45,9 @@ from bambu_edge.files.threemf import read_3mf, read_thumbnail
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
+from bambu_edge.jobs.history import HistoryFilter
 from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
+from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError
 
@@ -499,8 +500,6 @@ class Dispatcher:
     async def _expect(self, run: Run, job: Job, qf: QueueFile, start: Start | None) -> None:
         if self.history is None:
             return
-        from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
-
         filament = tuple(
             FilamentSlot(
                 slot=s.tray.index,
@@ -520,9 +519,7 @@ class Dispatcher:
             queue_job_id=job.id,
         )
         try:
-            result = self.history.expect(run.printer_id, expected)
-            if inspect.isawaitable(result):
-                await result
+            self.history.expect(run.printer_id, expected)
         except Exception:
             log.exception("queue: the history service did not take the announcement of run %d", run.id)
 
@@ -628,8 +625,6 @@ class Dispatcher:
                 )
 
     async def _record_of(self, run: Run) -> dict[str, Any] | None:
-        from bambu_edge.jobs.history import HistoryFilter
-
         repo = self.history.repo
         if run.history_id is not None:
             rec = await repo.get(run.history_id)

@@ -777,6 +777,16 @@ class VirtualPrinter:
                 name = str(body.get("subtask_name") or path.rsplit("/", 1)[-1] or "print")
                 gcode = path if command == "gcode_file" else "/data/Metadata/" + path.rsplit("/", 1)[-1]
                 duration, layers = self.demo_print_s, 100
+                mapping = body.get("ams_mapping") if command == "project_file" else None
+                # The AMS loads the first filament's tray (global index, 254 the external spool).
+                tray = (
+                    next(
+                        (t for t in mapping if isinstance(t, int) and not isinstance(t, bool) and t >= 0),
+                        None,
+                    )
+                    if isinstance(mapping, list)
+                    else None
+                )
                 if self.sdcard_dir is not None:
                     planned = await self._plan_from_storage(command, body)
                     if isinstance(planned, str):
@@ -785,7 +795,7 @@ class VirtualPrinter:
                     if command == "gcode_file" and not body.get("subtask_name"):
                         name = _stem(path)
                 # The reply goes first; the new state follows it as a push (BAMBU.md section 6).
-                await self.simulate_print(name, duration, layers, gcode_file=gcode, publish=False)
+                await self.simulate_print(name, duration, layers, gcode_file=gcode, publish=False, tray=tray)
             elif command == "skip_objects" and isinstance(body.get("obj_list"), list):
                 self.report["s_obj"] = body["obj_list"]
         elif kind == "system":

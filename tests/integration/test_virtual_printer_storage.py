@@ -62,7 +62,12 @@ async def test_project_file_prints_the_named_file_with_its_timing(broker, tmp_pa
     async with vp, await _client(broker) as client:
         await client.subscribe(f"device/{SERIAL}/report")
         cmd = commands.project_file(
-            "5", path="/cache/two plates.gcode.3mf", plate=2, model="P1S", subtask_name="two plates"
+            "5",
+            path="/cache/two plates.gcode.3mf",
+            plate=2,
+            model="P1S",
+            subtask_name="two plates",
+            ams_mapping=[-1, 2],
         )
         reply = await _send_and_reply(client, cmd)
         assert reply["result"] == "success"
@@ -70,6 +75,7 @@ async def test_project_file_prints_the_named_file_with_its_timing(broker, tmp_pa
         assert job is not None and job.layers == 42  # plate 2's metadata, not plate 1's
         assert job.duration_s == pytest.approx(2.0)  # 1000 s x 0.002
         assert vp.report["subtask_name"] == "two plates"
+        assert vp.report["ams"]["tray_now"] == "2"  # the tray ams_mapping names is loaded
         started = time.monotonic()
         await _until(lambda: vp.gcode_state == "FINISH", what="FINISH")
         assert time.monotonic() - started < 10
