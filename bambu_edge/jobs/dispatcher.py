@@ -41,7 +41,6 @@ from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config
 from bambu_edge.files.meta import PrintFileMeta
 from bambu_edge.files.safezip import ArchiveError
-from bambu_edge.files.threemf import read_3mf, read_thumbnail
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
@@ -66,6 +65,13 @@ OPTION_KEYS = tuple(commands.PRINT_OPTIONS)
 # project_file's md5: the documented examples and HAB send "", and what the firmware checks is not
 # known (BAMBU.md section 6). The file's MD5 is kept; True sends it.
 SEND_MD5 = False
+
+
+def _threemf() -> Any:
+    # Imported on first use: the 3MF reader costs ~2.5 MB of RSS, and many units never queue a file.
+    from bambu_edge.files import threemf
+
+    return threemf
 
 
 class QueueError(Exception):
@@ -535,7 +541,9 @@ class Dispatcher:
         path = self.file_path(qf)
         assert self.thumbnails is not None
         try:
-            return await asyncio.to_thread(self.thumbnails.ensure, key, lambda: read_thumbnail(path, plate))
+            return await asyncio.to_thread(
+                self.thumbnails.ensure, key, lambda: _threemf().read_thumbnail(path, plate)
+            )
         except (ArchiveError, OSError, ThumbnailError) as e:
             log.info("queue: no thumbnail for %s plate %d: %s", qf.name, plate, e)
             return None
@@ -546,7 +554,7 @@ class Dispatcher:
             return None
         if self.thumbnails is None:
             try:
-                return await asyncio.to_thread(read_thumbnail, self.file_path(qf), plate)
+                return await asyncio.to_thread(_threemf().read_thumbnail, self.file_path(qf), plate)
             except (ArchiveError, OSError):
                 return None
         cached = await self._cached_thumbnail(qf, plate, key_for(qf.sha256, plate))
@@ -947,7 +955,7 @@ class Dispatcher:
                     status, getattr(e, "kind", "storage"), f"Could not read {remote}: {e}"
                 ) from None
             try:
-                meta = await asyncio.to_thread(read_3mf, temp, geometry=False)
+                meta = await asyncio.to_thread(_threemf().read_3mf, temp, geometry=False)
             except ArchiveError as e:
                 raise QueueError(400, e.code, f"{remote}: {e}") from None
         finally:

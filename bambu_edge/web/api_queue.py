@@ -19,9 +19,7 @@ from typing import IO, Any
 
 from aiohttp import BodyPartReader, web
 
-from bambu_edge.files.gcode import read_gcode_header
 from bambu_edge.files.safezip import MAX_ARCHIVE_BYTES, ArchiveError
-from bambu_edge.files.threemf import read_3mf
 from bambu_edge.jobs.dispatcher import Dispatcher, QueueError
 from bambu_edge.printers.bambu import commands
 from bambu_edge.web.api_auth import ApiError, bad, json_response, path_int, read_json, service
@@ -201,8 +199,13 @@ def _write(f: IO[bytes], chunk: bytes, sha: Any, md5: Any) -> None:
 
 
 def _read_meta(path: Path, kind: str) -> Any:
+    # Imported on first use (in the worker thread): the readers cost RSS a unit may never need.
     if kind == "3mf":
+        from bambu_edge.files.threemf import read_3mf
+
         return read_3mf(path)
+    from bambu_edge.files.gcode import read_gcode_header
+
     return read_gcode_header(path)
 
 
