@@ -1,7 +1,7 @@
 """The one place where services are built and wired: started in order, stopped in reverse.
 
 Start-up order: store (database, migrations) -> printers (links) -> history (print tracker) ->
-web (API, dashboard).
+queue (dispatcher) -> web (API, dashboard).
 A stop (SIGTERM/SIGINT) stops them in reverse within STOP_BUDGET_S, so systemd never has to kill us.
 """
 
@@ -18,7 +18,9 @@ from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
 from bambu_edge.files.thumbnails import ThumbnailCache
+from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
+from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.printers.base import PRINTER_EVENT, LinkState
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.db import Store
@@ -42,6 +44,7 @@ class Daemon:
         self.manager: PrinterManager | None = None
         self.history: HistoryService | None = None
         self.thumbnails: ThumbnailCache | None = None  # shared by the job services
+        self.queue: Dispatcher | None = None
         self.web: WebService | None = None
         self._started: list[tuple[str, Service]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -57,7 +60,18 @@ class Daemon:
             self.thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
             self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=self.thumbnails)
             await self._start("history", self.history)
-            self.web = WebService(self.config, self.store, self.manager, self.bus, history=self.history)
+            self.queue = Dispatcher(
+                self.config,
+                QueueStore(self.store.db),
+                self.manager,
+                self.bus,
+                self.history,
+                thumbnails=self.thumbnails,
+            )
+            await self._start("queue", self.queue)
+            self.web = WebService(
+                self.config, self.store, self.manager, self.bus, history=self.history, queue=self.queue
+            )
             await self._start("web", self.web)
         except BaseException:
             await self.stop()

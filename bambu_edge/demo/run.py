@@ -33,6 +33,8 @@ DEFAULT_HTTP_PORT = 3000
 BIND = "127.0.0.1"  # the login is printed in clear: only this machine, unless the user says otherwise
 ADMIN = "admin"
 DEMO_PRINT_S = 900.0  # one demo print: 15 minutes, so progress is visible but not frantic
+# Queued files print at this speed in the demo: a one-hour slice takes three minutes.
+DEMO_TIME_SCALE = 0.05
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,8 @@ async def _serve(files: DemoFiles, config: Config, state: dict[str, Any], broker
                 demo_prints=p.prints,
                 demo_phase=p.phase,
                 demo_print_s=DEMO_PRINT_S,
+                sdcard_dir=files.sdcard(p.id),  # print commands print the files uploaded there
+                time_scale=DEMO_TIME_SCALE,
             )
             await vp.start()
             printers.append(vp)

@@ -32,11 +32,15 @@ import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import orjson
 
+from bambu_edge.files.gcode import read_gcode_header
+from bambu_edge.files.meta import PrintFileMeta
+from bambu_edge.files.threemf import read_3mf
 from bambu_edge.printers.bambu import models
 from bambu_edge.printers.bambu.fixtures import load_fixture
 
@@ -61,6 +65,13 @@ UNSIGNED_ALLOWED_TYPES = {"pushing", "info"}
 # print_speed level -> spd_mag (%), the values Bambu Studio shows for silent/standard/sport/ludicrous.
 SPEED_MAGNITUDES = {1: 50, 2: 100, 3: 124, 4: 166}
 STAGE_PREHEATING, STAGE_PRINTING, STAGE_PAUSED_BY_USER = 2, 0, 16  # stg_cur (BAMBU.md section 5)
+
+# Where project_file's url and gcode_file's param point on the printer's storage (BAMBU.md sections
+# 6 and 13.4: file:///sdcard/... on legacy models, ftp:///... on newer ones; OBA also shows
+# file:///mnt/sdcard and ftp:///name).
+STORAGE_URL_PREFIXES = ("file:///sdcard/", "file:///mnt/sdcard/", "ftp:///", "ftp://")
+STORAGE_PATH_PREFIXES = ("/sdcard/", "/mnt/sdcard/")
+_PLATE_PARAM = re.compile(r"^Metadata/plate_(\d{1,4})\.gcode$")
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -288,7 +299,13 @@ class VirtualPrinter:
         sensor_noise: bool = True,
         seed: int | None = None,
         connect_timeout: float = 10.0,
+        sdcard_dir: str | Path | None = None,
+        time_scale: float = 1.0,
     ):
+        """``sdcard_dir``: the folder that plays the printer's storage (what its FTPS server
+        serves); with it, ``project_file``/``gcode_file`` print the named file with the timing in its
+        metadata, times ``time_scale`` (0.001: a one-hour slice takes 3.6 s). Without it they print a
+        stand-in job of ``demo_print_s``."""
         self.profile = profile_for(model)
         self.model = self.profile.model
         self.host, self.port = host, port
@@ -302,6 +319,8 @@ class VirtualPrinter:
         self.demo_pause_s = demo_pause_s
         self.sensor_noise = sensor_noise
         self.connect_timeout = connect_timeout
+        self.sdcard_dir = Path(sdcard_dir) if sdcard_dir is not None else None
+        self.time_scale = max(float(time_scale), 1e-6)
         self.request_topic = f"device/{serial}/request"
         self.report_topic = f"device/{serial}/report"
         self.received: list[dict[str, Any]] = []  # every request payload, parsed, in arrival order
@@ -611,6 +630,7 @@ class VirtualPrinter:
         nozzle_target: float = 220.0,
         bed_target: float = 55.0,
         start_fraction: float = 0.0,
+        publish: bool = True,
         tray: int | None = None,
     ) -> PrintJob:
         """Start a print now: PREPARE (heating) -> RUNNING -> FINISH over ``duration_s`` at 100 % speed.
@@ -647,7 +667,7 @@ class VirtualPrinter:
             r["ams"]["tray_now"] = str(int(tray))  # a string, as in the captures
         self._show_job(job, _float(r.get("spd_mag"), 100.0) or 100.0)
         self._show_temps()
-        if self.connected:
+        if publish and self.connected:
             await self.publish_changes()
         return job
 
@@ -756,7 +776,26 @@ class VirtualPrinter:
                 path = str(body.get("param") or "")
                 name = str(body.get("subtask_name") or path.rsplit("/", 1)[-1] or "print")
                 gcode = path if command == "gcode_file" else "/data/Metadata/" + path.rsplit("/", 1)[-1]
-                await self.simulate_print(name, self.demo_print_s, 100, gcode_file=gcode)
+                duration, layers = self.demo_print_s, 100
+                mapping = body.get("ams_mapping") if command == "project_file" else None
+                # The AMS loads the first filament's tray (global index, 254 the external spool).
+                tray = (
+                    next(
+                        (t for t in mapping if isinstance(t, int) and not isinstance(t, bool) and t >= 0),
+                        None,
+                    )
+                    if isinstance(mapping, list)
+                    else None
+                )
+                if self.sdcard_dir is not None:
+                    planned = await self._plan_from_storage(command, body)
+                    if isinstance(planned, str):
+                        return planned
+                    duration, layers = planned
+                    if command == "gcode_file" and not body.get("subtask_name"):
+                        name = _stem(path)
+                # The reply goes first; the new state follows it as a push (BAMBU.md section 6).
+                await self.simulate_print(name, duration, layers, gcode_file=gcode, publish=False, tray=tray)
             elif command == "skip_objects" and isinstance(body.get("obj_list"), list):
                 self.report["s_obj"] = body["obj_list"]
         elif kind == "system":
@@ -766,6 +805,37 @@ class VirtualPrinter:
                     return "invalid led_node or led_mode"
                 self._set_light(node, mode)
         return None
+
+    async def _plan_from_storage(self, command: str, body: Mapping[str, Any]) -> tuple[float, int] | str:
+        """(duration_s, layers) of the file a print command names on ``sdcard_dir``, or why the
+        printer refuses it. The refusal texts are our choice: no capture of a real one exists."""
+        if command == "project_file":
+            rel = storage_path_from_url(body.get("url"))
+            plate = plate_from_param(body.get("param"))
+            if plate is None:
+                return f"invalid param {str(body.get('param'))[:80]!r}; expected Metadata/plate_<n>.gcode"
+        else:
+            rel = storage_path_from_gcode_param(body.get("param"))
+            plate = None
+        if rel is None:
+            return "file url not understood"
+        local = resolve_storage_file(self.sdcard_dir, rel)  # type: ignore[arg-type]
+        if local is None or not await asyncio.to_thread(local.is_file):
+            return f"file not found on the printer's storage: /{rel}"
+        try:
+            meta = await asyncio.to_thread(_read_print_file, local, command)
+        except Exception as e:  # a file the firmware cannot read: it refuses, it does not crash
+            return f"cannot read /{rel}: {str(e)[:120]}"
+        if plate is not None:
+            found = meta.plate(plate)
+            if found is None or not found.gcode_path:
+                return f"/{rel} has no sliced plate {plate}"
+            prediction, layers = found.prediction_s, found.layers
+        else:
+            first = meta.plates[0] if meta.plates else None
+            prediction, layers = (first.prediction_s, first.layers) if first else (None, None)
+        duration = prediction * self.time_scale if prediction else self.demo_print_s
+        return duration, layers or 100
 
     def _set_light(self, node: str, mode: str) -> None:
         lights = self.report.get("lights_report")
@@ -788,6 +858,54 @@ class VirtualPrinter:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def storage_path_from_url(url: Any) -> str | None:
+    """The storage-relative path a project_file url names ("cache/x.3mf"); None if not understood."""
+    if not isinstance(url, str):
+        return None
+    for prefix in STORAGE_URL_PREFIXES:
+        if url.startswith(prefix):
+            return url[len(prefix) :].lstrip("/") or None
+    return None
+
+
+def storage_path_from_gcode_param(param: Any) -> str | None:
+    if not isinstance(param, str):
+        return None
+    for prefix in STORAGE_PATH_PREFIXES:
+        if param.startswith(prefix):
+            return param[len(prefix) :].lstrip("/") or None
+    return param.lstrip("/") or None
+
+
+def plate_from_param(param: Any) -> int | None:
+    m = _PLATE_PARAM.match(param) if isinstance(param, str) else None
+    return int(m.group(1)) if m else None
+
+
+def resolve_storage_file(root: Path, rel: str) -> Path | None:
+    """``rel`` inside ``root``, or None if it would leave it (``..``, absolute, NUL)."""
+    if "\0" in rel or any(part == ".." for part in rel.split("/")):
+        return None
+    base = root.resolve()
+    target = (base / rel).resolve()
+    return target if target.is_relative_to(base) and target != base else None
+
+
+def _read_print_file(path: Path, command: str) -> PrintFileMeta:
+    # The file readers of the daemon itself: a virtual printer reads a 3MF as safely as we do.
+    if command == "project_file":
+        return read_3mf(path, geometry=False)
+    return read_gcode_header(path)
+
+
+def _stem(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    for ext in (".gcode.3mf", ".3mf", ".gcode"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)] or base
+    return base or "print"
 
 
 def _deep_update(target: dict[str, Any], changes: Mapping[str, Any]) -> None:
@@ -858,6 +976,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--demo-prints", action="store_true", help="print demo jobs in a loop")
     p.add_argument("--demo-print-s", type=float, default=600.0, help="length of one demo print in seconds")
+    p.add_argument(
+        "--sdcard-dir", help="folder playing the printer's storage: print commands print the files in it"
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="print time = the file's estimate times this (default 1)",
+    )
     return p
 
 
@@ -880,6 +1007,8 @@ def virtual_printer_main(argv: list[str]) -> int:
         developer_mode=args.developer_mode,
         demo_prints=args.demo_prints,
         demo_print_s=args.demo_print_s,
+        sdcard_dir=args.sdcard_dir,
+        time_scale=args.time_scale,
     )
 
     async def run() -> None:

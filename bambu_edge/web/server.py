@@ -15,7 +15,7 @@ from aiohttp import web
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
 from bambu_edge.printers.temps import TempHistory, TempSampler
-from bambu_edge.web import api_auth, api_files, api_history, api_printers, ws
+from bambu_edge.web import api_auth, api_files, api_history, api_printers, api_queue, ws
 from bambu_edge.web.api_auth import AUTH, AUTH_TOKEN, SERVICE, SESSION_COOKIE, ApiError, error_response
 from bambu_edge.web.ratelimit import LoginThrottle, TokenBucketLimiter
 from bambu_edge.web.security import (
@@ -132,6 +132,7 @@ class WebService:
         api_files.add_routes(app)
         api_auth.add_routes(app)
         api_history.add_routes(app)
+        api_queue.add_routes(app)
         ws.add_routes(app)
         app.router.add_get("/", self.static.handle)
         for path in self.static.paths():

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bambu_edge.printers.bambu import models
+from bambu_edge.printers.bambu.ftps import RemotePathError, normalize_remote_path
 from bambu_edge.printers.base import CommandError
 
 ACTIONS = ("pause", "resume", "stop", "speed", "light", "gcode")
@@ -20,6 +22,31 @@ MAX_GCODE_BYTES = 4096  # of the whole param, trailing newline included
 LIGHT_NODE = "chamber_light"
 SPEED_LEVELS = {1: "silent", 2: "standard", 3: "sport", 4: "ludicrous"}
 STATUS_COMMANDS = frozenset({"push_status", "push_info"})  # printer pushes, never replies
+PRINT_ACTION = "print"  # start a file on the printer's storage (project_file or gcode_file)
+
+# project_file switches (BAMBU.md section 6) and what we send when the caller does not say.
+PRINT_OPTIONS: dict[str, bool] = {
+    "timelapse": False,
+    "bed_leveling": True,
+    "flow_cali": True,
+    "vibration_cali": True,
+    "layer_inspect": True,
+    "use_ams": True,
+}
+# Section 13.1: HAB spells it bed_leveling, OBA bed_levelling; HAB's is what works for its users.
+BED_LEVELING_KEY = "bed_leveling"
+BED_TYPE = "auto"
+# Section 13.4: file:///sdcard/<path> for the legacy models, ftp:///<path> for newer ones.
+LEGACY_URL_PREFIX = "file:///sdcard"
+FTP_URL_PREFIX = "ftp://"
+# gcode_file takes an absolute path on the printer (section 6; X1 may need /mnt/sdcard, unconfirmed).
+GCODE_FILE_ROOT = "/sdcard"
+MAX_SUBTASK_NAME = 128
+MAX_AMS_MAPPING = 64
+MAX_PLATE = 1000
+# Values allowed in ams_mapping: -1 unused, AMS trays 0-103 (local-printer-api: 0-103), AMS HT
+# 128-135, 254 external spool (section 6).
+AMS_TRAY_VALUES = frozenset({-1, 254, *range(0, 104), *range(128, 136)})
 
 ReplyKey = tuple[str, str, str]
 
@@ -76,9 +103,12 @@ def get_version(seq: str) -> Command:
 # --- user actions -----------------------------------------------------------------------------------
 
 
-def build(action: str, params: Mapping[str, Any], seq: str) -> Command:
+def build(action: str, params: Mapping[str, Any], seq: str, *, model: str | None = None) -> Command:
     """A user action from the API -> the exact message the printer expects.
-    CommandError('bad_request') in plain words when the action or its parameters are wrong."""
+    CommandError('bad_request') in plain words when the action or its parameters are wrong.
+    ``model`` (the printer's) decides the project_file url scheme."""
+    if action == PRINT_ACTION:
+        return print_file(seq, params, model=model)
     if action in ("pause", "resume", "stop"):
         # The slicer sends these with QoS 1, and OBA documents "param": "".
         return _msg("print", action, seq, qos=1, param="")
@@ -128,6 +158,141 @@ def gcode_param(line: Any) -> str:
     if len(param.encode()) > MAX_GCODE_BYTES:
         raise CommandError("bad_request", f"the G-code is longer than {MAX_GCODE_BYTES} bytes")
     return param
+
+
+# --- printing a file on the printer's storage ----------------------------------------------------
+
+
+def storage_path(path: Any) -> str:
+    """An absolute, normalised path on the printer's storage (no '..', no control characters)."""
+    try:
+        return normalize_remote_path(path)
+    except RemotePathError as e:
+        raise CommandError("bad_request", f"'path': {e}") from None
+
+
+def project_file_url(path: str, model: str | None) -> str:
+    """``file:///sdcard/cache/x.3mf`` on legacy models, ``ftp:///cache/x.3mf`` on newer ones."""
+    path = storage_path(path)
+    prefix = LEGACY_URL_PREFIX if models.capabilities(model).legacy_sdcard else FTP_URL_PREFIX
+    return prefix + path
+
+
+def print_options(options: Any) -> dict[str, bool]:
+    """The project_file switches: defaults, overridden by the caller's booleans."""
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise CommandError("bad_request", "'options' must be an object")
+    unknown = sorted(set(options) - set(PRINT_OPTIONS))
+    if unknown:
+        raise CommandError(
+            "bad_request", f"unknown print option {unknown[0]!r}; use {', '.join(PRINT_OPTIONS)}"
+        )
+    out = dict(PRINT_OPTIONS)
+    for key, value in options.items():
+        if not isinstance(value, bool):
+            raise CommandError("bad_request", f"print option {key!r} must be true or false")
+        out[key] = value
+    return out
+
+
+def _ams_mapping(mapping: Any) -> list[int]:
+    if mapping is None:
+        return []
+    if not isinstance(mapping, list | tuple) or len(mapping) > MAX_AMS_MAPPING:
+        raise CommandError("bad_request", f"'ams_mapping' must be a list of at most {MAX_AMS_MAPPING} trays")
+    for v in mapping:
+        if isinstance(v, bool) or not isinstance(v, int) or v not in AMS_TRAY_VALUES:
+            raise CommandError(
+                "bad_request",
+                "'ams_mapping' entries must be tray indices: 0-103 (AMS), 128-135 (AMS HT), "
+                "254 (external spool) or -1 (unused)",
+            )
+    return list(mapping)
+
+
+def _subtask_name(name: Any, path: str) -> str:
+    if name is None:
+        base = path.rsplit("/", 1)[-1]
+        for ext in (".gcode.3mf", ".3mf", ".gcode"):
+            if base.lower().endswith(ext):
+                base = base[: -len(ext)]
+                break
+        name = base or "print"
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise CommandError("bad_request", "'subtask_name' must be printable text")
+    return name.strip()[:MAX_SUBTASK_NAME]
+
+
+def project_file(
+    seq: str,
+    *,
+    path: str,
+    plate: int,
+    model: str | None,
+    subtask_name: str | None = None,
+    md5: str = "",
+    options: Mapping[str, Any] | None = None,
+    ams_mapping: list[int] | tuple[int, ...] | None = (),
+) -> Command:
+    """Print plate ``plate`` of the 3MF at ``path`` on the printer's storage (BAMBU.md section 6)."""
+    path = storage_path(path)
+    if isinstance(plate, bool) or not isinstance(plate, int) or not 1 <= plate <= MAX_PLATE:
+        raise CommandError("bad_request", f"'plate' must be a plate number from 1 to {MAX_PLATE}")
+    if not isinstance(md5, str) or (
+        md5 and (len(md5) != 32 or not all(c in "0123456789abcdefABCDEF" for c in md5))
+    ):
+        raise CommandError("bad_request", "'md5' must be 32 hex digits or empty")
+    opts = print_options(options)
+    return _msg(
+        "print",
+        "project_file",
+        seq,
+        param=f"Metadata/plate_{plate}.gcode",
+        url=project_file_url(path, model),
+        subtask_name=_subtask_name(subtask_name, path),
+        # Ids of a cloud task; a LAN print has none and sends "0" (section 6).
+        project_id="0",
+        profile_id="0",
+        task_id="0",
+        subtask_id="0",
+        md5=md5,
+        timelapse=opts["timelapse"],
+        bed_type=BED_TYPE,
+        **{BED_LEVELING_KEY: opts["bed_leveling"]},
+        flow_cali=opts["flow_cali"],
+        vibration_cali=opts["vibration_cali"],
+        layer_inspect=opts["layer_inspect"],
+        use_ams=opts["use_ams"],
+        ams_mapping=_ams_mapping(ams_mapping),
+    )
+
+
+def gcode_file(seq: str, *, path: str) -> Command:
+    """Print a plain G-code file on the printer's storage: an absolute printer path (section 6)."""
+    return _msg("print", "gcode_file", seq, param=GCODE_FILE_ROOT + storage_path(path))
+
+
+def print_file(seq: str, params: Mapping[str, Any], *, model: str | None) -> Command:
+    """The ``print`` action: ``{"path", "plate", "subtask_name", "md5", "options", "ams_mapping"}``;
+    a .3mf goes by project_file, a .gcode by gcode_file."""
+    path = storage_path(params.get("path"))
+    lower = path.lower()
+    if lower.endswith(".3mf"):
+        return project_file(
+            seq,
+            path=path,
+            plate=params.get("plate", 1),
+            model=model,
+            subtask_name=params.get("subtask_name"),
+            md5=params.get("md5", ""),
+            options=params.get("options"),
+            ams_mapping=params.get("ams_mapping", ()),
+        )
+    if lower.endswith(".gcode"):
+        return gcode_file(seq, path=path)
+    raise CommandError("bad_request", "only .3mf (sliced) and .gcode files can be printed")
 
 
 # --- replies ----------------------------------------------------------------------------------------

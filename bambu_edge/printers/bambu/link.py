@@ -387,7 +387,7 @@ class BambuLink(PrinterLink):
     # --- commands ----------------------------------------------------------------------------------
 
     async def send_command(self, action: str, params: Mapping[str, Any]) -> str:
-        cmd = commands.build(action, params, self._seq.next())
+        cmd = commands.build(action, params, self._seq.next(), model=self.state.model)
         if self._client is None or self.link_state != LinkState.CONNECTED:
             raise CommandError("offline", f"{self.cfg.name} is not connected ({self.link_state})")
         timer = asyncio.get_running_loop().call_later(self.command_timeout, self._timed_out, cmd.key)

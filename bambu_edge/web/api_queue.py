@@ -1,0 +1,516 @@
+"""The print queue API (PLAN.md "Queue"; docs/api.md): files, jobs, order, pause, beds, print now.
+
+Uploads are streamed to a temp file inside data_dir (never held in memory), hashed on the way,
+capped in size, and then read with the same safe readers as everything else (``read_3mf``,
+``read_gcode_header``). A hostile or broken archive gets a 4xx with a plain message and nothing of
+it is kept; a file is only ever stored under its SHA-256 in data_dir/queue/files/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import BodyPartReader, web
+
+from bambu_edge.files.safezip import MAX_ARCHIVE_BYTES, ArchiveError
+from bambu_edge.jobs.dispatcher import Dispatcher, QueueError
+from bambu_edge.printers.bambu import commands
+from bambu_edge.web.api_auth import ApiError, bad, json_response, path_int, read_json, service
+from bambu_edge.web.openapi import documented
+
+MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES  # what read_3mf would accept anyway
+GCODE_MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES
+MIN_FREE_BYTES = 64 * 1024 * 1024  # left on the SD card after an upload (database, logs)
+CHUNK = 256 * 1024
+MAX_MULTIPART_FIELDS = 8
+MAX_FORM_FIELD = 64 * 1024
+MAX_COPIES = 1000
+MAX_PRIORITY = 100
+MAX_PLATE = 1000
+EXTENSIONS = {".3mf": "3mf", ".gcode": "gcode"}
+# ArchiveError code -> HTTP status; everything else is a 400.
+ARCHIVE_STATUS = {"too_large": 413}
+
+FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["3mf", "gcode"]},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "meta": {"type": "object", "description": "PrintFileMeta.to_json(): plates, filaments, model, ..."},
+        "created_at": {"type": "number"},
+    },
+}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {k: {"type": "boolean", "default": v} for k, v in commands.PRINT_OPTIONS.items()},
+    "additionalProperties": False,
+}
+JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "file": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
+        "plate": {"type": "integer"},
+        "copies": {"type": "integer"},
+        "copies_done": {"type": "integer"},
+        "priority": {"type": "integer"},
+        "target": {"type": "string", "description": '"any" or a printer id'},
+        "state": {
+            "type": "string",
+            "enum": ["waiting", "dispatching", "printing", "done", "failed", "cancelled"],
+        },
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "why it is not running yet"},
+        "runs": {"type": "array", "items": {"type": "object"}},
+        "options": OPTIONS_SCHEMA,
+        "attempts": {"type": "integer"},
+        "last_error": {"type": ["string", "null"]},
+        "next_attempt_at": {"type": ["number", "null"]},
+        "position": {"type": "integer"},
+        "created_at": {"type": "number"},
+        "updated_at": {"type": "number"},
+        "ended_at": {"type": ["number", "null"]},
+    },
+}
+JOB_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "file_id": {"type": "integer"},
+        "plate": {"type": "integer", "minimum": 1, "default": 1},
+        "copies": {"type": "integer", "minimum": 1, "maximum": MAX_COPIES, "default": 1},
+        "priority": {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY, "default": 0},
+        "target": {"type": "string", "default": "any"},
+        "options": OPTIONS_SCHEMA,
+    },
+}
+READINESS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "bed_clear": {"type": "boolean"},
+        "ready": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+    },
+}
+
+
+def _queue(request: web.Request) -> Dispatcher:
+    q = service(request).queue
+    if q is None:
+        raise ApiError(503, "unavailable", "The print queue is not running.")
+    return q
+
+
+def _queue_error(e: QueueError) -> ApiError:
+    return ApiError(e.status, e.code, e.message)
+
+
+# --- body validation ---------------------------------------------------------------------------------
+
+
+def _int(body: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int | None:
+    v = body.get(key, default)
+    if v is None and default is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise bad(f"'{key}' must be a whole number from {low} to {high}")
+    return v
+
+
+def _target(body: dict[str, Any]) -> str | None:
+    v = body.get("target", "any")
+    if v is None or v == "any":
+        return None
+    if not isinstance(v, str) or not v or len(v) > 63:
+        raise bad("'target' must be \"any\" or a printer id")
+    return v
+
+
+def _options(body: dict[str, Any]) -> dict[str, bool]:
+    v = body.get("options", {})
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise bad("'options' must be an object")
+    for key, value in v.items():
+        if key not in commands.PRINT_OPTIONS:
+            raise bad(f"unknown option {key!r}; use {', '.join(commands.PRINT_OPTIONS)}")
+        if not isinstance(value, bool):
+            raise bad(f"option {key!r} must be true or false")
+    return dict(v)
+
+
+def file_name(raw: Any) -> tuple[str, str]:
+    """(name, kind) of an upload; the name is only metadata (files are stored by their hash)."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise bad("name the file: ?name=cube.gcode.3mf (or send it as multipart field 'file')")
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name or len(name) > 255 or not name.isprintable() or name.startswith("."):
+        raise bad("the file name must be printable, at most 255 characters, and not start with '.'")
+    lower = name.lower()
+    for ext, kind in EXTENSIONS.items():
+        if lower.endswith(ext):
+            return name, kind
+    raise bad("only sliced .3mf files (.gcode.3mf) and .gcode files can be queued")
+
+
+# --- upload ------------------------------------------------------------------------------------------
+
+
+async def _chunks(request: web.Request) -> tuple[str | None, AsyncIterator[bytes]]:
+    """(file name from the form, body chunks): a raw body, or the 'file' field of a multipart form."""
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        for _ in range(MAX_MULTIPART_FIELDS):
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise bad("nested multipart bodies are not supported")
+            if part.name == "file":
+                # Some clients (aiohttp, urllib) percent-encode the file name; browsers send it as is.
+                name = urllib.parse.unquote(part.filename) if part.filename else None
+                return name, _part_chunks(part)
+            if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
+                raise bad(f"form field {part.name!r} is too large")
+            await part.release()
+        raise bad("the form has no field 'file'")
+    return None, request.content.iter_chunked(CHUNK)
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+def _write(f: IO[bytes], chunk: bytes, sha: Any, md5: Any) -> None:
+    f.write(chunk)
+    sha.update(chunk)
+    md5.update(chunk)
+
+
+def _read_meta(path: Path, kind: str) -> Any:
+    # Imported on first use (in the worker thread): the readers cost RSS a unit may never need.
+    if kind == "3mf":
+        from bambu_edge.files.threemf import read_3mf
+
+        return read_3mf(path)
+    from bambu_edge.files.gcode import read_gcode_header
+
+    return read_gcode_header(path)
+
+
+@documented(response=FILE_SCHEMA)
+async def upload_file(request: web.Request) -> web.Response:
+    """Upload a print file to the queue (raw body with ?name=, or multipart field 'file').
+
+    The file is read safely before it is kept: a zip bomb, unsafe names, XML entities, a truncated or
+    broken archive get a 4xx with a plain message and nothing is kept. 201 with the file, or 200 with
+    the file uploaded before when the same bytes come again (kept once, by SHA-256)."""
+    q = _queue(request)
+    form_name, chunks = await _chunks(request)
+    name, kind = file_name(request.query.get("name") or form_name)
+    cap = MAX_UPLOAD_BYTES if kind == "3mf" else GCODE_MAX_UPLOAD_BYTES
+    if request.content_length is not None and request.content_length > cap + (64 * 1024 if form_name else 0):
+        raise ApiError(413, "too_large", f"The file is larger than {cap // (1024 * 1024)} MB.")
+    expected = request.content_length or 0
+    free = (await asyncio.to_thread(shutil.disk_usage, q.tmp_dir)).free
+    if free - expected < MIN_FREE_BYTES:
+        raise ApiError(
+            507, "no_space", "There is not enough free space on bambu-edge's storage for this file."
+        )
+    temp = q.temp_path()
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    size = 0
+    try:
+        f = await asyncio.to_thread(open, temp, "xb")
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(413, "too_large", f"The file is larger than {cap // (1024 * 1024)} MB.")
+                await asyncio.to_thread(_write, f, chunk, sha, md5)
+        finally:
+            await asyncio.to_thread(f.close)
+        if size == 0:
+            raise bad("the file is empty")
+        try:
+            meta = await asyncio.to_thread(_read_meta, temp, kind)
+        except ArchiveError as e:
+            raise ApiError(ARCHIVE_STATUS.get(e.code, 400), e.code, str(e)) from None
+        except (OSError, UnicodeError, ValueError) as e:
+            raise bad(f"the file cannot be read: {e}") from None
+        if kind == "3mf" and not meta.sliced:
+            raise ApiError(
+                422,
+                "not_sliced",
+                "This 3MF has no G-code, so no printer can print it: slice it and export the plate "
+                "as a sliced file (.gcode.3mf).",
+            )
+        qf, created = await q.register_file(
+            temp, name=name, kind=kind, size=size, sha256=sha.hexdigest(), md5=md5.hexdigest(), meta=meta
+        )
+    except OSError as e:
+        raise ApiError(507, "no_space", f"The file could not be stored: {e.strerror or e}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(temp.unlink)
+    return json_response(qf.to_json(), 201 if created else 200)
+
+
+async def list_files(request: web.Request) -> web.Response:
+    """The files uploaded to the queue, newest first."""
+    return json_response({"files": [f.to_json() for f in await _queue(request).list_files()]})
+
+
+@documented(response=FILE_SCHEMA)
+async def get_file(request: web.Request) -> web.Response:
+    """One queue file with its metadata."""
+    try:
+        qf = await _queue(request).get_file(path_int(request, "id"))
+    except QueueError as e:
+        raise _queue_error(e) from None
+    return json_response(qf.to_json())
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    """Delete a queue file (and its finished jobs). 409 while a job in the queue needs it."""
+    try:
+        await _queue(request).delete_file(path_int(request, "id"))
+    except QueueError as e:
+        raise _queue_error(e) from None
+    return web.Response(status=204)
+
+
+async def file_thumbnail(request: web.Request) -> web.StreamResponse:
+    """A plate's picture (image/png; ?plate=N, default 1); 404 if the file has none."""
+    q = _queue(request)
+    try:
+        qf = await q.get_file(path_int(request, "id"))
+    except QueueError as e:
+        raise _queue_error(e) from None
+    try:
+        plate = int(request.query.get("plate", "1"))
+    except ValueError:
+        raise bad("'plate' must be a number") from None
+    if qf.kind != "3mf":
+        raise ApiError(404, "not_found", "G-code files carry no plate picture.")
+    png = await q.thumbnail(qf, plate)
+    if png is None:
+        raise ApiError(404, "not_found", f"Plate {plate} of this file has no picture.")
+    # Stored by content hash: the picture of a file id never changes.
+    return web.Response(
+        body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+# --- jobs ----------------------------------------------------------------------------------------------
+
+
+@documented(
+    response={
+        "type": "object",
+        "properties": {
+            "paused": {"type": "boolean"},
+            "jobs": {"type": "array", "items": JOB_SCHEMA},
+            "printers": {"type": "array", "items": READINESS_SCHEMA},
+        },
+    }
+)
+async def get_queue(request: web.Request) -> web.Response:
+    """The queue: unfinished jobs in order (then the latest finished), each saying why it waits;
+    and every printer's readiness."""
+    return json_response(await _queue(request).queue_view())
+
+
+@documented(body={**JOB_BODY, "required": ["file_id"]}, response=JOB_SCHEMA)
+async def create_job(request: web.Request) -> web.Response:
+    """Queue a plate of an uploaded file (201 with the job)."""
+    body = await read_json(request)
+    file_id = body.get("file_id")
+    if isinstance(file_id, bool) or not isinstance(file_id, int):
+        raise bad("'file_id' must be the id of an uploaded file (POST /api/queue/files)")
+    try:
+        job = await _queue(request).create_job(
+            file_id=file_id,
+            plate=_int(body, "plate", 1, 1, MAX_PLATE),  # type: ignore[arg-type]
+            copies=_int(body, "copies", 1, 1, MAX_COPIES),  # type: ignore[arg-type]
+            priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),  # type: ignore[arg-type]
+            target=_target(body),
+            options=_options(body),
+        )
+    except QueueError as e:
+        raise _queue_error(e) from None
+    return json_response(job, 201)
+
+
+@documented(response=JOB_SCHEMA)
+async def get_job(request: web.Request) -> web.Response:
+    """One job."""
+    try:
+        return json_response(await _queue(request).job_view(path_int(request, "id")))
+    except QueueError as e:
+        raise _queue_error(e) from None
+
+
+@documented(body={k: v for k, v in JOB_BODY.items()}, response=JOB_SCHEMA)
+async def update_job(request: web.Request) -> web.Response:
+    """Change a job's plate, copies, priority, target or options (only the fields given)."""
+    body = await read_json(request)
+    unknown = set(body) - {"plate", "copies", "priority", "target", "options"}
+    if unknown:
+        raise bad(f"cannot change {sorted(unknown)[0]!r}")
+    changes: dict[str, Any] = {}
+    if "plate" in body:
+        changes["plate"] = _int(body, "plate", None, 1, MAX_PLATE)
+    if "copies" in body:
+        changes["copies"] = _int(body, "copies", None, 1, MAX_COPIES)
+    if "priority" in body:
+        changes["priority"] = _int(body, "priority", None, -MAX_PRIORITY, MAX_PRIORITY)
+    if "target" in body:
+        changes["target"] = _target(body)
+    if "options" in body:
+        changes["options"] = _options(body)
+    try:
+        return json_response(await _queue(request).update_job(path_int(request, "id"), changes))
+    except QueueError as e:
+        raise _queue_error(e) from None
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """Remove a job (204). One with a copy on a printer is cancelled instead (200 with the job):
+    that copy goes on printing; stop it on the printer if it must not."""
+    try:
+        job = await _queue(request).remove_job(path_int(request, "id"))
+    except QueueError as e:
+        raise _queue_error(e) from None
+    return web.Response(status=204) if job is None else json_response(job)
+
+
+@documented(
+    body={"type": "object", "properties": {"before": {"type": ["integer", "null"]}}}, response=JOB_SCHEMA
+)
+async def move_job(request: web.Request) -> web.Response:
+    """Reorder: put the job just before another one (``before``: job id), or last (null)."""
+    body = await read_json(request)
+    before = body.get("before")
+    if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
+        raise bad("'before' must be a job id or null")
+    try:
+        return json_response(await _queue(request).move_job(path_int(request, "id"), before))
+    except QueueError as e:
+        raise _queue_error(e) from None
+
+
+@documented(response=JOB_SCHEMA)
+async def retry_job(request: web.Request) -> web.Response:
+    """A failed or cancelled job waits again (with fresh attempts)."""
+    try:
+        return json_response(await _queue(request).retry_job(path_int(request, "id")))
+    except QueueError as e:
+        raise _queue_error(e) from None
+
+
+@documented(response={"type": "object", "properties": {"paused": {"type": "boolean"}}})
+async def pause(request: web.Request) -> web.Response:
+    """Pause the queue: nothing new starts (prints already running go on)."""
+    await _queue(request).set_paused(True)
+    return json_response({"paused": True})
+
+
+@documented(response={"type": "object", "properties": {"paused": {"type": "boolean"}}})
+async def resume(request: web.Request) -> web.Response:
+    """Resume the queue."""
+    await _queue(request).set_paused(False)
+    return json_response({"paused": False})
+
+
+# --- printers --------------------------------------------------------------------------------------------
+
+
+@documented(
+    body={"type": "object", "required": ["clear"], "properties": {"clear": {"type": "boolean"}}},
+    response=READINESS_SCHEMA,
+)
+async def set_bed(request: web.Request) -> web.Response:
+    """Mark a printer's bed clear (it may take the next queued job) or not clear."""
+    body = await read_json(request)
+    clear = body.get("clear")
+    if not isinstance(clear, bool):
+        raise bad("'clear' must be true or false")
+    try:
+        return json_response(await _queue(request).set_bed(request.match_info["id"], clear))
+    except QueueError as e:
+        raise _queue_error(e) from None
+
+
+@documented(
+    body={
+        "type": "object",
+        "required": ["path"],
+        "properties": {
+            "path": {"type": "string", "description": "on the printer's storage, e.g. /cache/cube.gcode.3mf"},
+            "plate": {"type": "integer", "minimum": 1, "default": 1},
+            "options": OPTIONS_SCHEMA,
+            "ams_mapping": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "tray per filament; default: matched to what the printer has loaded",
+            },
+        },
+    },
+    response={
+        "type": "object",
+        "properties": {"sequence_id": {"type": "string"}, "ams_mapping": {"type": "array"}},
+    },
+)
+async def print_file(request: web.Request) -> web.Response:
+    """Start a print of a file already on the printer (.3mf via project_file, .gcode via gcode_file).
+
+    202 with the sequence_id; the printer's answer arrives as a `command` WebSocket frame (a refusal
+    says that the printer needs Developer Mode). 409 if the printer is offline or lacks the filament."""
+    body = await read_json(request)
+    path = body.get("path")
+    if not isinstance(path, str) or not path:
+        raise bad("'path' must be a file on the printer, e.g. /cache/cube.gcode.3mf")
+    plate = _int(body, "plate", 1, 1, MAX_PLATE)
+    options = _options(body)
+    mapping = body.get("ams_mapping")
+    if mapping is not None and not isinstance(mapping, list):
+        raise bad("'ams_mapping' must be a list of tray numbers")
+    try:
+        result = await _queue(request).print_now(
+            request.match_info["id"], path, plate=plate or 1, options=options, ams_mapping=mapping
+        )
+    except QueueError as e:
+        raise _queue_error(e) from None
+    return json_response(result, 202)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/queue/files", upload_file)
+    r.add_get("/api/queue/files", list_files)
+    r.add_get(r"/api/queue/files/{id:\d+}", get_file)
+    r.add_delete(r"/api/queue/files/{id:\d+}", delete_file)
+    r.add_get(r"/api/queue/files/{id:\d+}/thumbnail", file_thumbnail)
+    r.add_post("/api/queue/pause", pause)
+    r.add_post("/api/queue/resume", resume)
+    r.add_get("/api/queue", get_queue)
+    r.add_post("/api/queue", create_job)
+    r.add_get(r"/api/queue/{id:\d+}", get_job)
+    r.add_put(r"/api/queue/{id:\d+}", update_job)
+    r.add_delete(r"/api/queue/{id:\d+}", delete_job)
+    r.add_post(r"/api/queue/{id:\d+}/move", move_job)
+    r.add_post(r"/api/queue/{id:\d+}/retry", retry_job)
+    r.add_post("/api/printers/{id}/bed", set_bed)
+    r.add_post("/api/printers/{id}/print", print_file)
