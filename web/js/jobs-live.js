@@ -39,7 +39,7 @@ async function load() {
   if (loading) return loading;
   loading = (async () => {
     const [q, hist] = await Promise.allSettled([
-      get('/api/queue'),
+      get('/api/queue/printers'),
       get('/api/history?outcome=running&limit=500'),
     ]);
     if (q.status === 'fulfilled') {
