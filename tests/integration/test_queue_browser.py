@@ -20,6 +20,7 @@ from tests.integration.test_queue_end_to_end import (  # noqa: F401 - farm_facto
     all_connected,
     eventually,
     farm_factory,
+    upload,
 )
 
 pytestmark = pytest.mark.integration
@@ -180,4 +181,77 @@ async def test_a_refused_print_and_a_hostile_upload_are_told_in_plain_words(farm
             assert "Developer Mode" in await failed.locator("[data-testid=job-error]").text_content()
             assert await failed.locator("[data-testid=job-retry]").is_visible()
             await snap(pg, "queue-refused-job")
+            assert errors == []
+
+
+async def _order_is(pg, ids: list[int]) -> None:
+    await pg.wait_for_function(
+        "(want) => JSON.stringify([...document.querySelectorAll('[data-testid=queue-jobs] >"
+        " [data-testid=queue-job]')].map((e) => Number(e.dataset.id))) === JSON.stringify(want)",
+        arg=ids,
+        timeout=10_000,
+    )
+
+
+async def test_reorder_with_the_keyboard_priority_pause_and_remove(farm_factory, tmp_path):  # noqa: F811
+    farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"]})
+    await eventually(lambda: all_connected(farm), what="printer connected")
+    made = make_3mf(tmp_path / "cube.gcode.3mf", plates=[PlateSpec(filaments=[BLACK_PLA])])
+    f = await upload(farm, made.path)
+    a, b, c = [
+        (await farm.ok("POST", "/api/queue", json={"file_id": f["id"], "copies": n}))["id"] for n in (1, 2, 3)
+    ]
+    async with chromium() as browser:
+        errors: list[str] = []
+        pg = await new_page(browser, errors)
+        async with screenshot_on_failure(pg, "queue-order"):
+            await login(pg, farm.https, PASSWORD, "/#/queue")
+            await _order_is(pg, [a, b, c])
+            job = lambda i: f"[data-testid=queue-jobs] > [data-testid=queue-job][data-id='{i}']"  # noqa: E731
+            assert await pg.locator(f"{job(a)} [data-testid=job-up]").is_disabled()
+            assert await pg.locator(f"{job(c)} [data-testid=job-down]").is_disabled()
+
+            # With the keyboard only: focus "move down" on the first job and press Enter, twice.
+            await pg.focus(f"{job(a)} [data-testid=job-down]")
+            await pg.keyboard.press("Enter")
+            await _order_is(pg, [b, a, c])
+            # The focus stays with the job that moved, so Enter moves it on.
+            assert await pg.evaluate("document.activeElement.dataset.testid") == "job-down"
+            assert await pg.evaluate("document.activeElement.closest('li').dataset.id") == str(a)
+            await pg.keyboard.press("Enter")
+            await _order_is(pg, [b, c, a])
+            # At the bottom "down" is disabled: the focus went to a button that still works.
+            assert await pg.evaluate("document.activeElement.closest('li')?.dataset.id") == str(a)
+            assert await pg.evaluate("document.activeElement.disabled") is False
+            await pg.focus(f"{job(a)} [data-testid=job-up]")
+            await pg.keyboard.press("Space")
+            await _order_is(pg, [b, a, c])
+            # The server keeps the same order (it is what the dispatcher follows).
+            q = await farm.ok("GET", "/api/queue")
+            assert [j["id"] for j in q["jobs"]] == [b, a, c]
+
+            # Priority comes first: a high-priority job goes to the top, whatever the order.
+            await farm.ok("PUT", f"/api/queue/{c}", json={"priority": 10})
+            await _order_is(pg, [c, b, a])
+            assert await pg.text_content(f"{job(c)} [data-testid=job-priority]") == "High"
+
+            # Pause: said at the top and in every job's reasons; resume takes it back.
+            await pg.click("[data-testid=queue-pause]")
+            await pg.wait_for_selector("[data-testid=queue-state][data-paused=true]")
+            await pg.wait_for_function(
+                "() => [...document.querySelectorAll('[data-testid=job-reason]')]"
+                ".some((e) => e.textContent === 'the queue is paused')"
+            )
+            assert (await farm.ok("GET", "/api/queue"))["paused"] is True
+            await snap(pg, "queue-paused")
+            await pg.click("[data-testid=queue-pause]")
+            await pg.wait_for_selector("[data-testid=queue-state][data-paused=false]")
+
+            # Remove a job that has not started: asked first, then gone here and on the server.
+            await pg.click(f"{job(b)} [data-testid=job-cancel]")
+            assert "Remove" in await pg.text_content("[data-testid=confirm-dialog] h2")
+            await pg.click("[data-testid=confirm-ok]")
+            await _order_is(pg, [c, a])
+            status, _ = await farm.call("GET", f"/api/queue/{b}")
+            assert status == 404
             assert errors == []

@@ -72,8 +72,10 @@ on('ws:history', (msg) => {
   if (keepRecord(msg?.record)) notify(msg.record.printer_id);
 });
 
+let lost = false;
 on('ws:state', (ev) => {
-  if (ev?.state === 'open' && wanted) load();
+  if (ev?.state === 'lost') lost = true;
+  if (ev?.state === 'open' && lost && wanted) { lost = false; load(); }
 });
 
 on('auth:lost', () => {

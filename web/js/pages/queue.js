@@ -138,7 +138,14 @@ export function mount(root) {
   async function move(job, dir, before = beforeFor(job, dir)) {
     if (before === undefined) return;
     try {
-      upsert(await post(`/api/queue/${enc(job.id)}/move`, { before }));
+      const moved = await post(`/api/queue/${enc(job.id)}/move`, { before });
+      // The server renumbers the manual order 1..n; do the same here so the list does not jump
+      // about until the other jobs' frames arrive.
+      const byPos = [...jobs.values()].filter((j) => !FINISHED.has(j.state) && j.id !== job.id).sort((a, b) => (a.position || 0) - (b.position || 0) || a.id - b.id);
+      const at = before === null ? byPos.length : byPos.findIndex((j) => j.id === before);
+      byPos.splice(at < 0 ? byPos.length : at, 0, jobs.get(job.id));
+      byPos.forEach((j, i) => { if (j) jobs.set(j.id, { ...j, position: i + 1 }); });
+      upsert(moved);
       // The other jobs' new positions arrive as frames; fetch them in case this tab missed one.
       refreshSoon();
     } catch (e) {
@@ -187,6 +194,7 @@ export function mount(root) {
 
   /** Put rows in order, moving only what moved (a focused button stays focused). */
   function place() {
+    const focused = document.activeElement;
     const active = activeJobs();
     const finished = finishedJobs();
     const order = (list, parent) => {
@@ -204,6 +212,15 @@ export function mount(root) {
       const down = row.el.querySelector('[data-testid=job-down]');
       if (up) up.disabled = !neighbour(j, -1);
       if (down) down.disabled = !neighbour(j, 1);
+    }
+    // Moving a row takes it out of the page for a moment, which drops the keyboard focus: give it
+    // back, and to a neighbouring button when the focused one just got disabled (top or bottom).
+    if (focused && focused !== document.activeElement && focused.isConnected) {
+      const row = focused.closest('li.job');
+      const target = !focused.disabled ? focused : row?.querySelector('.job-actions button:not(:disabled)');
+      target?.focus({ preventScroll: false });
+    } else if (focused?.disabled && focused.isConnected) {
+      focused.closest('li.job')?.querySelector('.job-actions button:not(:disabled)')?.focus();
     }
     show(activeEmpty, active.length === 0);
     show(activeList, active.length > 0);
