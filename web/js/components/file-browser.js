@@ -100,9 +100,9 @@ export function createFileBrowser(id) {
     const items = [h('li', {}, crumbButton('/', t('files.root')))];
     parts.forEach((part, i) => {
       const target = `/${parts.slice(0, i + 1).join('/')}`;
-      items.push(h('li', {}, i === parts.length - 1 ? h('span', { 'aria-current': 'location', class: 'crumb-current' }, part) : crumbButton(target, part)));
+      items.push(h('li', {}, i === parts.length - 1 ? h('span', { 'aria-current': 'location', class: 'crumb-current', tabindex: '-1' }, part) : crumbButton(target, part)));
     });
-    if (!parts.length) items[0] = h('li', {}, h('span', { 'aria-current': 'location', class: 'crumb-current' }, icon('folder'), t('files.root')));
+    if (!parts.length) items[0] = h('li', {}, h('span', { 'aria-current': 'location', class: 'crumb-current', tabindex: '-1' }, icon('folder'), t('files.root')));
     crumbs.replaceChildren(h('ol', {}, items));
   }
 
@@ -188,7 +188,13 @@ export function createFileBrowser(id) {
   function open(target) {
     path = target || '/';
     remember(id, path);
-    load();
+    // The button that was clicked is gone with the old listing: keep keyboard users in the list.
+    const hadFocus = el.contains(document.activeElement);
+    load().then(() => {
+      if (!hadFocus || el.contains(document.activeElement)) return;
+      const first = tbody.querySelector('button:not(:disabled), a[href]');
+      (first || crumbs.querySelector('[aria-current]'))?.focus?.();
+    });
   }
 
   async function remove(e, p, name) {

@@ -83,7 +83,7 @@ export function mount(root) {
   const finishedPanel = h('section', { class: 'panel', testid: 'queue-finished-panel', 'aria-labelledby': 'queue-finished-title', hidden: true },
     h('div', { class: 'panel-head' }, h('h2', { id: 'queue-finished-title' }, t('queue.finished'))), finishedList);
   const jobsPanel = h('section', { class: 'panel', testid: 'queue-jobs-panel', 'aria-labelledby': 'queue-jobs-title' },
-    h('div', { class: 'panel-head' }, h('h2', { id: 'queue-jobs-title' }, t('queue.jobs')), h('span', { class: 'page-sub' }, t('queue.order_hint'))),
+    h('div', { class: 'panel-head' }, h('h2', { id: 'queue-jobs-title', tabindex: '-1' }, t('queue.jobs')), h('span', { class: 'page-sub' }, t('queue.order_hint'))),
     activeList, activeEmpty);
   const status = h('div', { testid: 'queue-status', 'aria-live': 'polite' });
   const printers = createQueuePrinters();
@@ -168,9 +168,17 @@ export function mount(root) {
       danger: true,
     });
     if (!ok) return;
+    // Where the keyboard goes once the row is gone: the next job, else the one before, else the list.
+    const list = FINISHED.has(job.state) ? finishedJobs() : activeJobs();
+    const i = list.findIndex((j) => j.id === job.id);
+    const next = list[i + 1] || list[i - 1];
     try {
       const res = await del(`/api/queue/${enc(job.id)}`);
       if (res && res.id !== undefined) upsert(res); else drop(job.id);
+      if (!document.activeElement || document.activeElement === document.body) {
+        const row = next && rows.get(next.id);
+        (row?.el.querySelector('.job-actions button:not(:disabled)') || jobsPanel.querySelector('h2'))?.focus();
+      }
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) drop(job.id);
       else toast(errorText(e), { kind: 'error' });
