@@ -302,6 +302,14 @@ async def test_commands(env: Env) -> None:
     async with env.http.post(env.url("/api/printers/p1/certificate/accept"), headers=auth) as r:
         assert r.status == 200
     assert link.accepted == 1
+    # Trusting another certificate is an admin's decision.
+    await env.svc.store.users.create("viewer", PASSWORD, "user")
+    viewer, _ = await env.login("viewer")
+    async with env.http.post(
+        env.url("/api/printers/p1/certificate/accept"), headers={"Authorization": f"Bearer {viewer}"}
+    ) as r:
+        assert r.status == 403
+    assert link.accepted == 1
     env.svc.temps.sample(env.manager.views(), 123.0)
     async with env.http.get(env.url("/api/printers/p1/temps"), headers=auth) as r:
         t = await r.json()
