@@ -2,6 +2,10 @@
 
 Certificates are v3 with keyUsage/basicConstraints/SKI/AKI so they pass Python >= 3.13's
 VERIFY_X509_STRICT (see shared/TESTBED.md G3). EC P-256 keys: fast to make on a Pi Zero.
+
+``cryptography`` is imported only by the functions that make certificates: it costs the daemon
+about 10 MB of RSS, and the daemon itself only needs fingerprints (hashlib + ssl). The dashboard
+certificate is made in a child process (``python -m bambu_edge.certs``, see web/tls.py).
 """
 
 from __future__ import annotations
@@ -9,15 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import os
 import ssl
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,15 @@ class KeyPair:
 
 
 def _name(cn: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _sans(names: list[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     out: list[x509.GeneralName] = []
     for n in names:
         try:
@@ -49,12 +61,18 @@ def _sans(names: list[str]) -> list[x509.GeneralName]:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
 def make_ca(cn: str, days: int = 3650) -> KeyPair:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -88,6 +106,11 @@ def make_ca(cn: str, days: int = 3650) -> KeyPair:
 
 def make_server_cert(cn: str, names: list[str], issuer: KeyPair | None = None, days: int = 3650) -> KeyPair:
     """A TLS server certificate for ``names`` (DNS names or IPs), signed by ``issuer`` or self-signed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     if issuer is not None:
@@ -145,3 +168,64 @@ def pretty_fingerprint(fp: str) -> str:
     """``ab12...`` -> ``AB:12:...`` as browsers and openssl show it."""
     fp = fp.replace(":", "").upper()
     return ":".join(fp[i : i + 2] for i in range(0, len(fp), 2))
+
+
+# --- the dashboard's self-signed certificate ---------------------------------------------------------
+
+DASHBOARD_CERT, DASHBOARD_KEY, DASHBOARD_META = "server.crt", "server.key", "server.json"
+RENEW_BEFORE_S = 30 * 86400
+
+
+def dashboard_cert_ok(directory: Path, now: float | None = None) -> bool:
+    """The generated dashboard certificate is there, matches its key and has a month to go. Reads
+    the expiry recorded when it was made (server.json), so no X.509 parser is needed."""
+    cert, key, meta = (directory / n for n in (DASHBOARD_CERT, DASHBOARD_KEY, DASHBOARD_META))
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        if info.get("fingerprint") != fingerprint_pem(cert.read_bytes()):
+            return False  # replaced by hand since: check it properly
+        if float(info["not_after"]) - (time.time() if now is None else now) < RENEW_BEFORE_S:
+            return False
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (OSError, ValueError, KeyError, TypeError, ssl.SSLError):
+        return False
+    return True
+
+
+def ensure_dashboard_cert(directory: Path, names: list[str]) -> bool:
+    """Keep a usable certificate (the one the user's browser already accepted), or make a new one.
+    Records its expiry in server.json. Returns True if a new one was made."""
+    from cryptography import x509
+
+    cert, key, meta = (directory / n for n in (DASHBOARD_CERT, DASHBOARD_KEY, DASHBOARD_META))
+    made = False
+    try:
+        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+        not_after = parsed.not_valid_after_utc.timestamp()
+        usable = not_after - time.time() >= RENEW_BEFORE_S
+    except (OSError, ValueError, ssl.SSLError):
+        usable = False
+    if not usable:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_server_cert(names[0], names).write(cert, key)
+        not_after = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc.timestamp()
+        made = True
+    info = {"fingerprint": fingerprint_pem(cert.read_bytes()), "not_after": not_after}
+    meta.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    return made
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bambu_edge.certs dashboard DIR NAME...``: ensure_dashboard_cert in a child
+    process, so the daemon never loads cryptography. Prints "made" or "kept"."""
+    if len(argv) < 3 or argv[0] != "dashboard":
+        print("usage: python -m bambu_edge.certs dashboard DIR NAME...", file=sys.stderr)
+        return 2
+    made = ensure_dashboard_cert(Path(argv[1]), argv[2:])
+    print("made" if made else "kept")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

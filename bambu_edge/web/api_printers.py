@@ -291,7 +291,10 @@ async def send_command(request: web.Request) -> web.Response:
 
 
 async def accept_certificate(request: web.Request) -> web.Response:
-    """Trust the certificate the printer now offers (after tls_mismatch)."""
+    """Trust the certificate the printer now offers (after tls_mismatch; admin).
+
+    A trust decision: the access code goes to whoever presents that certificate."""
+    require_admin(request)
     link = _link(request)
     try:
         await link.accept_certificate()

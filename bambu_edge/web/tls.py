@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
-from cryptography import x509
-
-from bambu_edge.certs import make_server_cert
+from bambu_edge import certs
 from bambu_edge.config import Config
 
 log = logging.getLogger(__name__)
 
-RENEW_BEFORE = dt.timedelta(days=30)
+MAKE_TIMEOUT_S = 120  # a Pi Zero makes an EC key in well under a second; this is a safety bound
 
 
 def _names(bind: str) -> list[str]:
@@ -27,16 +26,21 @@ def _names(bind: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _usable(cert: Path, key: Path) -> bool:
-    try:
-        parsed = x509.load_pem_x509_certificate(cert.read_bytes())
-        if parsed.not_valid_after_utc - dt.datetime.now(dt.UTC) < RENEW_BEFORE:
-            return False
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-    except (OSError, ValueError, ssl.SSLError):
-        return False
-    return True
+def _ensure(directory: Path, names: list[str]) -> bool:
+    """certs.ensure_dashboard_cert, in a child process unless cryptography is loaded already
+    (tests, the demo): the daemon should not carry it in memory for a once-a-decade job."""
+    if "cryptography" in sys.modules:
+        return certs.ensure_dashboard_cert(directory, names)
+    done = subprocess.run(
+        [sys.executable, "-m", "bambu_edge.certs", "dashboard", str(directory), *names],
+        capture_output=True,
+        text=True,
+        timeout=MAKE_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise OSError(f"could not make the dashboard certificate: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip() == "made"
 
 
 def cert_paths(config: Config) -> tuple[Path, Path]:
@@ -45,13 +49,11 @@ def cert_paths(config: Config) -> tuple[Path, Path]:
     if web.tls_cert and web.tls_key:
         return Path(web.tls_cert), Path(web.tls_key)
     d = config.data_dir / "tls"
-    cert, key = d / "server.crt", d / "server.key"
-    if not _usable(cert, key):
+    if not certs.dashboard_cert_ok(d):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        names = _names(web.bind)
-        make_server_cert(names[0], names).write(cert, key)
-        log.info("generated a self-signed dashboard certificate in %s", d)
-    return cert, key
+        if _ensure(d, _names(web.bind)):
+            log.info("generated a self-signed dashboard certificate in %s", d)
+    return d / certs.DASHBOARD_CERT, d / certs.DASHBOARD_KEY
 
 
 def server_context(config: Config) -> ssl.SSLContext:

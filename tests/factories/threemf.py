@@ -116,7 +116,8 @@ def _duration(seconds: int) -> str:
 
 
 def _meters(kind: str, grams: float) -> float:
-    return grams / (DENSITY.get(kind, 1.24) * FILAMENT_AREA_MM2 / 1000)  # g / (g per m)
+    # g per metre = g/cm3 x (mm2 x 1000 mm) / (1000 mm3 per cm3) = density x area
+    return grams / (DENSITY.get(kind, 1.24) * FILAMENT_AREA_MM2)
 
 
 def content_types() -> str:

@@ -302,6 +302,14 @@ async def test_commands(env: Env) -> None:
     async with env.http.post(env.url("/api/printers/p1/certificate/accept"), headers=auth) as r:
         assert r.status == 200
     assert link.accepted == 1
+    # Trusting another certificate is an admin's decision.
+    await env.svc.store.users.create("viewer", PASSWORD, "user")
+    viewer, _ = await env.login("viewer")
+    async with env.http.post(
+        env.url("/api/printers/p1/certificate/accept"), headers={"Authorization": f"Bearer {viewer}"}
+    ) as r:
+        assert r.status == 403
+    assert link.accepted == 1
     env.svc.temps.sample(env.manager.views(), 123.0)
     async with env.http.get(env.url("/api/printers/p1/temps"), headers=auth) as r:
         t = await r.json()
@@ -406,3 +414,55 @@ def test_generated_certificate_is_reused(tmp_path: Path) -> None:
     assert server_context(config).minimum_version == ssl.TLSVersion.TLSv1_2
     cert.write_text("garbage")
     assert cert_paths(config)[0].read_bytes() != first  # an unusable one is replaced
+
+
+def test_certificate_from_before_the_expiry_record_is_kept(tmp_path: Path) -> None:
+    """An install from before server.json existed keeps the certificate its browsers accepted."""
+    from bambu_edge.certs import make_server_cert
+    from bambu_edge.web.tls import cert_paths
+
+    d = tmp_path / "tls"
+    old = make_server_cert("bambu-edge", ["bambu-edge", "localhost"])
+    old.write(d / "server.crt", d / "server.key")
+    cert, _ = cert_paths(Config(data_dir=tmp_path))
+    assert cert.read_bytes() == old.cert_pem
+    assert (d / "server.json").is_file()
+    expiring = make_server_cert("bambu-edge", ["localhost"], days=10)  # inside the renewal month
+    expiring.write(d / "server.crt", d / "server.key")
+    assert cert_paths(Config(data_dir=tmp_path))[0].read_bytes() != expiring.cert_pem
+
+
+def test_daemon_serves_https_without_loading_an_x509_library(tmp_path: Path) -> None:
+    """The certificate is made in a child process: the daemon on a 512 MB Pi does not carry
+    cryptography (about 10 MB) for a job done once. Checked in a fresh interpreter, as systemd runs it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys, ssl
+        from pathlib import Path
+        from bambu_edge.config import Config, WebConfig
+        from bambu_edge.app import Daemon
+
+        async def main():
+            d = Daemon(Config(data_dir=Path({str(tmp_path)!r}),
+                              web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None)))
+            await d.start()
+            try:
+                ctx = ssl.create_default_context(cafile={str(tmp_path / "tls" / "server.crt")!r})
+                ctx.check_hostname = False
+                r, w = await asyncio.open_connection("127.0.0.1", d.web.https_port, ssl=ctx)
+                w.close()
+            finally:
+                await d.stop()
+            print(sorted(m for m in sys.modules if m.split(".")[0] == "cryptography"))
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "tls" / "server.json").is_file()

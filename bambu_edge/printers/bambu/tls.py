@@ -19,9 +19,6 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from bambu_edge.certs import fingerprint_der
 
 SERIAL_MISMATCH = "the printer's certificate is for serial"  # marks our own handshake failure
@@ -74,8 +71,7 @@ def _serial_checked_socket(serial: str) -> type[ssl.SSLSocket]:
     class SerialCheckedSocket(ssl.SSLSocket):
         def do_handshake(self, block: bool = False) -> None:
             super().do_handshake(block)
-            der = self.getpeercert(binary_form=True)
-            cn = common_name(der) if der else None
+            cn = common_name(self.getpeercert())  # verified against the CA, so ssl parsed it
             if cn != serial:
                 self.close()
                 raise ssl.SSLCertVerificationError(f"{SERIAL_MISMATCH} {cn!r}, not {serial!r}")
@@ -83,13 +79,39 @@ def _serial_checked_socket(serial: str) -> type[ssl.SSLSocket]:
     return SerialCheckedSocket
 
 
-def common_name(der: bytes) -> str | None:
+def common_name(cert: object) -> str | None:
+    """The subject CN of a certificate as ``SSLSocket.getpeercert()`` gives it for a verified peer
+    (ssl parses only those; an unverified peer gives {}). No X.509 parser of our own or in memory."""
+    subject = cert.get("subject") if isinstance(cert, dict) else None
+    for rdn in subject if isinstance(subject, tuple) else ():
+        for pair in rdn if isinstance(rdn, tuple) else ():
+            if isinstance(pair, tuple) and len(pair) == 2 and pair[0] == "commonName":
+                return pair[1] if isinstance(pair[1], str) else None
+    return None
+
+
+async def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> ssl.SSLObject | None:
+    async with asyncio.timeout(timeout):
+        _reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     try:
-        attrs = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except ValueError:
+        return writer.get_extra_info("ssl_object")
+    finally:
+        writer.close()
+        try:
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (OSError, TimeoutError):
+            pass
+
+
+async def _verified_common_name(host: str, port: int, pem: str, timeout: float) -> str | None:
+    """The CN of ``pem``, read by a second handshake that trusts exactly that certificate: then ssl
+    hands out the parsed subject. None if the printer does not present it again."""
+    try:
+        ssl_object = await _handshake(host, port, pinned_context(pem), timeout)
+        return common_name(ssl_object.getpeercert()) if ssl_object else None
+    except (OSError, TimeoutError, ssl.SSLError):
         return None
-    value = attrs[0].value if attrs else None
-    return value if isinstance(value, str) else None
 
 
 async def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> PeerCertificate:
@@ -98,21 +120,12 @@ async def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> PeerC
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    async with asyncio.timeout(timeout):
-        _reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-        if not der:
-            raise ssl.SSLError("the printer presented no certificate")
-        return PeerCertificate(ssl.DER_cert_to_PEM_cert(der), fingerprint_der(der), common_name(der))
-    finally:
-        writer.close()
-        try:
-            async with asyncio.timeout(1.0):
-                await writer.wait_closed()
-        except (OSError, TimeoutError):
-            pass
+    ssl_object = await _handshake(host, port, ctx, timeout)
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    if not der:
+        raise ssl.SSLError("the printer presented no certificate")
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    return PeerCertificate(pem, fingerprint_der(der), await _verified_common_name(host, port, pem, timeout))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
