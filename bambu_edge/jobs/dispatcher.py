@@ -982,9 +982,8 @@ class Dispatcher:
             job, runs, self._decision.reasons.get(job.id, ()) if job.state not in FINISHED else ()
         )
 
-    async def queue_view(self) -> dict[str, Any]:
-        jobs = await self.store.list_jobs()
-        runs = await self.store.runs_for(j.id for j in jobs)
+    def readiness(self) -> list[dict[str, Any]]:
+        """Every printer's readiness for the next job (bed, and why not), from the last decision."""
         printers = []
         for link in self.manager.links():
             readiness = self._decision.printers.get(link.printer_id)
@@ -998,13 +997,18 @@ class Dispatcher:
                     "reason": None,
                 }
             )
+        return printers
+
+    async def queue_view(self) -> dict[str, Any]:
+        jobs = await self.store.list_jobs()
+        runs = await self.store.runs_for(j.id for j in jobs)
         return {
             "paused": self._paused,
             "jobs": [
                 job_json(j, runs[j.id], self._decision.reasons.get(j.id, ()) if not j.finished else ())
                 for j in jobs
             ],
-            "printers": printers,
+            "printers": self.readiness(),
         }
 
     def reasons(self, job_id: int) -> tuple[str, ...]:

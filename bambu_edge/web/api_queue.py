@@ -332,6 +332,22 @@ async def get_queue(request: web.Request) -> web.Response:
     return json_response(await _queue(request).queue_view())
 
 
+@documented(
+    response={
+        "type": "object",
+        "properties": {
+            "paused": {"type": "boolean"},
+            "printers": {"type": "array", "items": READINESS_SCHEMA},
+        },
+    }
+)
+async def get_readiness(request: web.Request) -> web.Response:
+    """Only the printers' readiness (bed clear, ready, why not) and whether the queue is paused:
+    what a printer card shows, without every job of the queue."""
+    q = _queue(request)
+    return json_response({"paused": q.paused, "printers": q.readiness()})
+
+
 @documented(body={**JOB_BODY, "required": ["file_id"]}, response=JOB_SCHEMA)
 async def create_job(request: web.Request) -> web.Response:
     """Queue a plate of an uploaded file (201 with the job)."""
@@ -506,6 +522,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/queue/pause", pause)
     r.add_post("/api/queue/resume", resume)
     r.add_get("/api/queue", get_queue)
+    r.add_get("/api/queue/printers", get_readiness)
     r.add_post("/api/queue", create_job)
     r.add_get(r"/api/queue/{id:\d+}", get_job)
     r.add_put(r"/api/queue/{id:\d+}", update_job)

@@ -80,3 +80,21 @@ async def snap(pg: Page, name: str) -> None:
                 await pg.screenshot(
                     path=str(Path(folder) / f"{name}-part{i + 1}.png"), full_page=True, clip=clip
                 )
+
+
+async def login(pg: Page, base: str, password: str, route: str = "/", username: str = "admin") -> None:
+    """Sign in through the login page, then open ``route`` (e.g. ``/#/queue``)."""
+    await pg.goto(base + "/#/login")
+    await pg.fill("[data-testid=login-username]", username)
+    await pg.fill("[data-testid=login-password]", password)
+    await pg.click("[data-testid=login-submit]")
+    await pg.wait_for_selector("[data-testid=live-indicator][data-live=true]", timeout=15_000)
+    if route != "/":
+        await pg.goto(base + route)
+
+
+async def no_sideways_scroll(pg: Page) -> dict[str, float]:
+    """The page's width against the viewport's (a 360 px phone must not scroll sideways)."""
+    return await pg.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, view: window.innerWidth})"
+    )

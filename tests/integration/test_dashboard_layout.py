@@ -88,6 +88,10 @@ async def test_a_360_px_phone_needs_no_sideways_scrolling(spine) -> None:  # noq
                 "settings": ("/#/settings/account", "[data-testid=password-form]"),
                 "settings-printers": ("/#/settings/printers", "[data-testid=printer-row]"),
                 "settings-tokens": ("/#/settings/tokens", "[data-testid=token-form]"),
+                "history": ("/#/history", "[data-testid=history-row]"),
+                "queue": ("/#/queue", "[data-testid=queue-printer]"),
+                # No storage behind this printer: the error notice must fit as well.
+                "printer-files": ("/#/printer/x1c/files", "[data-testid=files-error]"),
             }
             for name, (route, ready) in pages.items():
                 await pg.goto(spine["base"] + route)

@@ -230,8 +230,15 @@ async def test_jobs_order_pause_and_errors(api: Api, tmp_path: Path):
 
 
 async def test_bed_marks(api: Api):
+    status, body = await api.call("GET", "/api/queue/printers")
+    assert status == 200 and body["paused"] is False
+    assert [(p["id"], p["bed_clear"]) for p in body["printers"]] == [("p1", False)]
     status, body = await api.call("POST", "/api/printers/p1/bed", json={"clear": True})
     assert status == 200 and body["id"] == "p1" and body["bed_clear"] is True
+    # The readiness alone (what the printer cards fetch) says the same as the whole queue view.
+    status, alone = await api.call("GET", "/api/queue/printers")
+    assert status == 200 and alone["printers"][0]["bed_clear"] is True
+    assert alone["printers"] == (await api.call("GET", "/api/queue"))[1]["printers"]
     status, _ = await api.call("POST", "/api/printers/zz/bed", json={"clear": True})
     assert status == 404
     status, _ = await api.call("POST", "/api/printers/p1/bed", json={"clear": "yes"})

@@ -129,6 +129,17 @@ class VsftpdServer:
         """Where a remote path lives on disk."""
         return self.root / remote.lstrip("/")
 
+    def folder(self, remote: str) -> Path:
+        """Make a folder on the storage as the printer's own would be: owned by the FTP user, so
+        uploads into it work (a folder the test makes as root is read-only to vsftpd's user)."""
+        owner = self.root.stat()
+        path = self.root
+        for part in remote.strip("/").split("/"):
+            path = path / part
+            path.mkdir(exist_ok=True)
+            os.chown(path, owner.st_uid, owner.st_gid)
+        return path
+
     # --- files -------------------------------------------------------------------------------------
 
     def _write_conf(self, user: pwd.struct_passwd) -> None:

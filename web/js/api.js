@@ -20,6 +20,17 @@ export function setCsrf(token) {
   csrfToken = token || null;
 }
 
+/** The CSRF token for writes that do not go through api() (uploads with progress). */
+export function csrf() {
+  return csrfToken;
+}
+
+/** Fetch a fresh CSRF token (after a 403 csrf); null when none can be had. */
+export async function refreshCsrf() {
+  if (!csrfRefresher) return null;
+  return csrfRefresher().catch(() => null);
+}
+
 /** fn() -> Promise<string|null>: fetches a fresh CSRF token (used once when the server says csrf). */
 export function setCsrfRefresher(fn) {
   csrfRefresher = fn;

@@ -113,3 +113,32 @@ export function safeColor(c) {
   if (!m) return null;
   return { css: `#${m[1]}${m[2] || 'FF'}`, rgb: `#${m[1].toUpperCase()}`, alpha: parseInt(m[2] || 'FF', 16) / 255 };
 }
+
+/** 1536 -> "1.5 KB", 3.2e9 -> "3 GB" (powers of 1024, as file browsers show them). */
+export function fmtBytes(n) {
+  if (!isNum(n) || n < 0) return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${fmtNumber(v, i === 0 || v >= 100 ? 0 : 1)}\u00a0${units[i]}`;
+}
+
+/** Grams of filament: "12.3 g", "1.25 kg". */
+export function fmtGrams(g) {
+  if (!isNum(g)) return '—';
+  if (g >= 1000) return `${fmtNumber(g / 1000, 2)}\u00a0kg`;
+  return `${fmtNumber(g, g < 10 ? 1 : 0)}\u00a0g`;
+}
+
+/** Metres of filament: "3.4 m". */
+export function fmtMeters(m) {
+  if (!isNum(m)) return '—';
+  return `${fmtNumber(m, m < 10 ? 1 : 0)}\u00a0m`;
+}
+
+/** Epoch seconds -> a date without the time ("12 Mar 2025"). */
+export function fmtDate(ts) {
+  if (!isNum(ts)) return '—';
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium' }).format(new Date(ts * 1000));
+}

@@ -32,6 +32,19 @@ const P = {
   layers: ['M12 2l10 5-10 5L2 7zM2 17l10 5 10-5M2 12l10 5 10-5'],
   clock: ['M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zM12 6v6l4 2'],
   drop: ['M12 2.7l5.7 5.7a8 8 0 1 1-11.3 0z'],
+  cube: ['M12 2l9 5v10l-9 5-9-5V7zM3 7l9 5 9-5M12 12v10'],
+  history: ['M3 12a9 9 0 1 0 3-6.7L3 8M3 3v5h5M12 7v5l3 3'],
+  queue: ['M8 6h13M8 12h13M8 18h13M3 6h.01M3 12h.01M3 18h.01'],
+  folder: ['M3 6a2 2 0 0 1 2-2h4l2 3h8a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z'],
+  file: ['M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8zM14 3v5h5'],
+  download: ['M12 3v12M7 10l5 5 5-5M4 21h16'],
+  upload: ['M12 21V9M7 14l5-5 5 5M4 3h16'],
+  up: ['M12 19V5M5 12l7-7 7 7'],
+  down: ['M12 5v14M19 12l-7 7-7-7'],
+  video: ['M3 6h12v12H3zM15 10l6-4v12l-6-4'],
+  bed: ['M2 15h20v3H2zM5 18v3M19 18v3M9 6h6v6H9z'],
+  csv: ['M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8zM14 3v5h5M9 13l2 2 4-4'],
+  search: ['M11 4a7 7 0 1 0 0 14 7 7 0 0 0 0-14zM21 21l-4.3-4.3'],
 };
 
 export function icon(name, cls = 'icon') {

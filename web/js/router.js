@@ -1,11 +1,15 @@
-// Hash router: #/, #/printer/{id}, #/login, #/setup, #/settings[/tab]. Pages are ES modules
-// loaded on first use; each exports mount(root, params) returning a clean-up function.
+// Hash router: #/, #/printer/{id}[/files|/timelapses], #/history[?filters], #/queue, #/login,
+// #/setup, #/settings[/tab]. Pages are ES modules loaded on first use; each exports
+// mount(root, params) returning a clean-up function. A page may keep its own state in the hash's
+// query (history filters) with replaceHash(), which does not re-render.
 import { clear, h } from './dom.js';
 import { t } from './i18n.js';
 
 const ROUTES = [
   { name: 'overview', re: /^\/?$/, load: () => import('./pages/overview.js') },
-  { name: 'printer', re: /^\/printer\/([^/]+)$/, load: () => import('./pages/printer.js'), keys: ['id'] },
+  { name: 'printer', re: /^\/printer\/([^/?]+)(?:\/(files|timelapses))?$/, load: () => import('./pages/printer.js'), keys: ['id', 'tab'] },
+  { name: 'history', re: /^\/history(?:\?(.*))?$/, load: () => import('./pages/history.js') },
+  { name: 'queue', re: /^\/queue$/, load: () => import('./pages/queue.js') },
   { name: 'login', re: /^\/login$/, load: () => import('./pages/login.js'), public: true },
   { name: 'setup', re: /^\/setup$/, load: () => import('./pages/setup.js'), public: true },
   { name: 'settings', re: /^\/settings(?:\/([a-z-]+))?$/, load: () => import('./pages/settings.js'), keys: ['tab'] },
@@ -54,6 +58,12 @@ export function navigate(path, { replace = false } = {}) {
   } else {
     location.hash = hash;
   }
+}
+
+/** Change the address without rendering again (a page's own state, e.g. its filters). */
+export function replaceHash(path) {
+  const hash = `#${path}`;
+  if (location.hash !== hash) history.replaceState(null, '', hash);
 }
 
 export function onRoute(fn) {

@@ -89,12 +89,14 @@ export function mountHeader(el) {
     const left = h('div', { class: 'topbar-left' }, brand);
     if (s) {
       const mk = (route, href, ic, label, testid) => {
-        const a = h('a', { href, class: 'nav-link', dataset: { route }, testid }, icon(ic), h('span', { class: 'nav-text' }, label));
+        const a = h('a', { href, class: 'nav-link', dataset: { route }, testid, 'aria-label': label, title: label }, icon(ic), h('span', { class: 'nav-text' }, label));
         navLinks.push(a);
         return a;
       };
       left.appendChild(h('nav', { class: 'nav', 'aria-label': t('nav.main') },
         mk('overview', '#/', 'grid', t('nav.printers'), 'nav-printers'),
+        mk('queue', '#/queue', 'queue', t('nav.queue'), 'nav-queue'),
+        mk('history', '#/history', 'history', t('nav.history'), 'nav-history'),
         mk('settings', '#/settings', 'settings', t('nav.settings'), 'nav-settings')));
     }
     const right = h('div', { class: 'topbar-right' });

@@ -15,6 +15,7 @@ import { CONTROL_PATHS, createControls } from './controls.js';
 import { createGauge } from './gauge.js';
 import { createHms } from './hms.js';
 import { createLinkBadge } from './link-badge.js';
+import { createBedClear, createPrintThumb } from './print-extras.js';
 
 export const isConnected = (p) => p?.link?.state === 'connected';
 
@@ -139,7 +140,8 @@ export function createPrinterCard(id) {
   const hms = createHms();
   const controls = createControls(id);
   const el = h('article', { class: 'card', testid: 'printer-card', dataset: { printerId: id } },
-    head, createStatus(id, sc), createGauges(id, sc), offline,
+    head, h('div', { class: 'card-print' }, createPrintThumb(id, sc), createStatus(id, sc)),
+    createBedClear(id, sc), createGauges(id, sc), offline,
     h('div', { class: 'live-only' }, ams.el), h('div', { class: 'live-only' }, hms.el), controls.el);
 
   sc.add(store.watch(id, ['name', 'model'], (p) => {

@@ -7,6 +7,7 @@ import { CONTROL_PATHS, createControls } from '../components/controls.js';
 import { createHms } from '../components/hms.js';
 import { createLinkBadge } from '../components/link-badge.js';
 import { createGauges, createStatus, isConnected } from '../components/printer-card.js';
+import { createBedClear, createPrintThumb } from '../components/print-extras.js';
 import { sendCommand } from '../commands.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show, toggleClass } from '../dom.js';
@@ -170,9 +171,13 @@ function createLinkDetails(id, sc) {
   return h('div', { class: 'form' }, mismatch, dl);
 }
 
+const TABS = [['', 'grid'], ['files', 'folder'], ['timelapses', 'video']];
+
 export function mount(root, params) {
   const id = params.id;
+  const tab = params.tab || '';
   const sc = scope();
+  let disposed = false;
   const page = h('div', { class: 'page', testid: 'printer-page', dataset: { printerId: id } });
   root.appendChild(page);
   let built = false;
@@ -190,10 +195,44 @@ export function mount(root, params) {
     const roBadge = h('span', { class: 'badge tone-idle no-dot', testid: 'read-only', hidden: true }, icon('lock'), t('printer.read_only'));
     const head = h('div', { class: 'printer-head' }, nameEl, modelEl, createLinkBadge(id, sc), roBadge);
 
+    const tabs = h('nav', { class: 'tabs', 'aria-label': t('printer.sections'), testid: 'printer-tabs' },
+      TABS.map(([key, ic]) => h('a', {
+        class: ['tab', key === tab && 'is-active'], href: `#/printer/${enc(id)}${key ? `/${key}` : ''}`,
+        testid: `printer-tab-${key || 'status'}`, 'aria-current': key === tab ? 'page' : null,
+      }, icon(ic), t(`printer.tab_${key || 'status'}`))));
+
+    sc.add(store.watch(id, ['name', 'model', 'read_only'], (p) => {
+      const name = typeof p.name === 'string' && p.name ? p.name : id;
+      setText(nameEl, name);
+      document.title = `${name} · bambu-edge`;
+      setText(modelEl, p.model || t('printer.model_unknown'));
+      show(roBadge, Boolean(p.read_only));
+    }));
+
+    const back = h('a', { class: 'back-link', href: '#/', testid: 'back-link' }, icon('back'), t('printer.back'));
+    if (tab) {
+      // Files and timelapses: their modules load on first use (not part of the first page load).
+      const body = h('div', { class: 'printer-tab', testid: `printer-${tab}` },
+        h('div', { class: 'page-loading' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), t('common.loading')));
+      page.replaceChildren(back, head, tabs, body);
+      const load = tab === 'files'
+        ? import('../components/file-browser.js').then((m) => m.createFileBrowser(id))
+        : import('../components/timelapses.js').then((m) => m.createTimelapses(id));
+      load.then((part) => {
+        if (disposed) { part.destroy(); return; }
+        sc.add(part.destroy);
+        body.replaceChildren(part.el);
+      }).catch((e) => {
+        console.error(e);
+        body.replaceChildren(h('p', { class: 'notice notice-bad' }, t('error.page_load')));
+      });
+      return;
+    }
     const offNote = h('p', { class: 'notice notice-warn stale-note', testid: 'offline-notice', hidden: true });
     const controls = createControls(id);
     const status = h('section', { class: 'panel card', testid: 'printer-card', dataset: { printerId: id }, 'aria-label': t('printer.status') },
-      createStatus(id, sc), offNote, createGauges(id, sc), controls.el);
+      h('div', { class: 'card-print' }, createPrintThumb(id, sc, { size: 'lg' }), createStatus(id, sc)),
+      offNote, createBedClear(id, sc), createGauges(id, sc), controls.el);
 
     const chart = createChart({ chamber: true });
     sc.add(() => chart.destroy());
@@ -208,19 +247,13 @@ export function mount(root, params) {
     const linkPanel = panel(t('link.title'), 'link-panel', createLinkDetails(id, sc));
 
     page.replaceChildren(
-      h('a', { class: 'back-link', href: '#/', testid: 'back-link' }, icon('back'), t('printer.back')),
+      back,
       head,
+      tabs,
       h('div', { class: 'printer-layout' },
         h('div', { class: 'col' }, status, chartPanel, consPanel),
         h('div', { class: 'col' }, hmsPanel, amsPanel, linkPanel)));
 
-    sc.add(store.watch(id, ['name', 'model', 'read_only'], (p) => {
-      const name = typeof p.name === 'string' && p.name ? p.name : id;
-      setText(nameEl, name);
-      document.title = `${name} · bambu-edge`;
-      setText(modelEl, p.model || t('printer.model_unknown'));
-      show(roBadge, Boolean(p.read_only));
-    }));
     sc.add(store.watch(id, ['link', 'updated_at'], (p) => {
       const live = isConnected(p);
       toggleClass(status, 'is-offline', !live);
@@ -275,5 +308,5 @@ export function mount(root, params) {
   }));
   sc.add(store.onLive(() => { if (!built) resolve(); }));
   resolve();
-  return () => { sc.dispose(); document.title = 'bambu-edge'; };
+  return () => { disposed = true; sc.dispose(); document.title = 'bambu-edge'; };
 }
