@@ -167,6 +167,17 @@ export const store = {
 };
 
 /** Safe nested read: pick(p, 'temps.nozzle.current') */
+/** onReconnect(id, fn) -> unsubscribe: fn() each time the printer's link comes back (what was
+ *  fetched from its storage while it was away has failed and wants fetching again). */
+export function onReconnect(id, fn) {
+  let was = store.get(id)?.link?.state === 'connected';
+  return store.watch(id, ['link.state'], (p) => {
+    const now = p.link?.state === 'connected';
+    if (now && !was) fn();
+    was = now;
+  }, { immediate: false });
+}
+
 export function pick(obj, path) {
   let v = obj;
   for (const k of path.split('.')) {

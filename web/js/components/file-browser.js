@@ -7,7 +7,7 @@ import { field, h, scope, show } from '../dom.js';
 import { fmtBytes, fmtDateTime, isActiveJob, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { onReconnect, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
 import { storageError, storageNotice } from './storage-error.js';
@@ -260,12 +260,7 @@ export function createFileBrowser(id) {
   refresh.addEventListener('click', () => load());
 
   // Back online: list again (the listing failed while it was away).
-  let wasLive = store.get(id)?.link?.state === 'connected';
-  sc.add(store.watch(id, ['link.state'], (p) => {
-    const live = p.link?.state === 'connected';
-    if (live && !wasLive) load();
-    wasLive = live;
-  }, { immediate: false }));
+  sc.add(onReconnect(id, load));
   sc.add(store.watch(id, ['print.state', 'link.state'], () => {
     uploadBtn.disabled = store.get(id)?.link?.state !== 'connected';
     for (const b of tbody.querySelectorAll('[data-testid=files-print]')) b.disabled = busy();

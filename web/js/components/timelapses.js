@@ -4,7 +4,7 @@ import { h, scope, show } from '../dom.js';
 import { fmtBytes, fmtDateTime, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { onReconnect } from '../store.js';
 import { storageNotice } from './storage-error.js';
 import { createTransfers } from './transfers.js';
 
@@ -62,12 +62,7 @@ export function createTimelapses(id) {
   }
 
   refresh.addEventListener('click', () => load());
-  let wasLive = store.get(id)?.link?.state === 'connected';
-  sc.add(store.watch(id, ['link.state'], (p) => {
-    const live = p.link?.state === 'connected';
-    if (live && !wasLive) load();
-    wasLive = live;
-  }, { immediate: false }));
+  sc.add(onReconnect(id, load));
   load();
   return { el, destroy: () => { token += 1; sc.dispose(); } };
 }
