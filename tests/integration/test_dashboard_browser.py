@@ -7,11 +7,11 @@ import time
 import pytest
 
 from tests.integration.browser import chromium, new_page, screenshot_on_failure
-from tests.integration.test_end_to_end import PASSWORD, spine  # noqa: F401 - the fixture
+from tests.integration.running_daemon import PASSWORD
 
 
 @pytest.fixture
-async def page(spine):  # noqa: F811
+async def page(spine):
     async with chromium() as browser:
         errors: list[str] = []
         pg = await new_page(browser, errors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.browser import PHONE, chromium, new_page, screenshot_on_failure, snap
-from tests.integration.test_end_to_end import PASSWORD, spine  # noqa: F401 - the fixture
+from tests.integration.running_daemon import PASSWORD
 
 # --bg of web/css/app.css, as the browser computes it.
 BACKGROUND = {"light": "rgb(243, 244, 246)", "dark": "rgb(14, 17, 22)"}
@@ -42,7 +42,7 @@ async def _colours(pg) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-async def test_theme_follows_the_system_and_the_toggle(spine, scheme: str) -> None:  # noqa: F811
+async def test_theme_follows_the_system_and_the_toggle(spine, scheme: str) -> None:
     other = "dark" if scheme == "light" else "light"
     async with chromium() as browser:
         errors: list[str] = []
@@ -71,7 +71,7 @@ async def test_theme_follows_the_system_and_the_toggle(spine, scheme: str) -> No
             assert errors == []
 
 
-async def test_a_360_px_phone_needs_no_sideways_scrolling(spine) -> None:  # noqa: F811
+async def test_a_360_px_phone_needs_no_sideways_scrolling(spine) -> None:
     await spine["vp"].simulate_print(LONG_JOB, duration_s=600, layers=300, start_fraction=0.3)
     async with chromium() as browser:
         errors: list[str] = []

@@ -9,7 +9,6 @@ import queue
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from bambu_edge.demo import run
 from bambu_edge.demo.broker import BrokerError, free_port
 from bambu_edge.printers.bambu.ftps import PrinterFiles
 from bambu_edge.printers.bambu.tls import pinned_context
+from tests.integration.waiting import dashboard_tls
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -104,9 +104,7 @@ def mosquitto_pids(conf: Path) -> list[int]:
 
 
 def get(url: str, data: dict | None = None) -> tuple[int, dict]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the demo's certificate is self-signed
+    ctx = dashboard_tls()
     body = json.dumps(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, context=ctx, timeout=10) as r:

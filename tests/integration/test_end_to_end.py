@@ -2,76 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
-import pytest
-
-from bambu_edge.printers.virtual import VirtualPrinter
-from tests.conftest import ACCESS_CODE
-from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
-
-SERIAL_X1C = "00M00A000000001"
-PASSWORD = "correct horse battery"
-
-
-def _no_verify() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-async def eventually(fn, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
-
-
-@pytest.fixture
-async def spine(tmp_path, broker) -> AsyncIterator[dict]:
-    cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
-    cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
-    subprocess.run([*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60)
-    vp = VirtualPrinter(
-        broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
-    )
-    await vp.start()
-    sock = NotifySocket(tmp_path / "notify.sock")
-    daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
-    try:
-        await asyncio.to_thread(sock.wait_for, "READY=1", 30)
-        base = f"https://127.0.0.1:{cfg['web']['https_port']}"
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_no_verify())) as http:
-            async with http.post(
-                f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
-            ) as r:
-                assert r.status == 200
-                token = (await r.json())["token"]
-            yield {
-                "base": base,
-                "http": http,
-                "auth": {"Authorization": f"Bearer {token}"},
-                "vp": vp,
-                "broker": broker,
-            }
-    finally:
-        daemon.stop()
-        sock.close()
-        await vp.stop()
-    assert ACCESS_CODE not in daemon.output
-    assert "Traceback" not in daemon.output
+from tests.integration.running_daemon import SERIAL_X1C
+from tests.integration.waiting import eventually
 
 
 async def _printer(s: dict) -> dict:

@@ -12,13 +12,12 @@ import pytest
 
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap
-from tests.integration.test_queue_end_to_end import (  # noqa: F401 - farm_factory is a fixture
+from tests.integration.running_daemon import (
     BLACK_PLA,
     PASSWORD,
     PRINTERS,
     all_connected,
     eventually,
-    farm_factory,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,7 +32,7 @@ async def _listed(pg, names: list[str]) -> None:
     )
 
 
-async def test_browse_upload_download_delete_and_print_on_the_printer_storage(farm_factory, tmp_path):  # noqa: F811
+async def test_browse_upload_download_delete_and_print_on_the_printer_storage(farm_factory, tmp_path):
     farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"]})
     await eventually(lambda: all_connected(farm), what="printer connected")
     ftps = farm.ftps["p1s-free"]
@@ -140,7 +139,7 @@ async def test_browse_upload_download_delete_and_print_on_the_printer_storage(fa
             await snap(pg, "timelapses")
 
             # The storage stops answering: said in plain words, with a way to try again.
-            ftps.stop()
+            ftps.stop(keep_files=True)
             await pg.click("[data-testid=printer-tab-files]")
             notice = pg.locator("[data-testid=files-error]")
             await notice.wait_for(timeout=30_000)
@@ -156,6 +155,11 @@ async def test_browse_upload_download_delete_and_print_on_the_printer_storage(fa
             await pg.wait_for_selector("[data-testid=files-error][data-code=offline]", timeout=15_000)
             assert "printer is offline" in await pg.text_content("[data-testid=files-error]")
             await snap(pg, "files-offline")
+            # Both back: the list comes back by itself, nobody has to press "try again".
+            ftps.start()
+            farm.broker.start()
+            await _listed(pg, ["cube.gcode.3mf"])
+            assert await pg.locator("[data-testid=files-error]").count() == 0
             assert errors == []
 
 

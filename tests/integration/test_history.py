@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import signal
-import ssl
 import subprocess
 import sys
 import time
@@ -21,27 +20,10 @@ import pytest
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
+from tests.integration.waiting import dashboard_tls, eventually
 
 SERIAL_X1C = "00M00A000000001"
 PASSWORD = "correct horse battery"
-
-
-def _no_verify() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-async def eventually(fn, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 class Unit:
@@ -121,7 +103,7 @@ async def unit(tmp_path, broker) -> AsyncIterator[tuple[Unit, VirtualPrinter]]:
         broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
     )
     await vp.start()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_no_verify())) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
         u = Unit(tmp_path, broker, http)
         try:
             await u.start()

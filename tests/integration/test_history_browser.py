@@ -14,12 +14,11 @@ import pytest
 
 from tests.factories.history import sample_records, seed_history
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap
-from tests.integration.test_queue_end_to_end import (  # noqa: F401 - farm_factory is a fixture
+from tests.integration.running_daemon import (
     PASSWORD,
     PRINTERS,
     all_connected,
     eventually,
-    farm_factory,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,7 +47,7 @@ async def _rows(pg) -> list[dict[str, str]]:
     )
 
 
-async def test_search_filter_sort_page_totals_and_csv(farm_factory, tmp_path):  # noqa: F811
+async def test_search_filter_sort_page_totals_and_csv(farm_factory, tmp_path):
     farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"]})
     farm.stop_daemon()
     records = sample_records(PRINTER_ROWS, 60, time.time() - 3600)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,19 +19,9 @@ from bambu_edge.jobs.tracker import REASON_REMOVED, ExpectedPrint, FilamentSlot
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration.daemon_proc import printer_entry, write_config
+from tests.integration.waiting import eventually
 
 SERIAL_P1S = "01P00A000000001"
-
-
-async def eventually(fn, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn() if asyncio.iscoroutinefunction(fn) else fn()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 @pytest.fixture

@@ -22,16 +22,15 @@ from tests.integration.browser import (
     screenshot_on_failure,
     snap,
 )
-from tests.integration.test_dashboard_layout import BACKGROUND, TEXT
-from tests.integration.test_queue_end_to_end import (  # noqa: F401 - farm_factory is a fixture
+from tests.integration.running_daemon import (
     BLACK_PLA,
     PASSWORD,
     PRINTERS,
     all_connected,
     eventually,
-    farm_factory,
     upload,
 )
+from tests.integration.test_dashboard_layout import BACKGROUND, TEXT
 
 pytestmark = pytest.mark.integration
 LONG = "Gridfinity_baseplate_6x4_magnets_and_screws_v2_final_FINAL_0.2mm_PETG_4h12m"
@@ -46,7 +45,7 @@ async def _page_colours(pg, selector: str) -> dict[str, str]:
     )
 
 
-async def test_new_pages_fit_a_phone_in_both_themes(farm_factory, tmp_path):  # noqa: F811
+async def test_new_pages_fit_a_phone_in_both_themes(farm_factory, tmp_path):
     farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"], "a1": PRINTERS["a1"]})
     farm.stop_daemon()
     records = sample_records([("p1s-free", "P1S free", "P1S"), ("a1", "A1", "A1")], 30, time.time())

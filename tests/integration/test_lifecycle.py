@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import ssl
 import time
 import urllib.request
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
+from tests.integration.waiting import dashboard_tls
 
 
 @pytest.fixture
@@ -23,9 +23,7 @@ def notify_socket(tmp_path):
 def _health(port: int) -> dict:
     import json
 
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = dashboard_tls()
     with urllib.request.urlopen(f"https://127.0.0.1:{port}/api/health", context=ctx, timeout=5) as r:
         return json.loads(r.read())
 

@@ -29,6 +29,7 @@ from bambu_edge.store.db import Store
 from bambu_edge.web import api_auth
 from bambu_edge.web.server import WebService
 from tests.conftest import ACCESS_CODE, SERIAL
+from tests.integration.waiting import eventually
 
 ADMIN, PASSWORD = "admin", "correct horse battery"
 USER, USER_PASSWORD = "viewer", "another long password"
@@ -122,16 +123,6 @@ def new_printer(**over: Any) -> dict[str, Any]:
     body = {"name": "P1P shelf", "host": "127.0.0.1", "serial": SERIAL, "access_code": SECRET_CODE}
     body.update(over)
     return body
-
-
-async def eventually(fn, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = await fn()
-        if got:
-            return got
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- add / edit / remove -----------------------------------------------------------------------

@@ -13,13 +13,12 @@ import pytest
 
 from tests.factories.threemf import HOSTILE, PlateSpec, make_3mf
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap
-from tests.integration.test_queue_end_to_end import (  # noqa: F401 - farm_factory is a fixture
+from tests.integration.running_daemon import (
     BLACK_PLA,
     PASSWORD,
     PRINTERS,
     all_connected,
     eventually,
-    farm_factory,
     upload,
 )
 
@@ -35,7 +34,7 @@ async def _job_state(pg, state: str) -> None:
 
 
 async def test_upload_pick_a_plate_mark_the_bed_clear_and_see_it_print_and_land_in_history(
-    farm_factory,  # noqa: F811
+    farm_factory,
     tmp_path,
 ):
     farm = await farm_factory(
@@ -141,7 +140,7 @@ async def test_upload_pick_a_plate_mark_the_bed_clear_and_see_it_print_and_land_
             assert errors == []
 
 
-async def test_a_refused_print_and_a_hostile_upload_are_told_in_plain_words(farm_factory, tmp_path):  # noqa: F811
+async def test_a_refused_print_and_a_hostile_upload_are_told_in_plain_words(farm_factory, tmp_path):
     farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"]}, **{"p1s-free": {"developer_mode": False}})
     await eventually(lambda: all_connected(farm), what="printer connected")
     bomb = HOSTILE["zip_bomb"][0](tmp_path / "bomb.gcode.3mf")
@@ -193,7 +192,7 @@ async def _order_is(pg, ids: list[int]) -> None:
     )
 
 
-async def test_reorder_with_the_keyboard_priority_pause_and_remove(farm_factory, tmp_path):  # noqa: F811
+async def test_reorder_with_the_keyboard_priority_pause_and_remove(farm_factory, tmp_path):
     farm = await farm_factory({"p1s-free": PRINTERS["p1s-free"]})
     await eventually(lambda: all_connected(farm), what="printer connected")
     made = make_3mf(tmp_path / "cube.gcode.3mf", plates=[PlateSpec(filaments=[BLACK_PLA])])

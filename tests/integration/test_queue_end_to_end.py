@@ -11,192 +11,23 @@ killed with SIGKILL mid-print.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import ssl
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from bambu_edge.printers.virtual import VirtualPrinter
-from tests.conftest import ACCESS_CODE
 from tests.factories.threemf import PlateSpec, make_3mf
-from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
-from tests.integration.vsftpd import VsftpdServer
+from tests.integration.running_daemon import (
+    BLACK_PLA,
+    PRINTERS,
+    all_connected,
+    eventually,
+    job_state,
+    readiness_is,
+    upload,
+)
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "correct horse battery"
-# P1S serials start 01P, A1 serials 039 (BAMBU.md section 10).
-PRINTERS = {
-    "p1s-free": ("P1S free", "P1S", "01P09C000000001"),
-    "p1s-busy": ("P1S busy", "P1S", "01P09C000000002"),
-    "a1": ("A1", "A1", "03909C000000003"),
-}
-# The P1S capture's AMS: slot 3 holds black PLA (#000000FF).
-BLACK_PLA = ("PLA", "#000000", 14.2)
-
-
-def _no_verify() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-@dataclass
-class Farm:
-    tmp: Path
-    broker: Any
-    cfg_path: Path
-    https: str
-    vps: dict[str, VirtualPrinter]
-    ftps: dict[str, VsftpdServer]
-    http: aiohttp.ClientSession | None = None
-    token: str | None = None
-    daemon: DaemonProcess | None = None
-    logs: list[str] = field(default_factory=list)
-    sockets: list[NotifySocket] = field(default_factory=list)
-    starts: int = 0
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def start_daemon(self) -> None:
-        self.starts += 1
-        sock = NotifySocket(self.tmp / f"notify{self.starts}.sock")
-        self.sockets.append(sock)  # open until the daemon has stopped: it notifies STOPPING=1 too
-        self.daemon = DaemonProcess(
-            self.cfg_path,
-            env={"NOTIFY_SOCKET": str(sock.path)},
-            log_path=self.tmp / f"daemon{self.starts}.log",
-        )
-        await asyncio.to_thread(sock.wait_for, "READY=1", 30)
-        async with self.http.post(
-            f"{self.https}/api/auth/login", json={"username": "admin", "password": PASSWORD}
-        ) as r:
-            assert r.status == 200
-            self.token = (await r.json())["token"]
-
-    def stop_daemon(self, sig: int | None = None) -> None:
-        d, self.daemon = self.daemon, None
-        if d is None:
-            return
-        if sig is not None:
-            d.signal(sig)
-            d.wait(10)
-        d.stop()
-        self.logs.append(d.output)
-
-    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        async with self.http.request(method, self.https + path, headers=self.auth, **kw) as r:
-            return r.status, await r.json() if r.content_type == "application/json" else await r.read()
-
-    async def ok(self, method: str, path: str, **kw: Any) -> Any:
-        status, body = await self.call(method, path, **kw)
-        assert 200 <= status < 300, (method, path, status, body)
-        return body
-
-
-@pytest.fixture
-async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callable[..., Any]]:
-    farms: list[Farm] = []
-
-    async def make(printers: dict[str, tuple[str, str, str]] = PRINTERS, **vp_options: Any) -> Farm:
-        ftps = {pid: vsftpd_factory(server_cert=broker.server_pair) for pid in printers}
-        entries = []
-        for pid, (name, _model, serial) in printers.items():
-            entry = printer_entry(broker, serial, ACCESS_CODE, pid)
-            entry.update(name=name, ftps_port=ftps[pid].port)
-            entries.append(entry)
-        cfg_path = tmp_path / "config.yaml"
-        cfg = write_config(cfg_path, tmp_path / "data", entries)
-        cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
-        subprocess.run(
-            [*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60
-        )
-        vps = {}
-        for pid, (_name, model, serial) in printers.items():
-            options = {"report_hz": 4.0, "time_scale": 0.002, **vp_options.get(pid, {})}
-            vps[pid] = VirtualPrinter(
-                broker.host,
-                broker.port,
-                serial,
-                ACCESS_CODE,
-                model,
-                str(broker.ca_path),
-                sdcard_dir=ftps[pid].root,
-                **options,
-            )
-            await vps[pid].start()
-        farm = Farm(tmp_path, broker, cfg_path, f"https://127.0.0.1:{cfg['web']['https_port']}", vps, ftps)
-        farm.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_no_verify()))
-        farms.append(farm)
-        await farm.start_daemon()
-        return farm
-
-    try:
-        yield make
-    finally:
-        for farm in farms:
-            farm.stop_daemon()
-            for sock in farm.sockets:
-                sock.close()
-            if farm.http is not None:
-                await farm.http.close()
-            for vp in farm.vps.values():
-                await vp.stop()
-        for farm in farms:
-            for log in farm.logs:
-                assert ACCESS_CODE not in log
-                assert "Traceback" not in log, log[-3000:]
-
-
-async def eventually(
-    fn: Callable[[], Any], timeout: float = 20.0, what: str = "condition", every: float = 0.5
-):
-    """Poll gently: the API allows 200 requests a minute per client."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
-
-
-async def all_connected(farm: Farm) -> bool:
-    views = await farm.ok("GET", "/api/printers")
-    return len(views) == len(farm.vps) and all(
-        v["link"]["state"] == "connected" and v["print"]["state"] and v["model"] for v in views
-    )
-
-
-async def job_state(farm: Farm, job_id: int, *states: str) -> dict | None:
-    job = await farm.ok("GET", f"/api/queue/{job_id}")
-    return job if job["state"] in states else None
-
-
-async def readiness_is(farm: Farm, printer_id: str, reason: str) -> bool:
-    q = await farm.ok("GET", "/api/queue")
-    return {p["id"]: p for p in q["printers"]}[printer_id]["reason"] == reason
-
-
-async def upload(farm: Farm, path: Path) -> dict:
-    status, body = await farm.call(
-        "POST", "/api/queue/files", params={"name": path.name}, data=path.read_bytes()
-    )
-    assert status == 201, body
-    return body
 
 
 async def test_a_queued_file_goes_to_the_free_compatible_printer_and_is_recorded_once(farm_factory, tmp_path):

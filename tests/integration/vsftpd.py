@@ -227,7 +227,9 @@ class VsftpdServer:
         self.stop()
         raise VsftpdError(f"vsftpd did not open {self.host}:{self.port} within {timeout} s")
 
-    def stop(self) -> None:
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Stop the server; ``keep_files``: the storage stays, for a ``start()`` again (a printer
+        that was away comes back with its SD card as it was)."""
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
@@ -241,7 +243,8 @@ class VsftpdServer:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         finally:
-            shutil.rmtree(self._base, ignore_errors=True)
+            if not keep_files:
+                shutil.rmtree(self._base, ignore_errors=True)
 
     def __enter__(self) -> VsftpdServer:
         self.start()
