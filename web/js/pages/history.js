@@ -13,6 +13,7 @@ import { icon } from '../icons.js';
 import { replaceHash } from '../router.js';
 import { store } from '../store.js';
 import { errorText } from '../toast.js';
+import { onWsBack } from '../ws.js';
 
 export const OUTCOMES = ['success', 'failed', 'cancelled', 'unknown', 'running'];
 const TONE = { success: 'good', failed: 'bad', cancelled: 'warn', unknown: 'idle', running: 'busy' };
@@ -432,11 +433,7 @@ export function mount(root) {
     }
   }, 30000);
   // Frames missed while the WebSocket was down: load again once it is back.
-  let lost = false;
-  sc.add(on('ws:state', (ev) => {
-    if (ev.state === 'lost') lost = true;
-    if (ev.state === 'open' && lost) { lost = false; load(); }
-  }));
+  sc.add(onWsBack(() => load()));
   sc.add(store.onList(() => paintPrinters()));
 
   paintPrinters();

@@ -12,6 +12,7 @@ import { h, scope, setText, show } from '../dom.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 import { errorText, toast } from '../toast.js';
+import { onWsBack } from '../ws.js';
 
 /** Queue order: priority first (higher runs first), then the manual position. */
 export function queueOrder(a, b) {
@@ -315,11 +316,7 @@ export function mount(root) {
     if (msg.file) add.fileChanged(msg.file);
     if (typeof msg.file_removed === 'number') add.fileRemoved(msg.file_removed);
   }));
-  let lost = false;
-  sc.add(on('ws:state', (ev) => {
-    if (ev.state === 'lost') lost = true;
-    if (ev.state === 'open' && lost) { lost = false; load(); add.reload(); }
-  }));
+  sc.add(onWsBack(() => { load(); add.reload(); }));
   // "Retry in 20 s" and finish clocks: redraw waiting rows now and then.
   sc.interval(() => { for (const row of rows.values()) if (row.job.state === 'waiting' && row.job.next_attempt_at) row.refresh(); }, 15000);
 
