@@ -5,7 +5,7 @@
 import { ApiError, del, enc, get, post } from '../api.js';
 import { on } from '../bus.js';
 import { createQueueAdd } from '../components/queue-add.js';
-import { createJobRow, FINISHED, printerName } from '../components/queue-job.js';
+import { createJobRow, FINISHED, IN_FLIGHT, printerName } from '../components/queue-job.js';
 import { createQueuePrinters } from '../components/queue-printers.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show } from '../dom.js';
@@ -163,7 +163,7 @@ export function mount(root) {
 
   async function remove(job) {
     const name = job.file?.name || '';
-    const inFlight = (job.runs || []).some((r) => ['uploading', 'starting', 'printing'].includes(r.state));
+    const inFlight = (job.runs || []).some((r) => IN_FLIGHT.has(r.state));
     const finished = FINISHED.has(job.state);
     const printingOn = (job.runs || []).filter((r) => r.state === 'printing' || r.state === 'starting').map((r) => printerName(r.printer_id));
     const ok = await confirmDialog({
