@@ -296,6 +296,11 @@ export function mount(root) {
 
   function paintRows() {
     tbody.replaceChildren(...items.map(recordRow));
+    paintAround();
+  }
+
+  /** Everything around the rows: the empty state, range, pager, count and "N new prints". */
+  function paintAround() {
     const filtered = Boolean(filterQuery(f, { paging: false, sort: false }));
     show(listPanel, items.length > 0);
     show(empty, items.length === 0);
@@ -316,11 +321,20 @@ export function mount(root) {
     paintSort();
   }
 
-  async function loadTotals(my) {
+  // Totals depend on the filters only: paging or sorting does not fetch them again.
+  let totalsFor = null; // the filters the totals shown (or on their way) are for
+  let totalsToken = 0;
+  async function loadTotals({ force = false } = {}) {
+    const qs = filterQuery(f, { paging: false, sort: false });
+    if (!force && qs === totalsFor) return;
+    totalsFor = qs;
+    const my = ++totalsToken;
     try {
-      const tot = await get(`/api/history/totals?${filterQuery(f, { paging: false, sort: false })}`);
-      if (my === token) totals.paint(tot, Boolean(filterQuery(f, { paging: false, sort: false })));
-    } catch { /* the list shows the error */ }
+      const tot = await get(`/api/history/totals?${qs}`);
+      if (my === totalsToken) totals.paint(tot, Boolean(qs));
+    } catch {
+      if (my === totalsToken) totalsFor = null; // the list shows the error; the next load tries again
+    }
   }
 
   async function load({ scroll = false } = {}) {
@@ -352,13 +366,14 @@ export function mount(root) {
     } finally {
       if (my === token) page.removeAttribute('aria-busy');
     }
-    loadTotals(my);
+    loadTotals();
   }
 
   function apply(opts) {
     const qs = filterQuery(f);
     replaceHash(qs ? `/history?${qs}` : '/history');
-    csv.href = `/api/history.csv${filterQuery(f, { paging: false }) ? `?${filterQuery(f, { paging: false })}` : ''}`;
+    const sel = filterQuery(f, { paging: false });
+    csv.href = `/api/history.csv${sel ? `?${sel}` : ''}`;
     unseen = 0;
     load(opts);
   }
@@ -397,7 +412,7 @@ export function mount(root) {
   let totalsTimer = null;
   const refreshTotals = () => {
     clearTimeout(totalsTimer);
-    totalsTimer = setTimeout(() => loadTotals(token), 800);
+    totalsTimer = setTimeout(() => loadTotals({ force: true }), 800);
   };
   sc.add(() => clearTimeout(totalsTimer));
   sc.add(on('ws:history', (msg) => {
@@ -412,12 +427,13 @@ export function mount(root) {
     } else if (matches(r, f)) {
       if (f.offset === 0 && f.sort === DEFAULTS.sort) {
         items.unshift(r);
-        if (items.length > f.limit) items.pop();
+        tbody.prepend(recordRow(r));
+        if (items.length > f.limit) { items.pop(); tbody.lastElementChild.remove(); }
         total += 1;
-        paintRows();
+        paintAround();
       } else if (msg.action === 'started') {
         unseen += 1; // not on this page: say so, do not move what the user is looking at
-        paintRows();
+        paintAround();
       }
     } else {
       return;
@@ -433,7 +449,7 @@ export function mount(root) {
     }
   }, 30000);
   // Frames missed while the WebSocket was down: load again once it is back.
-  sc.add(onWsBack(() => load()));
+  sc.add(onWsBack(() => { loadTotals({ force: true }); load(); }));
   sc.add(store.onList(() => paintPrinters()));
 
   paintPrinters();
