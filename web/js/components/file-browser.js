@@ -10,6 +10,7 @@ import { icon } from '../icons.js';
 import { onReconnect, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
+import { printOptions } from './print-options.js';
 import { storageError, storageNotice } from './storage-error.js';
 import { createTransfers } from './transfers.js';
 
@@ -37,22 +38,11 @@ export function badName(name) {
 function printForm(path) {
   const is3mf = /\.3mf$/i.test(path);
   const plate = h('input', { type: 'number', min: '1', max: '1000', step: '1', value: '1', inputmode: 'numeric' });
-  const box = (name, label, checked) => {
-    const input = h('input', { type: 'checkbox', name, checked, testid: `print-opt-${name}` });
-    return { name, input, el: h('label', { class: 'check' }, input, h('span', {}, label)) };
-  };
-  const opts = is3mf ? [
-    box('bed_leveling', t('opt.bed_leveling'), true),
-    box('use_ams', t('opt.use_ams'), true),
-    box('timelapse', t('opt.timelapse'), false),
-    box('flow_cali', t('opt.flow_cali'), true),
-    box('vibration_cali', t('opt.vibration_cali'), true),
-    box('layer_inspect', t('opt.layer_inspect'), true),
-  ] : [];
+  const opts = is3mf ? printOptions('print-opt') : null;
   const el = h('div', { class: 'form', testid: 'print-form' },
     h('p', { class: 'mono print-path' }, path),
     is3mf ? field({ label: t('files.plate'), input: plate, testid: 'print-plate', hint: t('files.plate_hint') }) : h('p', { class: 'field-hint' }, t('files.gcode_hint')),
-    opts.length ? h('fieldset', { class: 'checks' }, h('legend', {}, t('opt.title')), opts.map((o) => o.el)) : null,
+    opts ? h('fieldset', { class: 'checks' }, h('legend', {}, t('opt.title')), opts.labels) : null,
     h('p', { class: 'field-hint' }, t('files.print_hint')));
   return {
     el,
@@ -61,7 +51,7 @@ function printForm(path) {
       if (is3mf) {
         const n = Number(plate.value);
         body.plate = Number.isInteger(n) && n >= 1 ? n : 1;
-        body.options = Object.fromEntries(opts.map((o) => [o.name, o.input.checked]));
+        body.options = opts.value();
       }
       return body;
     },
