@@ -11,7 +11,7 @@ import { onReconnect, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
 import { printOptions } from './print-options.js';
-import { storageError, storageNotice } from './storage-error.js';
+import { storageNotice, storageText } from './storage-error.js';
 import { createTransfers } from './transfers.js';
 
 const PRINTABLE = /\.(3mf|gcode)$/i;
@@ -196,8 +196,7 @@ export function createFileBrowser(id) {
       entries = entries.filter((x) => x !== e);
       paint();
     } catch (err) {
-      const { title, detail } = storageError(err);
-      toast(detail ? `${title} ${detail}` : title, { kind: 'error', title: name });
+      toast(storageText(err), { kind: 'error', title: name });
     }
     load();
   }
@@ -212,8 +211,7 @@ export function createFileBrowser(id) {
       await post(`/api/printers/${enc(id)}/print`, form.value(), { timeout: 120000 });
       toast(t('files.print_sent', { file: p.split('/').pop() }), { kind: 'info', title: name, timeout: 4000 });
     } catch (err) {
-      const { title, detail } = storageError(err);
-      toast(detail ? `${title} ${detail}` : title, { kind: 'error', title: name });
+      toast(storageText(err), { kind: 'error', title: name });
     } finally {
       btn.disabled = busy();
     }
@@ -235,8 +233,7 @@ export function createFileBrowser(id) {
       row.done();
     } catch (e) {
       if (e instanceof ApiError && e.code === 'aborted') { row.failed(t('transfer.cancelled')); return; }
-      const { title, detail } = storageError(e);
-      row.failed(detail ? `${title} ${detail}` : title);
+      row.failed(storageText(e));
     }
     if (target.startsWith(path === '/' ? '/' : `${path}/`)) load();
   }
