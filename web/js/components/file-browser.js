@@ -197,8 +197,8 @@ export function createFileBrowser(id) {
       paint();
     } catch (err) {
       toast(storageText(err), { kind: 'error', title: name });
+      load(); // what is there now is not known
     }
-    load();
   }
 
   async function startPrint(p, btn) {
@@ -217,13 +217,15 @@ export function createFileBrowser(id) {
     }
   }
 
+  /** -> the folder it sent the file to, or null when it sent nothing. */
   async function uploadOne(file) {
     const problem = badName(file.name);
-    if (problem) { toast(problem, { kind: 'error', title: file.name }); return; }
-    const target = join(path, file.name);
+    if (problem) { toast(problem, { kind: 'error', title: file.name }); return null; }
+    const dir = path;
+    const target = join(dir, file.name);
     if (entries.some((e) => e.name === file.name && !e.is_dir)) {
       const ok = await confirmDialog({ title: t('files.replace_title', { name: file.name }), body: t('files.replace_body'), ok: t('files.replace') });
-      if (!ok) return;
+      if (!ok) return null;
     }
     let job = null;
     const row = transfers.startUpload(target, file.size, () => job?.abort());
@@ -232,17 +234,19 @@ export function createFileBrowser(id) {
       await job.promise;
       row.done();
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'aborted') { row.failed(t('transfer.cancelled')); return; }
-      row.failed(storageText(e));
+      row.failed(e instanceof ApiError && e.code === 'aborted' ? t('transfer.cancelled') : storageText(e));
     }
-    if (target.startsWith(path === '/' ? '/' : `${path}/`)) load();
+    return dir;
   }
 
   uploadBtn.addEventListener('click', () => fileInput.click());
   fileInput.addEventListener('change', async () => {
     const files = [...fileInput.files];
     fileInput.value = '';
-    for (const f of files) await uploadOne(f); // one at a time: a printer takes few FTP sessions
+    // One at a time (a printer takes few FTP sessions), then one listing of the folder.
+    const sentTo = new Set();
+    for (const f of files) sentTo.add(await uploadOne(f));
+    if (sentTo.has(path)) load();
   });
   refresh.addEventListener('click', () => load());
 
