@@ -166,7 +166,6 @@ export const store = {
   },
 };
 
-/** Safe nested read: pick(p, 'temps.nozzle.current') */
 /** onReconnect(id, fn) -> unsubscribe: fn() each time the printer's link comes back (what was
  *  fetched from its storage while it was away has failed and wants fetching again). */
 export function onReconnect(id, fn) {
@@ -178,6 +177,7 @@ export function onReconnect(id, fn) {
   }, { immediate: false });
 }
 
+/** Safe nested read: pick(p, 'temps.nozzle.current') */
 export function pick(obj, path) {
   let v = obj;
   for (const k of path.split('.')) {
