@@ -153,9 +153,7 @@ export function mount(root) {
       const at = before === null ? byPos.length : byPos.findIndex((j) => j.id === before);
       byPos.splice(at < 0 ? byPos.length : at, 0, jobs.get(job.id));
       byPos.forEach((j, i) => { if (j) jobs.set(j.id, { ...j, position: i + 1 }); });
-      upsert(moved);
-      // The other jobs' new positions arrive as frames; fetch them in case this tab missed one.
-      refreshSoon();
+      upsert(moved); // the other jobs' new positions arrive as `queue` frames
     } catch (e) {
       toast(errorText(e), { kind: 'error' });
     }
@@ -308,13 +306,6 @@ export function mount(root) {
         h('button', { type: 'button', class: 'btn btn-small', onclick: () => load() }, icon('refresh'), t('common.retry'))));
     }
   }
-
-  let soon = null;
-  function refreshSoon() {
-    clearTimeout(soon);
-    soon = setTimeout(load, 1500);
-  }
-  sc.add(() => clearTimeout(soon));
 
   sc.add(on('ws:queue', (msg) => {
     if (!msg) return;
