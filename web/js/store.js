@@ -177,6 +177,12 @@ export function onReconnect(id, fn) {
   }, { immediate: false });
 }
 
+/** The printer's name as the user gave it, else its id (also for a printer not, or no longer, known). */
+export function printerName(id) {
+  const p = printers.get(String(id));
+  return (p && typeof p.name === 'string' && p.name) || String(id ?? '');
+}
+
 /** Safe nested read: pick(p, 'temps.nozzle.current') */
 export function pick(obj, path) {
   let v = obj;

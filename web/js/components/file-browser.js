@@ -7,7 +7,7 @@ import { field, h, scope, show } from '../dom.js';
 import { fmtBytes, fmtDateTime, isActiveJob, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { onReconnect, store } from '../store.js';
+import { onReconnect, printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
 import { printOptions } from './print-options.js';
@@ -203,7 +203,7 @@ export function createFileBrowser(id) {
 
   async function startPrint(p, btn) {
     const form = printForm(p);
-    const name = store.get(id)?.name || id;
+    const name = printerName(id);
     const ok = await confirmDialog({ title: t('files.print_title', { name }), body: form.el, ok: t('files.print_start') });
     if (!ok) return;
     btn.disabled = true;

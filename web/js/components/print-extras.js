@@ -7,7 +7,7 @@ import { isActiveJob } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 import { bedOf, queueAvailable, recordOf, setBed, watchPrinterJobs } from '../jobs-live.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 
 const connected = (p) => p?.link?.state === 'connected';
@@ -48,7 +48,7 @@ export function createPrintThumb(id, sc, { size = 'md' } = {}) {
 export async function markBed(id, clear, btn) {
   btn.disabled = true;
   btn.classList.add('is-pending');
-  const name = store.get(id)?.name || id;
+  const name = printerName(id);
   try {
     const r = await post(`/api/printers/${enc(id)}/bed`, { clear });
     setBed(r);
@@ -76,7 +76,7 @@ export function createBedClear(id, sc) {
     if (!visible) return;
     setText(text, t('bed.not_clear'));
     setText(btn.lastChild, t('bed.mark_clear'));
-    btn.setAttribute('aria-label', t('bed.mark_clear_named', { name: p?.name || id }));
+    btn.setAttribute('aria-label', t('bed.mark_clear_named', { name: printerName(id) }));
   };
   btn.addEventListener('click', () => { if (!btn.disabled) markBed(id, true, btn); });
   sc.add(watchPrinterJobs(id, paint));

@@ -7,7 +7,7 @@ import { field, h, nextId, setAttr, setText, show } from '../dom.js';
 import { fmtBytes, fmtDuration, fmtGrams, fmtNumber, fmtPercent, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
 import { filamentList } from './filament.js';
@@ -176,7 +176,7 @@ export function createQueueAdd({ onQueued }) {
     const prev = target.value;
     const opts = [h('option', { value: 'any' }, model ? t('queue.target_any_model', { model }) : t('queue.target_any'))];
     for (const p of store.list()) {
-      const name = typeof p.name === 'string' && p.name ? p.name : String(p.id);
+      const name = printerName(p.id);
       const other = model && p.model && String(p.model).toUpperCase() !== model.toUpperCase();
       opts.push(h('option', { value: String(p.id) }, other ? t('queue.target_other_model', { name, model: p.model }) : name));
     }

@@ -6,7 +6,7 @@ import { h, scope, setAttr, setText, show } from '../dom.js';
 import { fmtBytes, fmtClock, fmtDuration, fmtPercent, isNum } from '../format.js';
 import { t, tMaybe } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { plateThumb } from './queue-add.js';
 import { thumb } from './thumb.js';
 
@@ -15,11 +15,6 @@ export const FINISHED = new Set(['done', 'failed', 'cancelled']);
 export const IN_FLIGHT = new Set(['uploading', 'starting', 'printing']);
 const TONE = { waiting: 'idle', dispatching: 'busy', printing: 'busy', done: 'good', failed: 'bad', cancelled: 'warn' };
 const RUN_TONE = { uploading: 'busy', starting: 'busy', printing: 'busy', done: 'good', failed: 'bad', cancelled: 'warn' };
-
-export function printerName(id) {
-  const p = store.get(String(id));
-  return (p && typeof p.name === 'string' && p.name) || String(id ?? '');
-}
 
 function priorityWord(n) {
   if (!isNum(n) || n === 0) return null;

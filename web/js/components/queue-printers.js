@@ -5,7 +5,7 @@ import { h, scope } from '../dom.js';
 import { isActiveJob } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { createLinkBadge } from './link-badge.js';
 import { markBed } from './print-extras.js';
 
@@ -27,7 +27,7 @@ export function createQueuePrinters() {
     const id = r.id;
     const sc = scope();
     const p = store.get(id);
-    const name = (p && typeof p.name === 'string' && p.name) || id;
+    const name = printerName(id);
     const reason = typeof r.reason === 'string' && r.reason ? r.reason : '';
     const bedReason = /bed/i.test(reason);
     // One line that says it all: ready, or the first reason it is not (the API's words).

@@ -11,7 +11,7 @@ import { fmtDateTime, fmtDuration, fmtGrams, fmtMeters, fmtNumber, fmtPercent, i
 import { t, tMaybe } from '../i18n.js';
 import { icon } from '../icons.js';
 import { replaceHash } from '../router.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText } from '../toast.js';
 import { onWsBack } from '../ws.js';
 
@@ -209,7 +209,7 @@ export function mount(root) {
   filters.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
 
   function paintPrinters() {
-    const known = new Map(store.list().map((p) => [String(p.id), typeof p.name === 'string' && p.name ? p.name : String(p.id)]));
+    const known = new Map(store.list().map((p) => [String(p.id), printerName(p.id)]));
     for (const r of items) if (r.printer_id && !known.has(r.printer_id)) known.set(r.printer_id, r.printer_name || r.printer_id);
     if (f.printer && !known.has(f.printer)) known.set(f.printer, f.printer);
     printerSel.replaceChildren(h('option', { value: '' }, t('history.all_printers')),

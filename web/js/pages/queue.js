@@ -5,12 +5,13 @@
 import { ApiError, del, enc, get, post } from '../api.js';
 import { on } from '../bus.js';
 import { createQueueAdd } from '../components/queue-add.js';
-import { createJobRow, FINISHED, IN_FLIGHT, printerName } from '../components/queue-job.js';
+import { createJobRow, FINISHED, IN_FLIGHT } from '../components/queue-job.js';
 import { createQueuePrinters } from '../components/queue-printers.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show } from '../dom.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
+import { printerName } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { onWsBack } from '../ws.js';
 
