@@ -93,6 +93,17 @@ async def login(pg: Page, base: str, password: str, route: str = "/", username: 
         await pg.goto(base + route)
 
 
+async def wait_for_order(pg: Page, selector: str, key: str, want: list[Any], timeout: float = 10_000) -> None:
+    """Wait until the elements matching ``selector`` carry exactly ``want`` in ``data-<key>``, in
+    that order (values compared as text, so ids may be given as numbers)."""
+    await pg.wait_for_function(
+        "([sel, key, want]) => JSON.stringify([...document.querySelectorAll(sel)].map((e) => e.dataset[key]))"
+        " === JSON.stringify(want)",
+        arg=[selector, key, [str(x) for x in want]],
+        timeout=timeout,
+    )
+
+
 async def no_sideways_scroll(pg: Page) -> dict[str, float]:
     """The page's width against the viewport's (a 360 px phone must not scroll sideways)."""
     return await pg.evaluate(

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.browser import PHONE, chromium, new_page, screenshot_on_failure, snap
+from tests.integration.browser import (
+    PHONE,
+    chromium,
+    new_page,
+    no_sideways_scroll,
+    screenshot_on_failure,
+    snap,
+)
 from tests.integration.running_daemon import PASSWORD
 
 # --bg of web/css/app.css, as the browser computes it.
@@ -98,11 +105,7 @@ async def test_a_360_px_phone_needs_no_sideways_scrolling(spine) -> None:
                 await pg.wait_for_selector(ready, timeout=10_000)
                 await pg.wait_for_timeout(300)  # let late content (chart, lists) lay out
                 await snap(pg, f"phone-{name}")
-                width = await pg.evaluate(
-                    "() => ({scroll: document.documentElement.scrollWidth, view: window.innerWidth,"
-                    " widest: Math.max(...[...document.querySelectorAll('body *')]"
-                    ".map((e) => e.getBoundingClientRect().right))})"
-                )
+                width = await no_sideways_scroll(pg)
                 assert width["view"] == PHONE["width"]
                 assert width["scroll"] <= width["view"], (name, width)
             # The long job name is cut with an ellipsis, not pushed off the screen.

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from tests.factories.threemf import PlateSpec, make_3mf
-from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap
+from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap, wait_for_order
 from tests.integration.running_daemon import (
     BLACK_PLA,
     PASSWORD,
@@ -24,12 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 async def _listed(pg, names: list[str]) -> None:
-    await pg.wait_for_function(
-        "(want) => JSON.stringify([...document.querySelectorAll('[data-testid=files-row]')]"
-        ".map((r) => r.dataset.name)) === JSON.stringify(want)",
-        arg=names,
-        timeout=20_000,
-    )
+    await wait_for_order(pg, "[data-testid=files-row]", "name", names, timeout=20_000)
 
 
 async def test_browse_upload_download_delete_and_print_on_the_printer_storage(farm_factory, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories.threemf import HOSTILE, PlateSpec, make_3mf
-from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap
+from tests.integration.browser import chromium, login, new_page, screenshot_on_failure, snap, wait_for_order
 from tests.integration.running_daemon import (
     BLACK_PLA,
     PASSWORD,
@@ -184,12 +184,7 @@ async def test_a_refused_print_and_a_hostile_upload_are_told_in_plain_words(farm
 
 
 async def _order_is(pg, ids: list[int]) -> None:
-    await pg.wait_for_function(
-        "(want) => JSON.stringify([...document.querySelectorAll('[data-testid=queue-jobs] >"
-        " [data-testid=queue-job]')].map((e) => Number(e.dataset.id))) === JSON.stringify(want)",
-        arg=ids,
-        timeout=10_000,
-    )
+    await wait_for_order(pg, "[data-testid=queue-jobs] > [data-testid=queue-job]", "id", ids)
 
 
 async def test_reorder_with_the_keyboard_priority_pause_and_remove(farm_factory, tmp_path):

@@ -3,17 +3,12 @@
 import { post, enc } from './api.js';
 import { on } from './bus.js';
 import { t, tMaybe } from './i18n.js';
-import { store } from './store.js';
+import { printerName } from './store.js';
 import { toast, errorText } from './toast.js';
 
 const followers = new Map(); // sequence_id -> fn(event)
 const early = new Map(); // sequence_id -> event that arrived before the POST answered
 const mine = new Set();
-
-function printerName(id) {
-  const p = store.get(String(id));
-  return (p && typeof p.name === 'string' && p.name) || String(id ?? '');
-}
 
 export function actionLabel(action) {
   return tMaybe(`action.${action}`) ?? String(action || '');

@@ -136,9 +136,3 @@ export function fmtMeters(m) {
   if (!isNum(m)) return '—';
   return `${fmtNumber(m, m < 10 ? 1 : 0)}\u00a0m`;
 }
-
-/** Epoch seconds -> a date without the time ("12 Mar 2025"). */
-export function fmtDate(ts) {
-  if (!isNum(ts)) return '—';
-  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium' }).format(new Date(ts * 1000));
-}

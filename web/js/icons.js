@@ -43,8 +43,6 @@ const P = {
   down: ['M12 5v14M19 12l-7 7-7-7'],
   video: ['M3 6h12v12H3zM15 10l6-4v12l-6-4'],
   bed: ['M2 15h20v3H2zM5 18v3M19 18v3M9 6h6v6H9z'],
-  csv: ['M14 3H6a1 1 0 0 0-1 1v16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8zM14 3v5h5M9 13l2 2 4-4'],
-  search: ['M11 4a7 7 0 1 0 0 14 7 7 0 0 0 0-14zM21 21l-4.3-4.3'],
 };
 
 export function icon(name, cls = 'icon') {

@@ -5,6 +5,7 @@
 // while it was down are lost).
 import { ApiError, get } from './api.js';
 import { on } from './bus.js';
+import { onWsBack } from './ws.js';
 
 const beds = new Map(); // printer id -> {id, bed_clear, ready, reason}
 const records = new Map(); // printer id -> latest history record seen
@@ -72,11 +73,7 @@ on('ws:history', (msg) => {
   if (keepRecord(msg?.record)) notify(msg.record.printer_id);
 });
 
-let lost = false;
-on('ws:state', (ev) => {
-  if (ev?.state === 'lost') lost = true;
-  if (ev?.state === 'open' && lost && wanted) { lost = false; load(); }
-});
+onWsBack(() => { if (wanted) load(); });
 
 on('auth:lost', () => {
   beds.clear();

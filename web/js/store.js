@@ -166,7 +166,6 @@ export const store = {
   },
 };
 
-/** Safe nested read: pick(p, 'temps.nozzle.current') */
 /** onReconnect(id, fn) -> unsubscribe: fn() each time the printer's link comes back (what was
  *  fetched from its storage while it was away has failed and wants fetching again). */
 export function onReconnect(id, fn) {
@@ -178,6 +177,13 @@ export function onReconnect(id, fn) {
   }, { immediate: false });
 }
 
+/** The printer's name as the user gave it, else its id (also for a printer not, or no longer, known). */
+export function printerName(id) {
+  const p = printers.get(String(id));
+  return (p && typeof p.name === 'string' && p.name) || String(id ?? '');
+}
+
+/** Safe nested read: pick(p, 'temps.nozzle.current') */
 export function pick(obj, path) {
   let v = obj;
   for (const k of path.split('.')) {

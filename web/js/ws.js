@@ -1,7 +1,7 @@
 // Live updates over /api/ws: snapshot first, then printer deltas, command outcomes, added/removed.
 // Reconnects forever with capped exponential backoff and jitter; reports its state on the bus
 // ('ws:state' {state: 'connecting'|'open'|'lost', retryAt, attempt}) for the banner.
-import { emit } from './bus.js';
+import { emit, on } from './bus.js';
 import { store } from './store.js';
 
 const BASE_MS = 1000;
@@ -21,6 +21,16 @@ function setState(s, extra = {}) {
 
 export function wsState() {
   return state;
+}
+
+/** onWsBack(fn) -> unsubscribe: fn() each time the connection opens again after it was lost
+ *  (frames sent while it was down are gone: what a page fetched wants fetching again). */
+export function onWsBack(fn) {
+  let lost = false;
+  return on('ws:state', (ev) => {
+    if (ev?.state === 'lost') lost = true;
+    if (ev?.state === 'open' && lost) { lost = false; fn(); }
+  });
 }
 
 function url() {

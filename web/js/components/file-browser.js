@@ -7,10 +7,11 @@ import { field, h, scope, show } from '../dom.js';
 import { fmtBytes, fmtDateTime, isActiveJob, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { onReconnect, store } from '../store.js';
+import { onReconnect, printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
-import { storageError, storageNotice } from './storage-error.js';
+import { printOptions } from './print-options.js';
+import { storageNotice, storageText } from './storage-error.js';
 import { createTransfers } from './transfers.js';
 
 const PRINTABLE = /\.(3mf|gcode)$/i;
@@ -37,22 +38,11 @@ export function badName(name) {
 function printForm(path) {
   const is3mf = /\.3mf$/i.test(path);
   const plate = h('input', { type: 'number', min: '1', max: '1000', step: '1', value: '1', inputmode: 'numeric' });
-  const box = (name, label, checked) => {
-    const input = h('input', { type: 'checkbox', name, checked, testid: `print-opt-${name}` });
-    return { name, input, el: h('label', { class: 'check' }, input, h('span', {}, label)) };
-  };
-  const opts = is3mf ? [
-    box('bed_leveling', t('opt.bed_leveling'), true),
-    box('use_ams', t('opt.use_ams'), true),
-    box('timelapse', t('opt.timelapse'), false),
-    box('flow_cali', t('opt.flow_cali'), true),
-    box('vibration_cali', t('opt.vibration_cali'), true),
-    box('layer_inspect', t('opt.layer_inspect'), true),
-  ] : [];
+  const opts = is3mf ? printOptions('print-opt') : null;
   const el = h('div', { class: 'form', testid: 'print-form' },
     h('p', { class: 'mono print-path' }, path),
     is3mf ? field({ label: t('files.plate'), input: plate, testid: 'print-plate', hint: t('files.plate_hint') }) : h('p', { class: 'field-hint' }, t('files.gcode_hint')),
-    opts.length ? h('fieldset', { class: 'checks' }, h('legend', {}, t('opt.title')), opts.map((o) => o.el)) : null,
+    opts ? h('fieldset', { class: 'checks' }, h('legend', {}, t('opt.title')), opts.labels) : null,
     h('p', { class: 'field-hint' }, t('files.print_hint')));
   return {
     el,
@@ -61,7 +51,7 @@ function printForm(path) {
       if (is3mf) {
         const n = Number(plate.value);
         body.plate = Number.isInteger(n) && n >= 1 ? n : 1;
-        body.options = Object.fromEntries(opts.map((o) => [o.name, o.input.checked]));
+        body.options = opts.value();
       }
       return body;
     },
@@ -206,15 +196,14 @@ export function createFileBrowser(id) {
       entries = entries.filter((x) => x !== e);
       paint();
     } catch (err) {
-      const { title, detail } = storageError(err);
-      toast(detail ? `${title} ${detail}` : title, { kind: 'error', title: name });
+      toast(storageText(err), { kind: 'error', title: name });
+      load(); // what is there now is not known
     }
-    load();
   }
 
   async function startPrint(p, btn) {
     const form = printForm(p);
-    const name = store.get(id)?.name || id;
+    const name = printerName(id);
     const ok = await confirmDialog({ title: t('files.print_title', { name }), body: form.el, ok: t('files.print_start') });
     if (!ok) return;
     btn.disabled = true;
@@ -222,20 +211,21 @@ export function createFileBrowser(id) {
       await post(`/api/printers/${enc(id)}/print`, form.value(), { timeout: 120000 });
       toast(t('files.print_sent', { file: p.split('/').pop() }), { kind: 'info', title: name, timeout: 4000 });
     } catch (err) {
-      const { title, detail } = storageError(err);
-      toast(detail ? `${title} ${detail}` : title, { kind: 'error', title: name });
+      toast(storageText(err), { kind: 'error', title: name });
     } finally {
       btn.disabled = busy();
     }
   }
 
+  /** -> the folder it sent the file to, or null when it sent nothing. */
   async function uploadOne(file) {
     const problem = badName(file.name);
-    if (problem) { toast(problem, { kind: 'error', title: file.name }); return; }
-    const target = join(path, file.name);
+    if (problem) { toast(problem, { kind: 'error', title: file.name }); return null; }
+    const dir = path;
+    const target = join(dir, file.name);
     if (entries.some((e) => e.name === file.name && !e.is_dir)) {
       const ok = await confirmDialog({ title: t('files.replace_title', { name: file.name }), body: t('files.replace_body'), ok: t('files.replace') });
-      if (!ok) return;
+      if (!ok) return null;
     }
     let job = null;
     const row = transfers.startUpload(target, file.size, () => job?.abort());
@@ -244,18 +234,19 @@ export function createFileBrowser(id) {
       await job.promise;
       row.done();
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'aborted') { row.failed(t('transfer.cancelled')); return; }
-      const { title, detail } = storageError(e);
-      row.failed(detail ? `${title} ${detail}` : title);
+      row.failed(e instanceof ApiError && e.code === 'aborted' ? t('transfer.cancelled') : storageText(e));
     }
-    if (target.startsWith(path === '/' ? '/' : `${path}/`)) load();
+    return dir;
   }
 
   uploadBtn.addEventListener('click', () => fileInput.click());
   fileInput.addEventListener('change', async () => {
     const files = [...fileInput.files];
     fileInput.value = '';
-    for (const f of files) await uploadOne(f); // one at a time: a printer takes few FTP sessions
+    // One at a time (a printer takes few FTP sessions), then one listing of the folder.
+    const sentTo = new Set();
+    for (const f of files) sentTo.add(await uploadOne(f));
+    if (sentTo.has(path)) load();
   });
   refresh.addEventListener('click', () => load());
 

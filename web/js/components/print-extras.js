@@ -7,7 +7,7 @@ import { isActiveJob } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 import { bedOf, queueAvailable, recordOf, setBed, watchPrinterJobs } from '../jobs-live.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 
 const connected = (p) => p?.link?.state === 'connected';
@@ -42,6 +42,27 @@ export function createPrintThumb(id, sc, { size = 'md' } = {}) {
   return el;
 }
 
+/** markBed(id, clear, btn) -> the printer's new readiness, or null when it failed (said in a
+ *  toast). `btn` stays disabled while the request runs. The card, the printer page and the queue
+ *  page all mark beds through this. */
+export async function markBed(id, clear, btn) {
+  btn.disabled = true;
+  btn.classList.add('is-pending');
+  const name = printerName(id);
+  try {
+    const r = await post(`/api/printers/${enc(id)}/bed`, { clear });
+    setBed(r);
+    if (clear) toast(t('bed.marked', { name }), { kind: 'success' });
+    return r;
+  } catch (e) {
+    toast(errorText(e), { kind: 'error', title: name });
+    return null;
+  } finally {
+    btn.disabled = false;
+    btn.classList.remove('is-pending');
+  }
+}
+
 /** createBedClear(id, sc) -> element: "Bed not marked clear" + the button, when that applies. */
 export function createBedClear(id, sc) {
   const text = h('span', { class: 'bed-text' });
@@ -55,22 +76,9 @@ export function createBedClear(id, sc) {
     if (!visible) return;
     setText(text, t('bed.not_clear'));
     setText(btn.lastChild, t('bed.mark_clear'));
-    btn.setAttribute('aria-label', t('bed.mark_clear_named', { name: p?.name || id }));
+    btn.setAttribute('aria-label', t('bed.mark_clear_named', { name: printerName(id) }));
   };
-  btn.addEventListener('click', async () => {
-    if (btn.disabled) return;
-    btn.disabled = true;
-    btn.classList.add('is-pending');
-    try {
-      setBed(await post(`/api/printers/${enc(id)}/bed`, { clear: true }));
-      toast(t('bed.marked', { name: store.get(id)?.name || id }), { kind: 'success' });
-    } catch (e) {
-      toast(errorText(e), { kind: 'error', title: store.get(id)?.name || id });
-    } finally {
-      btn.disabled = false;
-      btn.classList.remove('is-pending');
-    }
-  });
+  btn.addEventListener('click', () => { if (!btn.disabled) markBed(id, true, btn); });
   sc.add(watchPrinterJobs(id, paint));
   sc.add(store.watch(id, ['print.state', 'link.state', 'name'], paint, { immediate: false }));
   return el;

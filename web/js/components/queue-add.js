@@ -7,16 +7,15 @@ import { field, h, nextId, setAttr, setText, show } from '../dom.js';
 import { fmtBytes, fmtDuration, fmtGrams, fmtNumber, fmtPercent, isNum } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText, toast } from '../toast.js';
 import { upload } from '../upload.js';
 import { filamentList } from './filament.js';
+import { printOptions } from './print-options.js';
 import { thumb } from './thumb.js';
 
 const ACCEPT = /\.(3mf|gcode)$/i;
 export const PRIORITIES = [[50, 'urgent'], [10, 'high'], [0, 'normal'], [-10, 'low']];
-export const OPTION_KEYS = ['bed_leveling', 'use_ams', 'timelapse', 'flow_cali', 'vibration_cali', 'layer_inspect'];
-const OPTION_DEFAULTS = { timelapse: false, bed_leveling: true, flow_cali: true, vibration_cali: true, layer_inspect: true, use_ams: true };
 
 export function plateThumb(fileId, plate) {
   return `/api/queue/files/${enc(fileId)}/thumbnail?plate=${enc(plate)}`;
@@ -61,10 +60,10 @@ export function createQueueAdd({ onQueued }) {
   const priority = h('select', { testid: 'queue-priority' }, PRIORITIES.map(([v, k]) => h('option', { value: String(v) }, t(`priority.${k}`))));
   priority.value = '0';
   const target = h('select', { testid: 'queue-target' });
-  const optionInputs = Object.fromEntries(OPTION_KEYS.map((k) => [k, h('input', { type: 'checkbox', checked: OPTION_DEFAULTS[k], testid: `queue-opt-${k}` })]));
+  const printOpts = printOptions('queue-opt');
   const options = h('details', { class: 'form-more', testid: 'queue-options' },
     h('summary', {}, t('opt.title')),
-    h('div', { class: 'checks' }, OPTION_KEYS.map((k) => h('label', { class: 'check' }, optionInputs[k], h('span', {}, t(`opt.${k}`))))));
+    h('div', { class: 'checks' }, printOpts.labels));
   const formError = h('p', { class: 'form-error', role: 'alert', testid: 'queue-form-error', hidden: true });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'queue-submit' }, icon('plus'), t('queue.add'));
   const another = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'queue-another' }, t('queue.another'));
@@ -177,7 +176,7 @@ export function createQueueAdd({ onQueued }) {
     const prev = target.value;
     const opts = [h('option', { value: 'any' }, model ? t('queue.target_any_model', { model }) : t('queue.target_any'))];
     for (const p of store.list()) {
-      const name = typeof p.name === 'string' && p.name ? p.name : String(p.id);
+      const name = printerName(p.id);
       const other = model && p.model && String(p.model).toUpperCase() !== model.toUpperCase();
       opts.push(h('option', { value: String(p.id) }, other ? t('queue.target_other_model', { name, model: p.model }) : name));
     }
@@ -251,7 +250,7 @@ export function createQueueAdd({ onQueued }) {
     try {
       const job = await post('/api/queue', {
         file_id: current.id, plate, copies: n, priority: Number(priority.value), target: target.value || 'any',
-        options: Object.fromEntries(OPTION_KEYS.map((k) => [k, optionInputs[k].checked])),
+        options: printOpts.value(),
       });
       toast(t('queue.queued', { name: current.name, n: plate }), { kind: 'success' });
       onQueued?.(job);

@@ -6,18 +6,15 @@ import { h, scope, setAttr, setText, show } from '../dom.js';
 import { fmtBytes, fmtClock, fmtDuration, fmtPercent, isNum } from '../format.js';
 import { t, tMaybe } from '../i18n.js';
 import { icon } from '../icons.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { plateThumb } from './queue-add.js';
 import { thumb } from './thumb.js';
 
 export const FINISHED = new Set(['done', 'failed', 'cancelled']);
+/** Run states of a copy on its way to a printer or printing there. */
+export const IN_FLIGHT = new Set(['uploading', 'starting', 'printing']);
 const TONE = { waiting: 'idle', dispatching: 'busy', printing: 'busy', done: 'good', failed: 'bad', cancelled: 'warn' };
 const RUN_TONE = { uploading: 'busy', starting: 'busy', printing: 'busy', done: 'good', failed: 'bad', cancelled: 'warn' };
-
-export function printerName(id) {
-  const p = store.get(String(id));
-  return (p && typeof p.name === 'string' && p.name) || String(id ?? '');
-}
 
 function priorityWord(n) {
   if (!isNum(n) || n === 0) return null;
@@ -112,7 +109,7 @@ export function createJobRow(job, ctx) {
       : null;
     const runs = Array.isArray(j.runs) ? j.runs.filter((r) => r && typeof r.printer_id === 'string') : [];
     // Finished copies of a long job add up: show the ones in flight and the last few.
-    const shown = runs.filter((r) => ['uploading', 'starting', 'printing'].includes(r.state)).concat(runs.filter((r) => !['uploading', 'starting', 'printing'].includes(r.state)).slice(-3));
+    const shown = runs.filter((r) => IN_FLIGHT.has(r.state)).concat(runs.filter((r) => !IN_FLIGHT.has(r.state)).slice(-3));
     const runList = shown.length ? h('ul', { class: 'runs', testid: 'job-runs', 'aria-label': t('queue.runs') }, shown.map((r) => runItem(r, sc, ctx.uploads, err ? j.last_error : null))) : null;
 
     const actions = h('div', { class: 'job-actions' });
@@ -121,7 +118,7 @@ export function createJobRow(job, ctx) {
       const down = h('button', { type: 'button', class: 'icon-btn', testid: 'job-down', 'aria-label': t('queue.move_down_named', { name }), title: t('queue.move_down'), disabled: !ctx.canMove(j, 1) }, icon('down'));
       up.addEventListener('click', () => ctx.onMove(j, -1));
       down.addEventListener('click', () => ctx.onMove(j, 1));
-      const inFlight = runs.some((r) => ['uploading', 'starting', 'printing'].includes(r.state));
+      const inFlight = runs.some((r) => IN_FLIGHT.has(r.state));
       const cancel = h('button', { type: 'button', class: 'btn btn-small btn-danger', testid: 'job-cancel', 'aria-label': t(inFlight ? 'queue.cancel_named' : 'queue.remove_named', { name }) }, icon('x'), inFlight ? t('queue.cancel') : t('common.remove'));
       cancel.addEventListener('click', () => ctx.onRemove(j));
       actions.append(h('span', { class: 'move', role: 'group', 'aria-label': t('queue.order') }, up, down), cancel);

@@ -1,15 +1,13 @@
 // The printers as the queue sees them: ready for the next job, or why not (in the API's plain
 // words), and the bed: "Mark bed clear" once the last print is off it (or "Not clear" to hold
 // the queue back from a printer).
-import { enc, post } from '../api.js';
 import { h, scope } from '../dom.js';
 import { isActiveJob } from '../format.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
-import { setBed } from '../jobs-live.js';
-import { store } from '../store.js';
-import { errorText, toast } from '../toast.js';
+import { printerName, store } from '../store.js';
 import { createLinkBadge } from './link-badge.js';
+import { markBed } from './print-extras.js';
 
 /** createQueuePrinters() -> {el, set(list), update(readiness), destroy} */
 export function createQueuePrinters() {
@@ -21,26 +19,15 @@ export function createQueuePrinters() {
   const rows = new Map(); // id -> {el, sc}
 
   async function mark(id, clear, btn) {
-    btn.disabled = true;
-    btn.classList.add('is-pending');
-    try {
-      const r = await post(`/api/printers/${enc(id)}/bed`, { clear });
-      setBed(r);
-      update(r);
-      if (clear) toast(t('bed.marked', { name: store.get(id)?.name || id }), { kind: 'success' });
-    } catch (e) {
-      toast(errorText(e), { kind: 'error', title: store.get(id)?.name || id });
-    } finally {
-      btn.disabled = false;
-      btn.classList.remove('is-pending');
-    }
+    const r = await markBed(id, clear, btn);
+    if (r) update(r);
   }
 
   function row(r) {
     const id = r.id;
     const sc = scope();
     const p = store.get(id);
-    const name = (p && typeof p.name === 'string' && p.name) || id;
+    const name = printerName(id);
     const reason = typeof r.reason === 'string' && r.reason ? r.reason : '';
     const bedReason = /bed/i.test(reason);
     // One line that says it all: ready, or the first reason it is not (the API's words).

@@ -6,7 +6,7 @@ import { icon } from '../icons.js';
 import { errorText } from '../toast.js';
 
 /** {title, detail} for an ApiError from /api/printers/{id}/files|timelapses. */
-export function storageError(e) {
+function storageError(e) {
   const kind = typeof e?.body?.kind === 'string' ? e.body.kind : null;
   const message = typeof e?.message === 'string' ? e.message : '';
   let title = null;
@@ -17,6 +17,12 @@ export function storageError(e) {
   if (!title) return { title: errorText(e), detail: null };
   const detail = message && message !== title && e?.code !== 'offline' ? message : null;
   return { title, detail };
+}
+
+/** The same in one line (a toast, a transfer row). */
+export function storageText(e) {
+  const { title, detail } = storageError(e);
+  return detail ? `${title} ${detail}` : title;
 }
 
 /** A notice for a failed listing, with "Try again". */

@@ -11,8 +11,9 @@ import { fmtDateTime, fmtDuration, fmtGrams, fmtMeters, fmtNumber, fmtPercent, i
 import { t, tMaybe } from '../i18n.js';
 import { icon } from '../icons.js';
 import { replaceHash } from '../router.js';
-import { store } from '../store.js';
+import { printerName, store } from '../store.js';
 import { errorText } from '../toast.js';
+import { onWsBack } from '../ws.js';
 
 export const OUTCOMES = ['success', 'failed', 'cancelled', 'unknown', 'running'];
 const TONE = { success: 'good', failed: 'bad', cancelled: 'warn', unknown: 'idle', running: 'busy' };
@@ -208,7 +209,7 @@ export function mount(root) {
   filters.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
 
   function paintPrinters() {
-    const known = new Map(store.list().map((p) => [String(p.id), typeof p.name === 'string' && p.name ? p.name : String(p.id)]));
+    const known = new Map(store.list().map((p) => [String(p.id), printerName(p.id)]));
     for (const r of items) if (r.printer_id && !known.has(r.printer_id)) known.set(r.printer_id, r.printer_name || r.printer_id);
     if (f.printer && !known.has(f.printer)) known.set(f.printer, f.printer);
     printerSel.replaceChildren(h('option', { value: '' }, t('history.all_printers')),
@@ -295,6 +296,11 @@ export function mount(root) {
 
   function paintRows() {
     tbody.replaceChildren(...items.map(recordRow));
+    paintAround();
+  }
+
+  /** Everything around the rows: the empty state, range, pager, count and "N new prints". */
+  function paintAround() {
     const filtered = Boolean(filterQuery(f, { paging: false, sort: false }));
     show(listPanel, items.length > 0);
     show(empty, items.length === 0);
@@ -315,11 +321,20 @@ export function mount(root) {
     paintSort();
   }
 
-  async function loadTotals(my) {
+  // Totals depend on the filters only: paging or sorting does not fetch them again.
+  let totalsFor = null; // the filters the totals shown (or on their way) are for
+  let totalsToken = 0;
+  async function loadTotals({ force = false } = {}) {
+    const qs = filterQuery(f, { paging: false, sort: false });
+    if (!force && qs === totalsFor) return;
+    totalsFor = qs;
+    const my = ++totalsToken;
     try {
-      const tot = await get(`/api/history/totals?${filterQuery(f, { paging: false, sort: false })}`);
-      if (my === token) totals.paint(tot, Boolean(filterQuery(f, { paging: false, sort: false })));
-    } catch { /* the list shows the error */ }
+      const tot = await get(`/api/history/totals?${qs}`);
+      if (my === totalsToken) totals.paint(tot, Boolean(qs));
+    } catch {
+      if (my === totalsToken) totalsFor = null; // the list shows the error; the next load tries again
+    }
   }
 
   async function load({ scroll = false } = {}) {
@@ -351,13 +366,14 @@ export function mount(root) {
     } finally {
       if (my === token) page.removeAttribute('aria-busy');
     }
-    loadTotals(my);
+    loadTotals();
   }
 
   function apply(opts) {
     const qs = filterQuery(f);
     replaceHash(qs ? `/history?${qs}` : '/history');
-    csv.href = `/api/history.csv${filterQuery(f, { paging: false }) ? `?${filterQuery(f, { paging: false })}` : ''}`;
+    const sel = filterQuery(f, { paging: false });
+    csv.href = `/api/history.csv${sel ? `?${sel}` : ''}`;
     unseen = 0;
     load(opts);
   }
@@ -396,7 +412,7 @@ export function mount(root) {
   let totalsTimer = null;
   const refreshTotals = () => {
     clearTimeout(totalsTimer);
-    totalsTimer = setTimeout(() => loadTotals(token), 800);
+    totalsTimer = setTimeout(() => loadTotals({ force: true }), 800);
   };
   sc.add(() => clearTimeout(totalsTimer));
   sc.add(on('ws:history', (msg) => {
@@ -411,12 +427,13 @@ export function mount(root) {
     } else if (matches(r, f)) {
       if (f.offset === 0 && f.sort === DEFAULTS.sort) {
         items.unshift(r);
-        if (items.length > f.limit) items.pop();
+        tbody.prepend(recordRow(r));
+        if (items.length > f.limit) { items.pop(); tbody.lastElementChild.remove(); }
         total += 1;
-        paintRows();
+        paintAround();
       } else if (msg.action === 'started') {
         unseen += 1; // not on this page: say so, do not move what the user is looking at
-        paintRows();
+        paintAround();
       }
     } else {
       return;
@@ -432,11 +449,7 @@ export function mount(root) {
     }
   }, 30000);
   // Frames missed while the WebSocket was down: load again once it is back.
-  let lost = false;
-  sc.add(on('ws:state', (ev) => {
-    if (ev.state === 'lost') lost = true;
-    if (ev.state === 'open' && lost) { lost = false; load(); }
-  }));
+  sc.add(onWsBack(() => { loadTotals({ force: true }); load(); }));
   sc.add(store.onList(() => paintPrinters()));
 
   paintPrinters();

@@ -5,13 +5,15 @@
 import { ApiError, del, enc, get, post } from '../api.js';
 import { on } from '../bus.js';
 import { createQueueAdd } from '../components/queue-add.js';
-import { createJobRow, FINISHED, printerName } from '../components/queue-job.js';
+import { createJobRow, FINISHED, IN_FLIGHT } from '../components/queue-job.js';
 import { createQueuePrinters } from '../components/queue-printers.js';
 import { confirmDialog } from '../dialog.js';
 import { h, scope, setText, show } from '../dom.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
+import { printerName } from '../store.js';
 import { errorText, toast } from '../toast.js';
+import { onWsBack } from '../ws.js';
 
 /** Queue order: priority first (higher runs first), then the manual position. */
 export function queueOrder(a, b) {
@@ -102,13 +104,23 @@ export function mount(root) {
   const activeJobs = () => [...jobs.values()].filter((j) => !FINISHED.has(j.state)).sort(queueOrder);
   const finishedJobs = () => [...jobs.values()].filter((j) => FINISHED.has(j.state)).sort((a, b) => (b.ended_at || 0) - (a.ended_at || 0) || b.id - a.id);
 
+  const samePriority = (a, b) => Boolean(a && b) && (a.priority || 0) === (b.priority || 0);
+
   /** The neighbour a job swaps with: the next one up or down with the same priority (priority
    *  decides first, so moving past a job of another priority would change nothing). */
   function neighbour(job, dir) {
     const list = activeJobs();
-    const i = list.findIndex((j) => j.id === job.id);
-    const other = list[i + dir];
-    return other && (other.priority || 0) === (job.priority || 0) ? other : null;
+    const other = list[list.findIndex((j) => j.id === job.id) + dir];
+    return samePriority(other, job) ? other : null;
+  }
+
+  /** The unfinished jobs but `job` in their manual order (what the move API's `before` counts in). */
+  const byPosition = (job) => [...jobs.values()].filter((j) => !FINISHED.has(j.state) && j.id !== job.id).sort((a, b) => (a.position || 0) - (b.position || 0) || a.id - b.id);
+
+  /** `before` for putting `job` just after `other`: the job that follows `other`, or null (the end). */
+  function beforeAfter(job, other) {
+    const byPos = byPosition(job);
+    return byPos[byPos.findIndex((j) => j.id === other.id) + 1]?.id ?? null;
   }
 
   const ctx = {
@@ -129,10 +141,7 @@ export function mount(root) {
   function beforeFor(job, dir) {
     const other = neighbour(job, dir);
     if (!other) return undefined;
-    if (dir < 0) return other.id;
-    const byPos = [...jobs.values()].filter((j) => !FINISHED.has(j.state) && j.id !== job.id).sort((a, b) => (a.position || 0) - (b.position || 0) || a.id - b.id);
-    const after = byPos[byPos.findIndex((j) => j.id === other.id) + 1];
-    return after ? after.id : null;
+    return dir < 0 ? other.id : beforeAfter(job, other);
   }
 
   async function move(job, dir, before = beforeFor(job, dir)) {
@@ -141,13 +150,11 @@ export function mount(root) {
       const moved = await post(`/api/queue/${enc(job.id)}/move`, { before });
       // The server renumbers the manual order 1..n; do the same here so the list does not jump
       // about until the other jobs' frames arrive.
-      const byPos = [...jobs.values()].filter((j) => !FINISHED.has(j.state) && j.id !== job.id).sort((a, b) => (a.position || 0) - (b.position || 0) || a.id - b.id);
+      const byPos = byPosition(job);
       const at = before === null ? byPos.length : byPos.findIndex((j) => j.id === before);
       byPos.splice(at < 0 ? byPos.length : at, 0, jobs.get(job.id));
       byPos.forEach((j, i) => { if (j) jobs.set(j.id, { ...j, position: i + 1 }); });
-      upsert(moved);
-      // The other jobs' new positions arrive as frames; fetch them in case this tab missed one.
-      refreshSoon();
+      upsert(moved); // the other jobs' new positions arrive as `queue` frames
     } catch (e) {
       toast(errorText(e), { kind: 'error' });
     }
@@ -155,7 +162,7 @@ export function mount(root) {
 
   async function remove(job) {
     const name = job.file?.name || '';
-    const inFlight = (job.runs || []).some((r) => ['uploading', 'starting', 'printing'].includes(r.state));
+    const inFlight = (job.runs || []).some((r) => IN_FLIGHT.has(r.state));
     const finished = FINISHED.has(job.state);
     const printingOn = (job.runs || []).filter((r) => r.state === 'printing' || r.state === 'starting').map((r) => printerName(r.printer_id));
     const ok = await confirmDialog({
@@ -185,18 +192,27 @@ export function mount(root) {
     }
   }
 
-  function upsert(job) {
-    if (!job || typeof job.id !== 'number') return;
+  /** One job in or out; place() puts the rows in order (once for a whole list, see load()). */
+  function put(job) {
     jobs.set(job.id, job);
     const row = rows.get(job.id);
     if (row) row.update(job); else rows.set(job.id, createJobRow(job, ctx));
+  }
+
+  function unput(id) {
+    jobs.delete(id);
+    const row = rows.get(id);
+    if (row) { row.destroy(); row.el.remove(); rows.delete(id); }
+  }
+
+  function upsert(job) {
+    if (!job || typeof job.id !== 'number') return;
+    put(job);
     place();
   }
 
   function drop(id) {
-    jobs.delete(id);
-    const row = rows.get(id);
-    if (row) { row.destroy(); row.el.remove(); rows.delete(id); }
+    unput(id);
     place();
   }
 
@@ -214,13 +230,13 @@ export function mount(root) {
     order(active, activeList);
     order(finished, finishedList);
     // Move buttons depend on the neighbours: refresh them where they changed.
-    for (const j of active) {
+    active.forEach((j, i) => {
       const row = rows.get(j.id);
       const up = row.el.querySelector('[data-testid=job-up]');
       const down = row.el.querySelector('[data-testid=job-down]');
-      if (up) up.disabled = !neighbour(j, -1);
-      if (down) down.disabled = !neighbour(j, 1);
-    }
+      if (up) up.disabled = !samePriority(active[i - 1], j);
+      if (down) down.disabled = !samePriority(active[i + 1], j);
+    });
     // Moving a row takes it out of the page for a moment, which drops the keyboard focus: give it
     // back, and to a neighbouring button when the focused one just got disabled (top or bottom).
     if (focused && focused !== document.activeElement && focused.isConnected) {
@@ -266,14 +282,7 @@ export function mount(root) {
     const job = jobs.get(dragged);
     const target = jobs.get(Number(li.dataset.id));
     if (!job || !target || target.id === job.id) return;
-    const after = li.classList.contains('drop-after');
-    let before = target.id;
-    if (after) {
-      const byPos = [...jobs.values()].filter((j) => !FINISHED.has(j.state) && j.id !== job.id).sort((a, b) => (a.position || 0) - (b.position || 0) || a.id - b.id);
-      const next = byPos[byPos.findIndex((j) => j.id === target.id) + 1];
-      before = next ? next.id : null;
-    }
-    move(job, 0, before);
+    move(job, 0, li.classList.contains('drop-after') ? beforeAfter(job, target) : target.id);
   });
 
   // --- loading and live updates ---------------------------------------------------------------------
@@ -286,8 +295,8 @@ export function mount(root) {
       paused = Boolean(q?.paused);
       const list = Array.isArray(q?.jobs) ? q.jobs.filter((j) => j && typeof j.id === 'number') : [];
       const seen = new Set(list.map((j) => j.id));
-      for (const id of [...jobs.keys()]) if (!seen.has(id)) drop(id);
-      for (const j of list) upsert(j);
+      for (const id of [...jobs.keys()]) if (!seen.has(id)) unput(id);
+      for (const j of list) put(j);
       printers.set(q?.printers);
       place();
     } catch (e) {
@@ -299,13 +308,6 @@ export function mount(root) {
     }
   }
 
-  let soon = null;
-  function refreshSoon() {
-    clearTimeout(soon);
-    soon = setTimeout(load, 1500);
-  }
-  sc.add(() => clearTimeout(soon));
-
   sc.add(on('ws:queue', (msg) => {
     if (!msg) return;
     if (msg.job) upsert(msg.job);
@@ -315,11 +317,7 @@ export function mount(root) {
     if (msg.file) add.fileChanged(msg.file);
     if (typeof msg.file_removed === 'number') add.fileRemoved(msg.file_removed);
   }));
-  let lost = false;
-  sc.add(on('ws:state', (ev) => {
-    if (ev.state === 'lost') lost = true;
-    if (ev.state === 'open' && lost) { lost = false; load(); add.reload(); }
-  }));
+  sc.add(onWsBack(() => { load(); add.reload(); }));
   // "Retry in 20 s" and finish clocks: redraw waiting rows now and then.
   sc.interval(() => { for (const row of rows.values()) if (row.job.state === 'waiting' && row.job.next_attempt_at) row.refresh(); }, 15000);
 
