@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,21 +25,15 @@ sys.path.insert(0, str(REPO))
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from bambu_edge.printers.virtual import VirtualPrinter, make_serial  # noqa: E402
 from bambu_edge.web.api_auth import SESSION_COOKIE  # noqa: E402
-from tests.integration.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.integration.browser import chromium  # noqa: E402, F401 - for the benches
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, write_config  # noqa: E402
+from tests.integration.waiting import dashboard_tls, eventually  # noqa: E402
 
 CODE = "12345678"
 USER, PASSWORD = "bench", "bench-password-long"
 # A mix like a small farm: full-report X1s and delta-sending P1/A1s.
 MODELS = ("X1C", "P1S", "A1", "P1P", "X1C", "H2D", "P1S", "P2S", "A1", "X1")
 JOBS = ("3DBenchy", "Gridfinity bin 2x3", "Cable clip", "Phone stand", "Vase spiral")
-
-
-def no_verify() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class CountingRelay:
@@ -162,24 +154,22 @@ async def farm(
             daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
             await asyncio.to_thread(sock.wait_for, "READY=1", 30)
             base = f"https://127.0.0.1:{cfg['web']['https_port']}"
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify())) as http:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
                 async with http.post(
                     f"{base}/api/auth/login", json={"username": USER, "password": PASSWORD}
                 ) as r:
                     token = (await r.json())["token"]
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
+
+                async def all_live() -> bool:
                     async with http.get(
                         f"{base}/api/printers", headers={"Authorization": f"Bearer {token}"}
                     ) as r:
                         views = await r.json()
-                    if all(
+                    return all(
                         v["link"]["state"] == "connected" and v["temps"]["nozzle"]["current"] for v in views
-                    ):
-                        break
-                    await asyncio.sleep(0.2)
-                else:
-                    raise RuntimeError("the virtual printers did not all connect within 30 s")
+                    )
+
+                await eventually(all_live, timeout=30, what="all virtual printers connected", every=0.2)
             yield Farm(base, token, broker, printers, daemon, relay)
         finally:
             if daemon is not None:
@@ -191,18 +181,6 @@ async def farm(
             if relay is not None:
                 await relay.stop()
             broker.stop()
-
-
-@contextlib.asynccontextmanager
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 def kb(n: float) -> str:
