@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -37,14 +37,12 @@ JOBS = ("3DBenchy", "Gridfinity bin 2x3", "Cable clip", "Phone stand", "Vase spi
 
 
 class CountingRelay:
-    """A plain TCP relay (TLS passes through untouched) that counts the bytes in each direction, so
-    what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
+    """A plain TCP relay (TLS passes through untouched) that counts the bytes it passes to the client,
+    so what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
 
     def __init__(self, upstream_host: str, upstream_port: int):
         self.upstream = (upstream_host, upstream_port)
         self.down = 0  # upstream -> client
-        self.up = 0  # client -> upstream
-        self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -69,7 +67,6 @@ class CountingRelay:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -83,8 +80,6 @@ class CountingRelay:
                 while data := await src.read(65536):
                     if downstream:
                         self.down += len(data)
-                    else:
-                        self.up += len(data)
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -108,7 +103,6 @@ class Farm:
     printers: list[VirtualPrinter]
     daemon: DaemonProcess
     mqtt_relay: CountingRelay | None = None
-    extra: dict = field(default_factory=dict)
 
     def cookie(self) -> dict:
         host = self.base.split("//", 1)[1].split(":")[0]
