@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -27,8 +25,9 @@ sys.path.insert(0, str(REPO))
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from bambu_edge.printers.virtual import VirtualPrinter, make_serial  # noqa: E402
 from bambu_edge.web.api_auth import SESSION_COOKIE  # noqa: E402
-from tests.integration.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.integration.browser import chromium  # noqa: E402, F401 - for the benches
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, write_config  # noqa: E402
+from tests.integration.waiting import dashboard_tls, eventually  # noqa: E402
 
 CODE = "12345678"
 USER, PASSWORD = "bench", "bench-password-long"
@@ -37,22 +36,13 @@ MODELS = ("X1C", "P1S", "A1", "P1P", "X1C", "H2D", "P1S", "P2S", "A1", "X1")
 JOBS = ("3DBenchy", "Gridfinity bin 2x3", "Cable clip", "Phone stand", "Vase spiral")
 
 
-def no_verify() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 class CountingRelay:
-    """A plain TCP relay (TLS passes through untouched) that counts the bytes in each direction, so
-    what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
+    """A plain TCP relay (TLS passes through untouched) that counts the bytes it passes to the client,
+    so what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
 
     def __init__(self, upstream_host: str, upstream_port: int):
         self.upstream = (upstream_host, upstream_port)
         self.down = 0  # upstream -> client
-        self.up = 0  # client -> upstream
-        self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -77,7 +67,6 @@ class CountingRelay:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -91,8 +80,6 @@ class CountingRelay:
                 while data := await src.read(65536):
                     if downstream:
                         self.down += len(data)
-                    else:
-                        self.up += len(data)
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -116,7 +103,6 @@ class Farm:
     printers: list[VirtualPrinter]
     daemon: DaemonProcess
     mqtt_relay: CountingRelay | None = None
-    extra: dict = field(default_factory=dict)
 
     def cookie(self) -> dict:
         host = self.base.split("//", 1)[1].split(":")[0]
@@ -162,24 +148,22 @@ async def farm(
             daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
             await asyncio.to_thread(sock.wait_for, "READY=1", 30)
             base = f"https://127.0.0.1:{cfg['web']['https_port']}"
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify())) as http:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
                 async with http.post(
                     f"{base}/api/auth/login", json={"username": USER, "password": PASSWORD}
                 ) as r:
                     token = (await r.json())["token"]
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
+
+                async def all_live() -> bool:
                     async with http.get(
                         f"{base}/api/printers", headers={"Authorization": f"Bearer {token}"}
                     ) as r:
                         views = await r.json()
-                    if all(
+                    return all(
                         v["link"]["state"] == "connected" and v["temps"]["nozzle"]["current"] for v in views
-                    ):
-                        break
-                    await asyncio.sleep(0.2)
-                else:
-                    raise RuntimeError("the virtual printers did not all connect within 30 s")
+                    )
+
+                await eventually(all_live, timeout=30, what="all virtual printers connected", every=0.2)
             yield Farm(base, token, broker, printers, daemon, relay)
         finally:
             if daemon is not None:
@@ -191,18 +175,6 @@ async def farm(
             if relay is not None:
                 await relay.stop()
             broker.stop()
-
-
-@contextlib.asynccontextmanager
-async def chromium():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 def kb(n: float) -> str:

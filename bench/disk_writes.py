@@ -114,7 +114,7 @@ class Side:
         await asyncio.gather(*(vp.stop() for vp in self.vps), return_exceptions=True)
 
 
-async def main() -> None:
+async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--printers", type=int, default=4)
     ap.add_argument("--window-s", type=float, default=720.0, help="measured window (default 12 min)")
@@ -152,16 +152,17 @@ async def main() -> None:
             history = sqlite3.connect(busy.data / "bambu-edge.db")
             records = history.execute("SELECT outcome, count(*) FROM print_history GROUP BY 1").fetchall()
             history.close()
-            report(args, window, records, busy.prints, start, end, ckpt)  # before the teardown
+            ok = report(args, window, records, busy.prints, start, end, ckpt)  # before the teardown
         finally:
             await busy.stop()
             await idle.stop()
             broker.stop()
+    return 0 if ok else 1
 
 
 def report(
     args: argparse.Namespace, window: float, records: list, prints: int, start: dict, end: dict, ckpt: dict
-) -> None:
+) -> bool:
     hours = window / 3600 * args.printers
     print(
         f"{args.printers} printers per daemon, window {window:.0f} s, prints of {args.print_s:.0f} s; "
@@ -184,8 +185,10 @@ def report(
         f"idle baseline {per_hour['idle'] / 1e6:.3f} MB; printing adds {extra / 1e6:.3f} MB; "
         f"ratio printing/idle {printing / per_hour['idle'] if per_hour['idle'] else float('inf'):.1f}"
     )
-    print(f"target <= {TARGET_MB:g} MB per printer-hour: {'ok' if printing / 1e6 <= TARGET_MB else 'MISSED'}")
+    ok = printing / 1e6 <= TARGET_MB
+    print(f"target <= {TARGET_MB:g} MB per printer-hour: {'ok' if ok else 'MISSED'}")
+    return ok
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(asyncio.run(main()))

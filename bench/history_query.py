@@ -113,7 +113,7 @@ async def timed(fn: Callable[[], Awaitable[object]], runs: int = RUNS) -> float:
     return statistics.median(samples) * 1000
 
 
-async def main() -> None:
+async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=RECORDS)
     args = ap.parse_args()
@@ -197,7 +197,8 @@ async def main() -> None:
             verdict = f" / target <= {target:g} ms: {'ok' if ok else 'MISSED'}"
         print(f"{name:58} {ms:9.2f} {base:12.2f} {ms / base:7.1f}  {base_name}{verdict}")
     print("\nall pages within target" if not failed else "\nSOME PAGES MISSED THE TARGET")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(asyncio.run(main()))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
 import subprocess
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from bambu_edge.demo.broker import LocalBroker, free_port  # noqa: E402
 from bambu_edge.printers.virtual import VIRTUAL_MODELS, VirtualPrinter, make_serial  # noqa: E402
+from tests.integration.daemon_proc import DaemonProcess  # noqa: E402
 
 # The daemon's own libraries. Not cryptography: certificates are made in a child process.
 LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, yaml, orjson, ssl"
@@ -228,26 +228,11 @@ def main() -> int:
         https = free_port()
         config = tmp / "config.yaml"
         write_config(config, tmp / "data", broker, code, serials, https)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAMBU_EDGE_", "NOTIFY_SOCKET"))}
-        with open(tmp / "daemon.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bambu_edge", "--config", str(config), "run"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        daemon = DaemonProcess(config, log_path=tmp / "daemon.log")
         try:
-            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, proc)))
+            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, daemon.proc)))
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            daemon.stop()
             broker.stop()
 
 

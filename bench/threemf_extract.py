@@ -90,7 +90,7 @@ def measure(mode: str, path: Path, runs: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=float, default=50.0)
     parser.add_argument("--runs", type=int, default=RUNS)
@@ -164,7 +164,8 @@ def main() -> None:
     rss_ok = ours["extra_rss"] / mb <= TARGET_MB
     print(f"target time <= {TARGET_MS:.0f} ms (first call and median): {'PASS' if time_ok else 'FAIL'}")
     print(f"target extra peak RSS <= {TARGET_MB:.0f} MB: {'PASS' if rss_ok else 'FAIL'}")
+    return 0 if time_ok and rss_ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

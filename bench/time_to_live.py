@@ -28,7 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _farm import chromium, farm, no_verify
+from _farm import chromium, dashboard_tls, farm
 
 OBSERVER = """
 (() => {
@@ -85,7 +85,7 @@ async def static_run(browser, f) -> float:
 
 async def python_run(f) -> float:
     t0 = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify())) as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
         async with http.ws_connect(f"{f.base}/api/ws", headers={"Authorization": f"Bearer {f.token}"}) as ws:
             msg = await ws.receive(timeout=10)
             t = time.perf_counter() - t0

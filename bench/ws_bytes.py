@@ -25,7 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _farm import CountingRelay, chromium, farm, kb, no_verify
+from _farm import CountingRelay, chromium, dashboard_tls, farm, kb
 
 LIVE = (
     "() => { const c = [...document.querySelectorAll('[data-testid=printer-card]')];"
@@ -72,7 +72,7 @@ async def main(args: argparse.Namespace) -> int:
 
         async def bare_client() -> None:
             async with (
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify())) as http,
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http,
                 http.ws_connect(
                     f"https://127.0.0.1:{bare_relay.port}/api/ws",
                     headers={"Authorization": f"Bearer {f.token}"},

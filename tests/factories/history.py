@@ -62,13 +62,10 @@ def sample_records(
         job = JOBS[i % len(JOBS)]
         total_layers = rng.randint(40, 400)
         done = 1.0 if outcome == "success" else rng.uniform(0.1, 0.9)
-        slots = tuple(
-            FilamentSlot(s, *SPOOLS[(i + k) % len(SPOOLS)], round(rng.uniform(4, 90) * done, 2), None)
-            for k, s in enumerate(rng.sample(range(4), rng.randint(1, 3)))
-        )
-        slots = tuple(
-            FilamentSlot(f.slot, f.type, f.color, f.grams, round((f.grams or 0) / 3.0, 2)) for f in slots
-        )
+        slots = []
+        for k, s in enumerate(rng.sample(range(4), rng.randint(1, 3))):
+            grams = round(rng.uniform(4, 90) * done, 2)
+            slots.append(FilamentSlot(s, *SPOOLS[(i + k) % len(SPOOLS)], grams, round(grams / 3.0, 2)))
         out.append(
             PrintRecord(
                 uid=f"{rng.getrandbits(128):032x}",
@@ -87,7 +84,7 @@ def sample_records(
                 layers=round(total_layers * done),
                 total_layers=total_layers,
                 progress=round(100 * done),
-                filament=slots,
+                filament=tuple(slots),
                 thumbnail=key_for(f"{i:064x}", 1),
                 key=JobKey(job=job, file="/data/Metadata/plate_1.gcode"),
                 last_seen_at=started + duration * done,

@@ -46,6 +46,7 @@ PRODUCT_NAMES = {
     "O1D": "Bambu Lab H2D",
 }
 FILAMENT_AREA_MM2 = math.pi * (1.75 / 2) ** 2
+SLICER_VERSION = "02.01.01.52"  # BambuStudio 2.1, as in the captures
 
 
 @dataclass
@@ -69,7 +70,6 @@ class Made:
     """What make_3mf wrote, for assertions."""
 
     path: Path
-    project_filaments: list[tuple[str, str]] = field(default_factory=list)
     thumbnails: dict[int, bytes] = field(default_factory=dict)
     package_thumbnail: bytes | None = None
 
@@ -144,13 +144,13 @@ def root_rels() -> str:
     )
 
 
-def model_head(title: str, slicer_version: str) -> str:
+def model_head(title: str) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<model unit="millimeter" xml:lang="en-US" xmlns="{CORE_NS}" '
         'xmlns:BambuStudio="http://schemas.bambulab.com/package/2021" '
         'xmlns:p="http://schemas.microsoft.com/3dmanufacturing/production/2015/06" requiredextensions="p">\n'
-        f' <metadata name="Application">BambuStudio-{slicer_version}</metadata>\n'
+        f' <metadata name="Application">BambuStudio-{SLICER_VERSION}</metadata>\n'
         ' <metadata name="BambuStudio:3mfVersion">1</metadata>\n'
         ' <metadata name="Copyright"></metadata>\n'
         ' <metadata name="CreationDate">2025-11-24</metadata>\n'
@@ -188,14 +188,13 @@ def slice_info(
     filament_ids: dict[tuple[str, str], int],
     printer_model_id: str,
     nozzle: float,
-    slicer_version: str,
 ) -> str:
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         "<config>",
         "  <header>",
         '    <header_item key="X-BBL-Client-Type" value="slicer"/>',
-        f'    <header_item key="X-BBL-Client-Version" value="{slicer_version}"/>',
+        f'    <header_item key="X-BBL-Client-Version" value="{SLICER_VERSION}"/>',
         "  </header>",
     ]
     for index, spec in plates:
@@ -300,9 +299,7 @@ def plate_json(spec: PlateSpec, ids: list[int], colors: list[str], nozzle: float
     )
 
 
-def project_settings(
-    printer_name: str, nozzle: float, project: list[tuple[str, str]], slicer_version: str
-) -> str:
+def project_settings(printer_name: str, nozzle: float, project: list[tuple[str, str]]) -> str:
     n = max(1, len(project))
     types = [k for k, _ in project] or ["PLA"]
     colors = [c for _, c in project] or ["#FFFFFF"]
@@ -331,7 +328,7 @@ def project_settings(
             "printer_model": printer_name,
             "printer_settings_id": f"{printer_name} {nozzle} nozzle",
             "printer_variant": str(nozzle),
-            "version": slicer_version,
+            "version": SLICER_VERSION,
         },
         indent=4,
     )
@@ -343,7 +340,6 @@ def gcode_head(
     project: list[tuple[str, str]],
     printer_name: str,
     nozzle: float,
-    slicer_version: str,
 ) -> str:
     grams = [g for _, _, g in spec.filaments]
     lengths = [_meters(k, g) * 1000 for k, _, g in spec.filaments]
@@ -351,7 +347,7 @@ def gcode_head(
     model_time = int(spec.prediction_s * 0.9)
     lines = [
         "; HEADER_BLOCK_START",
-        f"; BambuStudio {slicer_version}",
+        f"; BambuStudio {SLICER_VERSION}",
         f"; model printing time: {_duration(model_time)}; total estimated time: {_duration(spec.prediction_s)}",
         f"; total layer number: {spec.layers}",
         f"; total filament length [mm] : {','.join(f'{v:.2f}' for v in lengths)}",
@@ -530,12 +526,8 @@ def make_3mf(
     nozzle: float = 0.4,
     plates: Sequence[PlateSpec] | None = None,
     title: str = "cube",
-    slicer_version: str = "02.01.01.52",
     target_size: int | None = None,
-    slice_info_part: bool = True,
-    project_settings_part: bool = True,
     package_thumbnail: bool = True,
-    compresslevel: int = 6,
     seed: int = 1,
 ) -> Made:
     """Write a Bambu-style .gcode.3mf to ``path``; see the module docstring."""
@@ -550,17 +542,17 @@ def make_3mf(
                 project.append((kind, color.upper()))
     ids_of = {pair: i + 1 for i, pair in enumerate(project)}
     rng = random.Random(seed)
-    made = Made(path, project)
+    made = Made(path)
 
     pad_plate = next((i for i, s in numbered if s.gcode), None) if target_size else None
     with open(path, "wb") as raw:
-        with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
+        with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             zf.writestr("[Content_Types].xml", content_types())
             zf.writestr("_rels/.rels", root_rels())
             model_budget = None
             if target_size:
                 model_budget = raw.tell() + int(target_size * (0.5 if pad_plate else 0.97))
-            _write_model(zf, raw, model_head(title, slicer_version), model_budget, rng)
+            _write_model(zf, raw, model_head(title), model_budget, rng)
             zf.writestr(
                 "3D/_rels/3dmodel.model.rels",
                 '<?xml version="1.0" encoding="UTF-8"?>\n<Relationships '
@@ -568,16 +560,8 @@ def make_3mf(
             )
             zf.writestr("Metadata/model_settings.config", model_settings(numbered))
             zf.writestr("Metadata/_rels/model_settings.config.rels", model_settings_rels(numbered))
-            if project_settings_part:
-                zf.writestr(
-                    "Metadata/project_settings.config",
-                    project_settings(printer_name, nozzle, project, slicer_version),
-                )
-            if slice_info_part:
-                zf.writestr(
-                    "Metadata/slice_info.config",
-                    slice_info(numbered, ids_of, printer_model_id, nozzle, slicer_version),
-                )
+            zf.writestr("Metadata/project_settings.config", project_settings(printer_name, nozzle, project))
+            zf.writestr("Metadata/slice_info.config", slice_info(numbered, ids_of, printer_model_id, nozzle))
             for index, spec in numbered:
                 ids = [ids_of[(k, c.upper())] for k, c, _ in spec.filaments]
                 colors = [c.upper() for _, c, _ in spec.filaments]
@@ -592,7 +576,7 @@ def make_3mf(
                     )
                 zf.writestr(f"Metadata/plate_{index}.json", plate_json(spec, ids, colors, nozzle))
                 if spec.gcode:
-                    head = gcode_head(spec, ids, project, printer_name, nozzle, slicer_version)
+                    head = gcode_head(spec, ids, project, printer_name, nozzle)
                     budget = target_size if index == pad_plate else None
                     md5 = _write_gcode(zf, raw, index, head, spec, budget, rng)
                     zf.writestr(f"Metadata/plate_{index}.gcode.md5", md5)
@@ -611,12 +595,10 @@ def _skeleton(zf: zipfile.ZipFile, *, slice_info_text: str | None = None) -> Non
     spec = PlateSpec(prediction_s=600, layers=10)
     zf.writestr("[Content_Types].xml", content_types())
     zf.writestr("_rels/.rels", root_rels())
-    zf.writestr(
-        "3D/3dmodel.model", model_head("hostile", "02.01.01.52") + " <resources/>\n <build/>\n</model>\n"
-    )
+    zf.writestr("3D/3dmodel.model", model_head("hostile") + " <resources/>\n <build/>\n</model>\n")
     zf.writestr(
         "Metadata/slice_info.config",
-        slice_info_text or slice_info([(1, spec)], {("PLA", "#FFFFFF"): 1}, "C12", 0.4, "02.01.01.52"),
+        slice_info_text or slice_info([(1, spec)], {("PLA", "#FFFFFF"): 1}, "C12", 0.4),
     )
     zf.writestr("Metadata/plate_1.png", make_png(16, 16))
 

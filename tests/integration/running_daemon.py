@@ -33,42 +33,6 @@ PASSWORD = "correct horse battery"
 SERIAL_X1C = "00M00A000000001"
 
 
-@pytest.fixture
-async def spine(tmp_path, broker) -> AsyncIterator[dict]:
-    cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
-    cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
-    subprocess.run([*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60)
-    vp = VirtualPrinter(
-        broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
-    )
-    await vp.start()
-    sock = NotifySocket(tmp_path / "notify.sock")
-    daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
-    try:
-        await asyncio.to_thread(sock.wait_for, "READY=1", 30)
-        base = f"https://127.0.0.1:{cfg['web']['https_port']}"
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
-            async with http.post(
-                f"{base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
-            ) as r:
-                assert r.status == 200
-                token = (await r.json())["token"]
-            yield {
-                "base": base,
-                "http": http,
-                "auth": {"Authorization": f"Bearer {token}"},
-                "vp": vp,
-                "broker": broker,
-            }
-    finally:
-        daemon.stop()
-        sock.close()
-        await vp.stop()
-    assert ACCESS_CODE not in daemon.output
-    assert "Traceback" not in daemon.output
-
-
 # P1S serials start 01P, A1 serials 039 (BAMBU.md section 10).
 PRINTERS = {
     "p1s-free": ("P1S free", "P1S", "01P09C000000001"),
@@ -124,6 +88,21 @@ class Farm:
         d.stop()
         self.logs.append(d.output)
 
+    async def close(self) -> None:
+        self.stop_daemon()
+        for sock in self.sockets:
+            sock.close()
+        if self.http is not None:
+            await self.http.close()
+        for vp in self.vps.values():
+            await vp.stop()
+
+    def check_logs(self) -> None:
+        """What every run of the daemon must hold to: no access code in its log, no traceback."""
+        for log in self.logs:
+            assert ACCESS_CODE not in log
+            assert "Traceback" not in log, log[-3000:]
+
     async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
         async with self.http.request(method, self.https + path, headers=self.auth, **kw) as r:
             return r.status, await r.json() if r.content_type == "application/json" else await r.read()
@@ -132,6 +111,30 @@ class Farm:
         status, body = await self.call(method, path, **kw)
         assert 200 <= status < 300, (method, path, status, body)
         return body
+
+
+def add_admin(cfg_path: Path) -> None:
+    cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path), "user", "add", "admin"]
+    subprocess.run(cli, input=PASSWORD + "\n", text=True, check=True, timeout=60)
+
+
+@pytest.fixture
+async def spine(tmp_path, broker) -> AsyncIterator[dict]:
+    cfg_path = tmp_path / "config.yaml"
+    cfg = write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
+    add_admin(cfg_path)
+    vp = VirtualPrinter(
+        broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
+    )
+    await vp.start()
+    farm = Farm(tmp_path, broker, cfg_path, f"https://127.0.0.1:{cfg['web']['https_port']}", {"x1c": vp}, {})
+    farm.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls()))
+    try:
+        await farm.start_daemon()
+        yield {"base": farm.https, "http": farm.http, "auth": farm.auth, "vp": vp, "broker": broker}
+    finally:
+        await farm.close()
+    farm.check_logs()
 
 
 @pytest.fixture
@@ -147,10 +150,7 @@ async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callab
             entries.append(entry)
         cfg_path = tmp_path / "config.yaml"
         cfg = write_config(cfg_path, tmp_path / "data", entries)
-        cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
-        subprocess.run(
-            [*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60
-        )
+        add_admin(cfg_path)
         vps = {}
         for pid, (_name, model, serial) in printers.items():
             options = {"report_hz": 4.0, "time_scale": 0.002, **vp_options.get(pid, {})}
@@ -175,17 +175,9 @@ async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callab
         yield make
     finally:
         for farm in farms:
-            farm.stop_daemon()
-            for sock in farm.sockets:
-                sock.close()
-            if farm.http is not None:
-                await farm.http.close()
-            for vp in farm.vps.values():
-                await vp.stop()
+            await farm.close()
         for farm in farms:
-            for log in farm.logs:
-                assert ACCESS_CODE not in log
-                assert "Traceback" not in log, log[-3000:]
+            farm.check_logs()
 
 
 async def all_connected(farm: Farm) -> bool:

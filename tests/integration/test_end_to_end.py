@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.running_daemon import SERIAL_X1C
-from tests.integration.waiting import eventually
+from tests.integration.running_daemon import SERIAL_X1C, eventually
 
 
 async def _printer(s: dict) -> dict:
