@@ -972,12 +972,6 @@ class RemoteDownload:
         self._task.cancel()
         await asyncio.wait({self._task}, timeout=self._timeout + 5)
 
-    async def __aenter__(self) -> RemoteDownload:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
 
 def _what(exc: BaseException) -> str:
     text = "".join(c for c in str(exc) if unicodedata.category(c) != "Cc")[:100].strip()
