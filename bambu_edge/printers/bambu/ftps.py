@@ -80,8 +80,8 @@ class PrinterTLSError(PrinterFilesError):
 class UploadSourceError(PrinterFilesError):
     """The data being uploaded stopped coming (the browser went away, stalled, or sent too much)."""
 
-    def __init__(self, message: str, *, kind: str = "source"):
-        super().__init__(message, kind=kind)
+    def __init__(self, message: str):
+        super().__init__(message, kind="source")
 
 
 class RemotePathError(PrinterFilesError, ValueError):
