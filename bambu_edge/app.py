@@ -43,7 +43,6 @@ class Daemon:
         self.store = Store(config)
         self.manager: PrinterManager | None = None
         self.history: HistoryService | None = None
-        self.thumbnails: ThumbnailCache | None = None  # shared by the job services
         self.queue: Dispatcher | None = None
         self.web: WebService | None = None
         self._started: list[tuple[str, Service]] = []
@@ -57,8 +56,9 @@ class Daemon:
             await self._start("store", self.store)
             self.manager = PrinterManager(self.config, self.bus, self.store.pins, self.store.printers)
             await self._start("printers", self.manager)
-            self.thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
-            self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=self.thumbnails)
+            # One thumbnail cache, shared by the job services.
+            thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
+            self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=thumbnails)
             await self._start("history", self.history)
             self.queue = Dispatcher(
                 self.config,
@@ -66,7 +66,7 @@ class Daemon:
                 self.manager,
                 self.bus,
                 self.history,
-                thumbnails=self.thumbnails,
+                thumbnails=thumbnails,
             )
             await self._start("queue", self.queue)
             self.web = WebService(

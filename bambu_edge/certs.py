@@ -164,12 +164,6 @@ def fingerprint_pem(pem: bytes | str) -> str:
     return fingerprint_der(ssl.PEM_cert_to_DER_cert(text))
 
 
-def pretty_fingerprint(fp: str) -> str:
-    """``ab12...`` -> ``AB:12:...`` as browsers and openssl show it."""
-    fp = fp.replace(":", "").upper()
-    return ":".join(fp[i : i + 2] for i in range(0, len(fp), 2))
-
-
 # --- the dashboard's self-signed certificate ---------------------------------------------------------
 
 DASHBOARD_CERT, DASHBOARD_KEY, DASHBOARD_META = "server.crt", "server.key", "server.json"

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bambu_edge.files.meta import FilamentUse, PlateMeta, PrintFileMeta
@@ -97,7 +97,6 @@ class GcodeHeader:
     nozzle_diameter: float | None = None
     weight_g: float | None = None
     filaments: tuple[FilamentUse, ...] = ()
-    config: dict[str, str] = field(default_factory=dict)
 
 
 def _numbers(text: str, hi: float, suffix: str = "") -> list[float | None]:
@@ -113,6 +112,7 @@ def parse_gcode_text(head: str, tail: str = "") -> GcodeHeader:
     """Parse the comment lines of a G-code head and tail. Pure; never raises."""
     out = GcodeHeader()
     found: dict[str, str] = {}  # first occurrence of each fact wins (the head comes first)
+    cfg: dict[str, str] = {}  # the CONFIG_KEYS settings, likewise
 
     def first(key: str, value: str) -> None:
         found.setdefault(key, value)
@@ -150,7 +150,7 @@ def parse_gcode_text(head: str, tail: str = "") -> GcodeHeader:
                 first("layers", m[1])  # type: ignore[index]
             elif m := _CONFIG.match(line):
                 if m[1] in CONFIG_KEYS:
-                    out.config.setdefault(m[1], m[2])
+                    cfg.setdefault(m[1], m[2])
             elif m := _TOTAL_TIME.search(line):
                 first("time", m[1])
 
@@ -160,7 +160,6 @@ def parse_gcode_text(head: str, tail: str = "") -> GcodeHeader:
     if out.prediction_s is None and "cura_time" in found:
         out.prediction_s = parse_int(found["cura_time"], 0, MAX_PRINT_S)
     out.layers = parse_int(found.get("layers"), 1, MAX_LAYERS)
-    cfg = out.config
     out.printer_name = clean_text(cfg.get("printer_model", "").strip('"'), 64)
     if nozzles := split_values(cfg.get("nozzle_diameter", ""), ",;"):
         out.nozzle_diameter = parse_float(nozzles[0], *NOZZLE_RANGE)

@@ -23,7 +23,3 @@ def png_size(data: bytes) -> tuple[int, int] | None:
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         return None
     return width, height
-
-
-def is_png(data: bytes) -> bool:
-    return png_size(data) is not None

@@ -4,7 +4,7 @@ What a hostile or broken archive could do, and what stops it here:
 
 - **Zip bombs.** Every entry's declared sizes are checked against the limits *before* anything is
   decompressed: the total uncompressed size, the compression ratio (deflate tops out near 1032:1;
-  real 3MF parts stay far below ``MAX_RATIO``), overlapping entries (the "better zip bomb" reuses
+  real 3MF parts stay far below ``Limits.max_ratio``), overlapping entries (the "better zip bomb" reuses
   one compressed stream for many entries). While reading, the bytes that come out are counted and
   reading stops at the limit, whatever the headers claimed (CPython's ZipExtFile also never returns
   more than the declared size and then checks the CRC, which a lying header fails).
@@ -39,28 +39,9 @@ ArchiveErrorCode = Literal[
 
 MiB = 1024 * 1024
 
-# Limits for one archive. A real Bambu .gcode.3mf is a few MB to a few hundred MB (the G-code of a
-# long multi-plate print); project files with large meshes likewise.
+# A real Bambu .gcode.3mf is a few MB to a few hundred MB (the G-code of a long multi-plate print);
+# project files with large meshes likewise.
 MAX_ARCHIVE_BYTES = 1024 * MiB
-MAX_ENTRIES = 10_000
-MAX_TOTAL_UNCOMPRESSED = 4096 * MiB
-# Anything read into memory whole (XML/JSON configs, PNG thumbnails, relationship parts).
-MAX_MEMBER_BYTES = 16 * MiB
-# Bambu's project_settings.config is a big JSON (G-code templates for every filament): typically
-# 100-500 kB. A bound of its own keeps one hostile config from costing more than this.
-MAX_SETTINGS_BYTES = 8 * MiB
-MAX_IMAGE_BYTES = 8 * MiB
-# Deflate on G-code or mesh XML gives 3-8:1, on repetitive JSON up to ~30:1. Small entries may
-# compress better (whitespace), so the ratio applies to entries above RATIO_FLOOR_BYTES.
-MAX_RATIO = 200.0
-RATIO_FLOOR_BYTES = 1 * MiB
-# The head of a plate's G-code (slicer header and config block) and of the 3D model (metadata).
-MAX_GCODE_HEAD_BYTES = 512 * 1024
-MAX_GCODE_TAIL_BYTES = 512 * 1024
-MAX_MODEL_HEAD_BYTES = 1 * MiB
-# lib3mf reads the whole model into memory: only below this size, and only for this long.
-MAX_GEOMETRY_BYTES = 32 * MiB
-GEOMETRY_TIMEOUT_S = 5.0
 MAX_NAME_CHARS = 1024
 
 CHUNK = 64 * 1024
@@ -72,21 +53,28 @@ _LOCAL_HEADER = b"PK\x03\x04"
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds for reading one untrusted archive (module constants are the defaults)."""
+    """Bounds for reading one untrusted archive."""
 
     max_archive_bytes: int = MAX_ARCHIVE_BYTES
-    max_entries: int = MAX_ENTRIES
-    max_total_uncompressed: int = MAX_TOTAL_UNCOMPRESSED
-    max_member_bytes: int = MAX_MEMBER_BYTES
-    max_settings_bytes: int = MAX_SETTINGS_BYTES
-    max_image_bytes: int = MAX_IMAGE_BYTES
-    max_ratio: float = MAX_RATIO
-    ratio_floor_bytes: int = RATIO_FLOOR_BYTES
-    max_gcode_head_bytes: int = MAX_GCODE_HEAD_BYTES
-    max_gcode_tail_bytes: int = MAX_GCODE_TAIL_BYTES
-    max_model_head_bytes: int = MAX_MODEL_HEAD_BYTES
-    max_geometry_bytes: int = MAX_GEOMETRY_BYTES
-    geometry_timeout_s: float = GEOMETRY_TIMEOUT_S
+    max_entries: int = 10_000
+    max_total_uncompressed: int = 4096 * MiB
+    # Anything read into memory whole (XML/JSON configs, PNG thumbnails, relationship parts).
+    max_member_bytes: int = 16 * MiB
+    # Bambu's project_settings.config is a big JSON (G-code templates for every filament): typically
+    # 100-500 kB. A bound of its own keeps one hostile config from costing more than this.
+    max_settings_bytes: int = 8 * MiB
+    max_image_bytes: int = 8 * MiB
+    # Deflate on G-code or mesh XML gives 3-8:1, on repetitive JSON up to ~30:1. Small entries may
+    # compress better (whitespace), so the ratio applies to entries above ratio_floor_bytes.
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 1 * MiB
+    # The head of a plate's G-code (slicer header and config block) and of the 3D model (metadata).
+    max_gcode_head_bytes: int = 512 * 1024
+    max_gcode_tail_bytes: int = 512 * 1024
+    max_model_head_bytes: int = 1 * MiB
+    # lib3mf reads the whole model into memory: only below this size, and only for this long.
+    max_geometry_bytes: int = 32 * MiB
+    geometry_timeout_s: float = 5.0
 
 
 DEFAULT_LIMITS = Limits()
@@ -336,24 +324,15 @@ class SafeZip:
                 "is read.",
                 "too_large",
             )
-        out = bytearray()
-        for chunk in self._chunks(info, limit + 1):
-            out += chunk
-            if len(out) > limit:  # the header lied (cannot happen with CPython's zipfile; counted anyway)
-                raise ArchiveError(
-                    f"The part {_shown(info.orig_filename)} is larger than its header says.", "zip_bomb"
-                )
-        return bytes(out)
+        # One byte past the declared size, so that _chunks notices an entry that is longer.
+        return b"".join(self._chunks(info, info.file_size + 1))
 
     def read_head(self, name: str, max_bytes: int) -> bytes:
         """At most the first ``max_bytes`` of an entry; decompression stops there."""
         info = self.info(name)
         if info is None:
             raise KeyError(name)
-        out = bytearray()
-        for chunk in self._chunks(info, max_bytes):
-            out += chunk
-        return bytes(out[:max_bytes])
+        return b"".join(self._chunks(info, max_bytes))
 
     def iter_chunks(self, name: str, max_bytes: int | None = None) -> Iterator[bytes]:
         """The entry's bytes in chunks, stopping after ``max_bytes`` (the whole entry if None)."""

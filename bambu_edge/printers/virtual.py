@@ -41,7 +41,7 @@ import orjson
 from bambu_edge.files.gcode import read_gcode_header
 from bambu_edge.files.meta import PrintFileMeta
 from bambu_edge.files.threemf import read_3mf
-from bambu_edge.printers.bambu import models
+from bambu_edge.printers.bambu import commands, models
 from bambu_edge.printers.bambu.fixtures import load_fixture
 
 log = logging.getLogger(__name__)
@@ -793,7 +793,7 @@ class VirtualPrinter:
                         return planned
                     duration, layers = planned
                     if command == "gcode_file" and not body.get("subtask_name"):
-                        name = _stem(path)
+                        name = commands.file_stem(path) or path.rsplit("/", 1)[-1] or "print"
                 # The reply goes first; the new state follows it as a push (BAMBU.md section 6).
                 await self.simulate_print(name, duration, layers, gcode_file=gcode, publish=False, tray=tray)
             elif command == "skip_objects" and isinstance(body.get("obj_list"), list):
@@ -898,14 +898,6 @@ def _read_print_file(path: Path, command: str) -> PrintFileMeta:
     if command == "project_file":
         return read_3mf(path, geometry=False)
     return read_gcode_header(path)
-
-
-def _stem(path: str) -> str:
-    base = path.rsplit("/", 1)[-1]
-    for ext in (".gcode.3mf", ".3mf", ".gcode"):
-        if base.lower().endswith(ext):
-            return base[: -len(ext)] or base
-    return base or "print"
 
 
 def _deep_update(target: dict[str, Any], changes: Mapping[str, Any]) -> None:

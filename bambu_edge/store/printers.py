@@ -19,6 +19,7 @@ from bambu_edge.config import PrinterConfig
 if TYPE_CHECKING:
     from bambu_edge.store.db import Database
 
+# The stored PrinterConfig fields; each column has the field's name, so rows and configs map by name.
 _COLUMNS = (
     "id",
     "name",
@@ -56,19 +57,7 @@ def new_printer_id(name: str, taken: Iterable[str]) -> str:
 
 
 def _config(row: sqlite3.Row) -> PrinterConfig:
-    return PrinterConfig(
-        id=row["id"],
-        name=row["name"],
-        type=row["type"],
-        host=row["host"],
-        serial=row["serial"],
-        access_code=row["access_code"],
-        mqtt_port=row["mqtt_port"],
-        ftps_port=row["ftps_port"],
-        model=row["model"],
-        camera=row["camera"],
-        read_only=False,
-    )
+    return PrinterConfig(**{c: row[c] for c in _COLUMNS}, read_only=False)
 
 
 class StoredPrinters:
@@ -117,15 +106,4 @@ class StoredPrinters:
 
     @staticmethod
     def _values(cfg: PrinterConfig) -> tuple:
-        return (
-            cfg.id,
-            cfg.name,
-            cfg.type,
-            cfg.host,
-            cfg.serial,
-            cfg.access_code,
-            cfg.mqtt_port,
-            cfg.ftps_port,
-            cfg.model,
-            cfg.camera,
-        )
+        return tuple(getattr(cfg, c) for c in _COLUMNS)

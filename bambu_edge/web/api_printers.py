@@ -11,7 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from bambu_edge import __version__
-from bambu_edge.config import check_access_code, check_host, check_model, check_name, check_serial
+from bambu_edge.config import (
+    PrinterConfig,
+    check_access_code,
+    check_host,
+    check_model,
+    check_name,
+    check_serial,
+)
 from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
 from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
@@ -147,10 +154,10 @@ def printer_fields(
     return out
 
 
-def _editable(request: web.Request) -> str:
-    printer_id = request.match_info["id"]
+def _editable(request: web.Request) -> PrinterConfig:
+    """The config of the dashboard printer the URL names; 404, or 403 for one from the config file."""
     svc = service(request)
-    cfg = svc.manager.config_of(printer_id)
+    cfg = svc.manager.config_of(request.match_info["id"])
     if cfg is None:
         raise ApiError(404, "not_found", "No such printer.")
     if cfg.read_only:
@@ -158,7 +165,7 @@ def _editable(request: web.Request) -> str:
         raise ApiError(
             403, "read_only", f"{cfg.name} is declared in {where}; change or remove it there, then restart."
         )
-    return printer_id
+    return cfg
 
 
 @documented(body={**PRINTER_BODY, "required": ["name", "host", "serial", "access_code"]})
@@ -186,10 +193,10 @@ async def update_printer(request: web.Request) -> web.Response:
 
     Its link restarts. 403 for a printer declared in the config file. The serial cannot change."""
     require_admin(request)
-    printer_id = _editable(request)
+    current = _editable(request)
+    printer_id = current.id
     body = await read_json(request)
-    current = service(request).manager.config_of(printer_id)
-    if "serial" in body and current is not None and body["serial"] != current.serial:
+    if "serial" in body and body["serial"] != current.serial:
         raise bad("the serial number cannot be changed; remove the printer and add the other one")
     body.pop("serial", None)
     fields = printer_fields(body, tuple(k for k in PRINTER_FIELDS if k != "serial"), ())
@@ -210,7 +217,7 @@ async def delete_printer(request: web.Request) -> web.Response:
     Its link stops and its pinned certificate is forgotten; its print history is kept. 403 for a
     printer declared in the config file."""
     require_admin(request)
-    printer_id = _editable(request)
+    printer_id = _editable(request).id
     svc = service(request)
     try:
         await svc.manager.delete(printer_id)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from bambu_edge.web.server import WebService
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.vsftpd import VsftpdServer
+from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -63,15 +63,6 @@ def _printer(pid: str, broker: Any, ftps_port: int, mqtt_port: int | None = None
     )
 
 
-async def until(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any) -> AsyncIterator[Farm]:
     ftp = vsftpd_factory(server_cert=broker.server_pair, max_rate=4 * 1024 * 1024)
@@ -103,7 +94,7 @@ async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any) -> AsyncIterato
     try:
         for pid in ("p1", "p2"):
             link = manager.get(pid)
-            await until(lambda link=link: link.link_state == "connected", what=f"{pid} connected")
+            await eventually(lambda link=link: link.link_state == "connected", 15, what=f"{pid} connected")
         async with http.post(
             f"https://127.0.0.1:{svc.https_port}/api/auth/login",
             json={"username": ADMIN, "password": PASSWORD},
@@ -319,23 +310,27 @@ async def test_an_upload_cut_off_by_the_browser_leaves_nothing(farm: Farm) -> No
             yield os.urandom(64 * 1024)
         raise ConnectionResetError("the browser tab was closed")
 
-    with pytest.raises(aiohttp.ClientError):
-        async with farm.http.put(
-            farm.url("/api/printers/p1/files"),
-            params={"path": "/cache/half.3mf"},
-            data=body(),
-            headers={**farm.auth, "Content-Length": str(10 * 1024 * 1024)},
-        ) as r:
-            await r.read()
-    # Neither the file nor a temp file stays on the printer (the session removes its partial file).
-    await until(
-        lambda: not any(farm.ftp.path("/cache").glob("*")) if farm.ftp.path("/cache").exists() else True,
-        what="no leftovers",
-    )
+    frames: list[dict] = []
+    async with farm.http.ws_connect(farm.url("/api/ws"), headers=farm.auth) as ws:
+        await ws.receive_json(timeout=5)
+        watcher = asyncio.create_task(_transfer_frames(ws, "/cache/half.3mf", frames))
+        with pytest.raises(aiohttp.ClientError):
+            async with farm.http.put(
+                farm.url("/api/printers/p1/files"),
+                params={"path": "/cache/half.3mf"},
+                data=body(),
+                headers={**farm.auth, "Content-Length": str(10 * 1024 * 1024)},
+            ) as r:
+                await r.read()
+        # The browser's error comes before the printer's session has even begun: wait for its end.
+        await asyncio.wait_for(watcher, 15)
+    assert frames[-1]["state"] == "failed" and frames[-1]["direction"] == "upload"
+    # The next session removes what the cut one could not (the listing hides temp files).
     status, listing = await farm.files()
-    assert status in (200, 404)
-    if status == 200:
-        assert listing["entries"] == []
+    assert (status, listing.get("entries")) in ((200, []), (404, None))
+    # Neither the file nor a temp file stays on the printer.
+    cache = farm.ftp.path("/cache")
+    assert not cache.exists() or [p.name for p in cache.iterdir()] == []
 
 
 async def test_a_printer_without_storage_is_409(farm: Farm, monkeypatch: pytest.MonkeyPatch) -> None:

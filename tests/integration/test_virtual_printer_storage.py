@@ -15,6 +15,7 @@ from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.virtual import VirtualPrinter, resolve_storage_file, storage_path_from_url
 from tests.conftest import ACCESS_CODE
 from tests.factories.threemf import PlateSpec, make_3mf
+from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +38,6 @@ async def _send_and_reply(client: aiomqtt.Client, cmd: commands.Command) -> dict
             if commands.reply_key(msg) == cmd.key:
                 return msg[cmd.kind]
     raise AssertionError("no reply")
-
-
-async def _until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_project_file_prints_the_named_file_with_its_timing(broker, tmp_path: Path):
@@ -77,7 +69,7 @@ async def test_project_file_prints_the_named_file_with_its_timing(broker, tmp_pa
         assert vp.report["subtask_name"] == "two plates"
         assert vp.report["ams"]["tray_now"] == "2"  # the tray ams_mapping names is loaded
         started = time.monotonic()
-        await _until(lambda: vp.gcode_state == "FINISH", what="FINISH")
+        await eventually(lambda: vp.gcode_state == "FINISH", what="FINISH")
         assert time.monotonic() - started < 10
         assert vp.report["layer_num"] == 42 and vp.report["mc_percent"] == 100
 
@@ -102,7 +94,7 @@ async def test_the_ftp_url_of_newer_models_and_gcode_files(broker, tmp_path: Pat
         )
         assert reply["result"] == "success" and reply["url"] == "ftp:///cache/x.3mf"
         assert vp.job.layers == 10
-        await _until(lambda: vp.gcode_state == "FINISH", what="FINISH")
+        await eventually(lambda: vp.gcode_state == "FINISH", what="FINISH")
         reply = await _send_and_reply(client, commands.gcode_file("7", path="/cache/benchy.gcode"))
         assert reply["result"] == "success"
         assert vp.job.layers == 24 and vp.report["subtask_name"] == "benchy"
@@ -152,7 +144,7 @@ async def test_without_a_storage_folder_the_stand_in_job_still_prints(broker):
         )
         assert reply["result"] == "success"
         assert vp.job.duration_s == 1.0 and vp.job.layers == 100
-        await _until(lambda: vp.gcode_state == "FINISH", what="FINISH")
+        await eventually(lambda: vp.gcode_state == "FINISH", what="FINISH")
 
 
 def test_storage_paths():

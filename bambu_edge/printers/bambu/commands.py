@@ -23,6 +23,7 @@ LIGHT_NODE = "chamber_light"
 SPEED_LEVELS = {1: "silent", 2: "standard", 3: "sport", 4: "ludicrous"}
 STATUS_COMMANDS = frozenset({"push_status", "push_info"})  # printer pushes, never replies
 PRINT_ACTION = "print"  # start a file on the printer's storage (project_file or gcode_file)
+PRINT_FILE_SUFFIXES = (".gcode.3mf", ".3mf", ".gcode")  # longest first
 
 # project_file switches (BAMBU.md section 6) and what we send when the caller does not say.
 PRINT_OPTIONS: dict[str, bool] = {
@@ -212,14 +213,18 @@ def _ams_mapping(mapping: Any) -> list[int]:
     return list(mapping)
 
 
+def file_stem(path: str) -> str:
+    """The file name without its folder and print-file extension: "/cache/Cube.gcode.3mf" -> "Cube"."""
+    base = path.rsplit("/", 1)[-1]
+    for ext in PRINT_FILE_SUFFIXES:
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
 def _subtask_name(name: Any, path: str) -> str:
     if name is None:
-        base = path.rsplit("/", 1)[-1]
-        for ext in (".gcode.3mf", ".3mf", ".gcode"):
-            if base.lower().endswith(ext):
-                base = base[: -len(ext)]
-                break
-        name = base or "print"
+        name = file_stem(path) or "print"
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise CommandError("bad_request", "'subtask_name' must be printable text")
     return name.strip()[:MAX_SUBTASK_NAME]

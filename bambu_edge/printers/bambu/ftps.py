@@ -80,8 +80,8 @@ class PrinterTLSError(PrinterFilesError):
 class UploadSourceError(PrinterFilesError):
     """The data being uploaded stopped coming (the browser went away, stalled, or sent too much)."""
 
-    def __init__(self, message: str, *, kind: str = "source"):
-        super().__init__(message, kind=kind)
+    def __init__(self, message: str):
+        super().__init__(message, kind="source")
 
 
 class RemotePathError(PrinterFilesError, ValueError):
@@ -842,21 +842,13 @@ class PrinterFiles:
         ftp: ImplicitFTPS,
         call: _Call,
     ) -> str:
-        folder = posixpath.dirname(target)
-        _make_parents(ftp, folder)
-        temp = posixpath.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        temp = _temp_beside(ftp, target)
         with open(local, "rb") as source:
             total = os.fstat(source.fileno()).st_size
             meter = _Progress(loop, progress, total, call)
             call.leftover = temp
             ftp.write_from(f"STOR {temp}", source, meter.add)
-        stored = ftp.size_or_none(temp)
-        if stored is not None and stored != total:
-            raise PrinterFilesError(
-                f"upload {target}: the printer stored {stored} of {total} bytes", kind="transfer"
-            )
-        _rename(ftp, temp, target)
-        call.leftover = None
+        _commit_upload(ftp, call, temp, target, total)
         meter.finish()
         return target
 
@@ -900,9 +892,7 @@ class PrinterFiles:
         ftp: ImplicitFTPS,
         call: _Call,
     ) -> tuple[str, int]:
-        folder = posixpath.dirname(target)
-        _make_parents(ftp, folder)
-        temp = posixpath.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        temp = _temp_beside(ftp, target)
         meter = _Progress(loop, progress, size or 0, call)
         call.leftover = temp
         try:
@@ -919,13 +909,7 @@ class PrinterFiles:
             ftp.delete(temp)
             call.leftover = None
             raise UploadSourceError(f"upload {target}: only {sent} of {size} bytes arrived")
-        stored = ftp.size_or_none(temp)
-        if stored is not None and stored != sent:
-            raise PrinterFilesError(
-                f"upload {target}: the printer stored {stored} of {sent} bytes", kind="transfer"
-            )
-        _rename(ftp, temp, target)
-        call.leftover = None
+        _commit_upload(ftp, call, temp, target, sent)
         meter.finish(sent)
         return target, sent
 
@@ -988,12 +972,6 @@ class RemoteDownload:
         self._task.cancel()
         await asyncio.wait({self._task}, timeout=self._timeout + 5)
 
-    async def __aenter__(self) -> RemoteDownload:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
 
 def _what(exc: BaseException) -> str:
     text = "".join(c for c in str(exc) if unicodedata.category(c) != "Cc")[:100].strip()
@@ -1020,6 +998,24 @@ def _make_parents(ftp: ImplicitFTPS, folder: str) -> None:
         current = f"{current}/{part}"
         with contextlib.suppress(ftplib.error_perm):
             ftp.mkd(current)
+
+
+def _temp_beside(ftp: ImplicitFTPS, target: str) -> str:
+    """A fresh temp name in ``target``'s folder (created with its parents) to upload into."""
+    folder = posixpath.dirname(target)
+    _make_parents(ftp, folder)
+    return posixpath.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}")
+
+
+def _commit_upload(ftp: ImplicitFTPS, call: _Call, temp: str, target: str, sent: int) -> None:
+    """The finished temp file becomes ``target`` only if the printer stored every byte sent."""
+    stored = ftp.size_or_none(temp)
+    if stored is not None and stored != sent:
+        raise PrinterFilesError(
+            f"upload {target}: the printer stored {stored} of {sent} bytes", kind="transfer"
+        )
+    _rename(ftp, temp, target)
+    call.leftover = None
 
 
 def _rename(ftp: ImplicitFTPS, temp: str, target: str) -> None:
