@@ -76,10 +76,12 @@ class LocalBroker:
         ca.write(self.ca_path, ca_key)
         return ca
 
-    def rotate_certificate(self) -> str:
-        """Issue a fresh server certificate (as a printer would after a factory reset); returns its
-        SHA-256 fingerprint. Takes effect on the next (re)start."""
-        pair = make_server_cert(self.server_cn, [self.server_cn, "localhost", self.host], issuer=self._ca)
+    def rotate_certificate(self, cn: str | None = None) -> str:
+        """Issue a fresh server certificate (as a printer would after a factory reset; ``cn``: issued
+        to another serial, as another printer at this address would show); returns its SHA-256
+        fingerprint. Takes effect on the next (re)start."""
+        cn = cn or self.server_cn
+        pair = make_server_cert(cn, [cn, "localhost", self.host], issuer=self._ca)
         pair.write(self.cert_path, self.key_path)
         return fingerprint_pem(pair.cert_pem)
 

@@ -417,6 +417,20 @@ async def test_changed_certificate_is_tls_mismatch_until_accepted(broker, pins, 
         await lk.stop()
 
 
+async def test_a_certificate_issued_to_another_serial_says_which(broker, pins):
+    lk = make_link(broker, pins, tls_backoff=Backoff(initial=0.5, cap=0.5, jitter=0.0))
+    await lk.start()
+    try:
+        await until(lambda: lk.link_state == "connected", what="connected")
+        broker.rotate_certificate(cn="01P00A999999999")
+        broker.restart()
+        await until(lambda: lk.link_state == "tls_mismatch", timeout=15, what="tls_mismatch")
+        error = lk.state.view()["link"]["error"]
+        assert "issued to 01P00A999999999 (another printer at this address?)" in error
+    finally:
+        await lk.stop()
+
+
 async def test_accept_reconnects_at_once_even_after_a_slow_wait_started(broker, pins):
     lk = make_link(broker, pins)  # default slow schedule for certificates: a minute or more
     await lk.start()

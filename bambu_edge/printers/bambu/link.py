@@ -32,6 +32,7 @@ from bambu_edge.printers.bambu.tls import (
     is_serial_mismatch,
     is_verify_failure,
     pinned_context,
+    with_common_name,
 )
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError, LinkState, PrinterLink
 from bambu_edge.printers.state import PrinterState
@@ -245,7 +246,7 @@ class BambuLink(PrinterLink):
             self._fingerprint = pin.fingerprint
             return pinned_context(pin.pem)
         # Nothing pinned (or a pin the config no longer names): look at the certificate, then pin it.
-        peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout)
+        peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout, with_name=False)
         if tls.fingerprint and peer.fingerprint != tls.fingerprint:
             self._fingerprint = tls.fingerprint
             raise _Mismatch(
@@ -263,7 +264,10 @@ class BambuLink(PrinterLink):
     async def _untrusted(self, e: BaseException) -> float:
         """The handshake refused the printer's certificate: find out what it offers now."""
         try:
-            peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout)
+            # Without its name: that takes a second handshake, wanted only for a new certificate.
+            peer = await fetch_certificate(
+                self.cfg.host, self.cfg.mqtt_port, self.probe_timeout, with_name=False
+            )
         except (OSError, TimeoutError):
             peer = None
         if is_serial_mismatch(e):
@@ -275,6 +279,7 @@ class BambuLink(PrinterLink):
         if peer is None or peer.fingerprint == self._fingerprint:
             return self._offline(e)  # not a new certificate: report the failure as it is
         message = "the printer presents a different certificate than the pinned one"
+        peer = await with_common_name(self.cfg.host, self.cfg.mqtt_port, peer, self.probe_timeout)
         if peer.common_name and peer.common_name != self.cfg.serial:
             message += f", issued to {peer.common_name} (another printer at this address?)"
         return await self._mismatch(_Mismatch(message, peer, pending=True))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bambu_edge.certs import fingerprint_der
 
@@ -104,19 +104,24 @@ async def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
             pass
 
 
-async def _verified_common_name(host: str, port: int, pem: str, timeout: float) -> str | None:
-    """The CN of ``pem``, read by a second handshake that trusts exactly that certificate: then ssl
-    hands out the parsed subject. None if the printer does not present it again."""
+async def with_common_name(host: str, port: int, peer: PeerCertificate, timeout: float) -> PeerCertificate:
+    """``peer`` with its CN, read by a second handshake that trusts exactly that certificate (then
+    ssl hands out the parsed subject; no x509 library in the daemon). CN None if the printer does
+    not present it again."""
     try:
-        ssl_object = await _handshake(host, port, pinned_context(pem), timeout)
-        return common_name(ssl_object.getpeercert()) if ssl_object else None
+        ssl_object = await _handshake(host, port, pinned_context(peer.pem), timeout)
+        cn = common_name(ssl_object.getpeercert()) if ssl_object else None
     except (OSError, TimeoutError, ssl.SSLError):
-        return None
+        cn = None
+    return replace(peer, common_name=cn)
 
 
-async def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> PeerCertificate:
+async def fetch_certificate(
+    host: str, port: int, timeout: float = 5.0, *, with_name: bool = True
+) -> PeerCertificate:
     """The certificate a printer presents, from a short TLS handshake. No trust is implied: the
-    caller compares or pins it. Raises OSError/TimeoutError when the printer cannot be reached."""
+    caller compares or pins it. Raises OSError/TimeoutError when the printer cannot be reached.
+    ``with_name=False``: without the CN, which costs a second handshake (``with_common_name``)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -125,7 +130,8 @@ async def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> PeerC
     if not der:
         raise ssl.SSLError("the printer presented no certificate")
     pem = ssl.DER_cert_to_PEM_cert(der)
-    return PeerCertificate(pem, fingerprint_der(der), await _verified_common_name(host, port, pem, timeout))
+    peer = PeerCertificate(pem, fingerprint_der(der), None)
+    return await with_common_name(host, port, peer, timeout) if with_name else peer
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
