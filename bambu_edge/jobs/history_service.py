@@ -61,6 +61,10 @@ READER_CACHE_KIB = 1024
 # announcement (which knows more) comes within moments of its own prints.
 PRINT_FILE_DELAY_S = 30.0
 ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
+# The sections of the printer's view that observe() reads. Most reports change none of them
+# (temperatures, fans, Wi-Fi): those are not observed once the tracker is watching. The tick
+# observes every printer anyway (last_seen_at, and the task ids that only ``raw`` holds).
+TRACKED_SECTIONS = frozenset({"link", "print", "hms", "ams", "external_spool", "name", "model"})
 
 
 @dataclass(slots=True)
@@ -249,7 +253,10 @@ class HistoryService:
                 return
             changes = data.get("changes")
             report = isinstance(changes, dict) and "updated_at" in changes
-            self._handle(self._tracker(pid).observe(self._observation(link, now, report)))
+            tracker = self._tracker(pid)
+            if report and tracker.watching and TRACKED_SECTIONS.isdisjoint(changes):
+                return
+            self._handle(tracker.observe(self._observation(link, now, report)))
         elif event.kind == COMMAND_EVENT:
             tracker = self._trackers.get(pid)
             if tracker is not None:
