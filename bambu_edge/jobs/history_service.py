@@ -353,11 +353,9 @@ class HistoryService:
     async def _write(self, item: _Write) -> None:
         rec = item.record
         if item.kind == "amend":
-            if not await self.repo.amend(rec):
-                return
+            rec.id = await self.repo.amend(rec)
             if rec.id is None:
-                stored = await self.repo.get_by_uid(rec.uid)
-                rec.id = stored.id if stored else None
+                return
         else:
             closing = item.kind == "close"
             rec.id = await self.repo.save(rec, durable=closing, previous=self._written.get(rec.uid))
