@@ -509,12 +509,6 @@ class HistoryRepository:
                 sql + after + order, [*params, key, key, last["id"], chunk_rows]
             )
 
-    async def iter_records(
-        self, f: HistoryFilter, sort: str = DEFAULT_SORT, chunk_rows: int = CSV_CHUNK_ROWS
-    ) -> AsyncIterator[list[PrintRecord]]:
-        async for rows in self._keyset(f, sort, chunk_rows):
-            yield [record_from_row(r) for r in rows]
-
     async def csv_chunks(
         self, f: HistoryFilter, sort: str = DEFAULT_SORT, chunk_rows: int = CSV_CHUNK_ROWS
     ) -> AsyncIterator[str]:
