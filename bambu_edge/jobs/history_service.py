@@ -26,7 +26,6 @@ import math
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +39,6 @@ from bambu_edge.jobs.tracker import (
     Observation,
     PrintRecord,
     PrintTracker,
-    new_uid,
     observe,
 )
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT
@@ -81,25 +79,17 @@ class HistoryService:
         bus: EventBus,
         *,
         thumbnails: ThumbnailCache | None = None,
-        read_print_files: bool = True,
-        clock: Callable[[], float] = time.time,
-        progress_write_s: float = PROGRESS_WRITE_S,
-        tick_s: float = TICK_S,
-        uid_factory: Callable[[], str] = new_uid,
     ):
         self.store = store
         self.manager = manager
         self.bus = bus
         self.thumbnails = thumbnails
-        self.read_print_files = read_print_files
         self.print_file_delay_s = PRINT_FILE_DELAY_S
         self._fetch_lock = asyncio.Lock()  # one print file in memory at a time
         self._fetches: set[asyncio.Task[None]] = set()
-        self._clock = clock
-        self.progress_write_s = progress_write_s
-        self.tick_s = tick_s
+        self.progress_write_s = PROGRESS_WRITE_S
+        self.tick_s = TICK_S
         self.removed_grace_s = REMOVED_GRACE_S
-        self._uid_factory = uid_factory
         self._repo: HistoryRepository | None = None
         self._reader: Database | None = None
         self._trackers: dict[str, PrintTracker] = {}
@@ -132,7 +122,7 @@ class HistoryService:
         try:
             await self._reader.execute("PRAGMA query_only=ON")
             await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
-            self._repo = HistoryRepository(db, clock=self._clock, reader=self._reader)
+            self._repo = HistoryRepository(db, reader=self._reader)
             await self._start_tracking()
         except BaseException:
             await self._reader.close()
@@ -142,7 +132,7 @@ class HistoryService:
     async def _start_tracking(self) -> None:
         assert self._repo is not None
         for rec in await self._repo.open_records():
-            self._trackers[rec.printer_id] = self._new_tracker(rec.printer_id, rec)
+            self._trackers[rec.printer_id] = PrintTracker(rec.printer_id, record=rec)
         if self._trackers:
             log.info("history: %d print(s) were open when bambu-edge last stopped", len(self._trackers))
         # Subscribed and fed in one step (no await between): nothing published meanwhile is lost.
@@ -152,7 +142,7 @@ class HistoryService:
             asyncio.create_task(self._read_loop(self._sub), name="history-reader"),
             asyncio.create_task(self._tick_loop(), name="history-tick"),
         ]
-        now = self._clock()
+        now = time.time()
         for link in self.manager.links():
             # Reports may have arrived before we subscribed: a state filled since start is current.
             seen = link.state.updated_at is not None
@@ -199,7 +189,7 @@ class HistoryService:
         written (and announced) by the writer."""
         if not isinstance(expected, ExpectedPrint):
             raise TypeError("expect() needs an ExpectedPrint")
-        self._handle(self._tracker(printer_id).expect(expected, self._clock()))
+        self._handle(self._tracker(printer_id).expect(expected, time.time()))
 
     def open_record(self, printer_id: str) -> PrintRecord | None:
         """The print the tracker has open on this printer (a snapshot), if any."""
@@ -217,13 +207,10 @@ class HistoryService:
 
     # --- internals: trackers ------------------------------------------------------------------------
 
-    def _new_tracker(self, printer_id: str, record: PrintRecord | None = None) -> PrintTracker:
-        return PrintTracker(printer_id, record=record, uid_factory=self._uid_factory)
-
     def _tracker(self, printer_id: str) -> PrintTracker:
         tracker = self._trackers.get(printer_id)
         if tracker is None:
-            tracker = self._trackers[printer_id] = self._new_tracker(printer_id)
+            tracker = self._trackers[printer_id] = PrintTracker(printer_id)
         return tracker
 
     @staticmethod
@@ -245,7 +232,7 @@ class HistoryService:
         pid = event.printer_id
         if not isinstance(pid, str):
             return
-        now = self._clock()
+        now = time.time()
         data = event.data if isinstance(event.data, dict) else {}
         if event.kind == PRINTER_EVENT:
             link = self.manager.get(pid)
@@ -270,7 +257,7 @@ class HistoryService:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
-                self._tick(self._clock())
+                self._tick(time.time())
             except Exception:
                 self._warn("history: the periodic check failed", exc_info=True)
 
@@ -297,7 +284,7 @@ class HistoryService:
     # --- internals: writes --------------------------------------------------------------------------
 
     def _handle(self, actions: list[Action]) -> None:
-        now = self._clock()
+        now = time.time()
         for a in actions:
             uid = a.record.uid
             if a.kind == "update" and not a.urgent:
@@ -377,7 +364,7 @@ class HistoryService:
 
     def _read_print_file_later(self, rec: PrintRecord) -> None:
         link = self.manager.get(rec.printer_id)
-        if not self.read_print_files or link is None or not hasattr(link, "files"):
+        if link is None or not hasattr(link, "files"):
             return
         task = asyncio.create_task(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
         self._fetches.add(task)
