@@ -292,7 +292,7 @@ class HistoryService:
                     self._dirty[uid] = a.record  # progress: written with the next write, or later
                     continue
             self._dirty.pop(uid, None)
-            if a.kind == "close":
+            if a.kind in ("close", "amend"):  # closed: no progress to pace any more
                 self._last_write.pop(uid, None)
             else:
                 self._last_write[uid] = now
