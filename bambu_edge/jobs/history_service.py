@@ -105,7 +105,6 @@ class HistoryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._warned_at = -1e18
-        self.write_errors = 0  # for tests and diagnostics
 
     # --- service ------------------------------------------------------------------------------------
 
@@ -323,18 +322,15 @@ class HistoryService:
                 self._queue.appendleft(item)
                 raise
             except sqlite3.IntegrityError as e:
-                self.write_errors += 1
                 log.error("history: the database refused a record (%s); it is dropped: %r", e, item.record)
             except (sqlite3.Error, OSError) as e:
                 # Disk busy or failing: keep the order, try again later.
-                self.write_errors += 1
                 self._queue.appendleft(item)
                 delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
                 failures += 1
                 self._warn(f"history: a database write failed ({e}); retrying in {delay:g} s")
                 await asyncio.sleep(delay)
             except Exception:
-                self.write_errors += 1
                 log.exception("history: a record could not be written; it is dropped")
 
     async def _write(self, item: _Write) -> None:
