@@ -190,11 +190,6 @@ class HistoryService:
             raise TypeError("expect() needs an ExpectedPrint")
         self._handle(self._tracker(printer_id).expect(expected, time.time()))
 
-    def open_record(self, printer_id: str) -> PrintRecord | None:
-        """The print the tracker has open on this printer (a snapshot), if any."""
-        tracker = self._trackers.get(printer_id)
-        return tracker.record.snapshot() if tracker is not None and tracker.record is not None else None
-
     async def thumbnail(self, record: PrintRecord) -> bytes | None:
         """The record's thumbnail (PNG) from the thumbnail cache, if it has one."""
         if not record.thumbnail or self.thumbnails is None:

@@ -99,7 +99,7 @@ async def test_a_removed_printer_has_its_record_closed(daemon):
         ended = await _next(sub, "ended")
     assert ended["uid"] == rec["uid"] and ended["outcome"] == "unknown"
     assert ended["failure_reason"] == REASON_REMOVED
-    assert d.history.open_record("p1s") is None
+    assert await d.history.repo.page(HistoryFilter(outcomes=("running",))) == ([], 0)
 
 
 async def test_a_printer_that_vanished_without_an_event_is_closed_after_a_grace_time(daemon):
