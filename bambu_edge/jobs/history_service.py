@@ -41,13 +41,12 @@ from bambu_edge.jobs.tracker import (
     PrintTracker,
     observe,
 )
-from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT
+from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.store.db import Database
 
 log = logging.getLogger(__name__)
 
 HISTORY_EVENT = "history"
-PRINTER_REMOVED_EVENT = "printer_removed"
 PROGRESS_WRITE_S = 300.0
 TICK_S = 10.0
 REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manager this long is gone

@@ -15,8 +15,9 @@ from bambu_edge.app import Daemon
 from bambu_edge.bus import Event
 from bambu_edge.config import load_config
 from bambu_edge.jobs.history import HistoryFilter
-from bambu_edge.jobs.history_service import HISTORY_EVENT, PRINTER_REMOVED_EVENT
+from bambu_edge.jobs.history_service import HISTORY_EVENT
 from bambu_edge.jobs.tracker import REASON_REMOVED, ExpectedPrint, FilamentSlot
+from bambu_edge.printers.base import PRINTER_REMOVED_EVENT
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration.daemon_proc import printer_entry, write_config
