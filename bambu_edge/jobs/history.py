@@ -81,6 +81,7 @@ _UPSERT = (
     f" ON CONFLICT (uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)},"
     " updated_at = excluded.updated_at"
     " WHERE print_history.outcome = 'running'"
+    " RETURNING id"
 )
 
 CSV_FIELDS = (
@@ -404,11 +405,12 @@ class HistoryRepository:
                 return int(row[0])
         async with self.db.transaction(durable=durable) as conn:
             async with conn.execute(_UPSERT, params) as cur:
-                written = cur.rowcount > 0  # 0: the row was closed already and is left alone
-            async with conn.execute("SELECT id FROM print_history WHERE uid = ?", (rec.uid,)) as cur:
                 row = await cur.fetchone()
-            if row is not None and written:
+            if row is not None:
                 await self._write_filament(conn, int(row[0]), rec)
+            else:  # the row was closed already and is left alone
+                async with conn.execute("SELECT id FROM print_history WHERE uid = ?", (rec.uid,)) as cur:
+                    row = await cur.fetchone()
         return None if row is None else int(row[0])
 
     @staticmethod
@@ -423,11 +425,11 @@ class HistoryRepository:
             [(record_id, i, s.slot, s.type, s.color, s.grams, s.meters) for i, s in enumerate(rec.filament)],
         )
 
-    async def amend(self, rec: PrintRecord) -> bool:
-        """Correct the outcome of a closed record (outcome, reason, error code, filament). False if
-        there is no closed record with that uid."""
+    async def amend(self, rec: PrintRecord) -> int | None:
+        """Correct the outcome of a closed record (outcome, reason, error code, filament); its row
+        id, or None if there is no closed record with that uid."""
         if rec.outcome == "running":
-            return False
+            return None
         async with self.db.transaction(durable=True) as conn:
             async with conn.execute(
                 "UPDATE print_history SET outcome = ?, failure_reason = ?, error_code = ?,"
@@ -443,9 +445,9 @@ class HistoryRepository:
             ) as cur:
                 row = await cur.fetchone()
             if row is None:
-                return False
+                return None
             await self._write_filament(conn, int(row[0]), rec)
-            return True
+            return int(row[0])
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -457,10 +459,6 @@ class HistoryRepository:
         row = await self.reader.fetchone(
             f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,)
         )
-        return None if row is None else record_from_row(row)
-
-    async def get_by_uid(self, uid: str) -> PrintRecord | None:
-        row = await self.db.fetchone(f"SELECT {_SELECT} FROM print_history h WHERE h.uid = ?", (uid,))
         return None if row is None else record_from_row(row)
 
     async def count(self, f: HistoryFilter) -> int:
@@ -510,12 +508,6 @@ class HistoryRepository:
             rows = await self.reader.fetchall(
                 sql + after + order, [*params, key, key, last["id"], chunk_rows]
             )
-
-    async def iter_records(
-        self, f: HistoryFilter, sort: str = DEFAULT_SORT, chunk_rows: int = CSV_CHUNK_ROWS
-    ) -> AsyncIterator[list[PrintRecord]]:
-        async for rows in self._keyset(f, sort, chunk_rows):
-            yield [record_from_row(r) for r in rows]
 
     async def csv_chunks(
         self, f: HistoryFilter, sort: str = DEFAULT_SORT, chunk_rows: int = CSV_CHUNK_ROWS

@@ -26,7 +26,6 @@ import math
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +39,14 @@ from bambu_edge.jobs.tracker import (
     Observation,
     PrintRecord,
     PrintTracker,
-    new_uid,
     observe,
 )
-from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT
+from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.store.db import Database
 
 log = logging.getLogger(__name__)
 
 HISTORY_EVENT = "history"
-PRINTER_REMOVED_EVENT = "printer_removed"
 PROGRESS_WRITE_S = 300.0
 TICK_S = 10.0
 REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manager this long is gone
@@ -61,6 +58,10 @@ READER_CACHE_KIB = 1024
 # announcement (which knows more) comes within moments of its own prints.
 PRINT_FILE_DELAY_S = 30.0
 ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
+# The sections of the printer's view that observe() reads. Most reports change none of them
+# (temperatures, fans, Wi-Fi): those are not observed once the tracker is watching. The tick
+# observes every printer anyway (last_seen_at, and the task ids that only ``raw`` holds).
+TRACKED_SECTIONS = frozenset({"link", "print", "hms", "ams", "external_spool", "name", "model"})
 
 
 @dataclass(slots=True)
@@ -77,25 +78,17 @@ class HistoryService:
         bus: EventBus,
         *,
         thumbnails: ThumbnailCache | None = None,
-        read_print_files: bool = True,
-        clock: Callable[[], float] = time.time,
-        progress_write_s: float = PROGRESS_WRITE_S,
-        tick_s: float = TICK_S,
-        uid_factory: Callable[[], str] = new_uid,
     ):
         self.store = store
         self.manager = manager
         self.bus = bus
         self.thumbnails = thumbnails
-        self.read_print_files = read_print_files
         self.print_file_delay_s = PRINT_FILE_DELAY_S
         self._fetch_lock = asyncio.Lock()  # one print file in memory at a time
         self._fetches: set[asyncio.Task[None]] = set()
-        self._clock = clock
-        self.progress_write_s = progress_write_s
-        self.tick_s = tick_s
+        self.progress_write_s = PROGRESS_WRITE_S
+        self.tick_s = TICK_S
         self.removed_grace_s = REMOVED_GRACE_S
-        self._uid_factory = uid_factory
         self._repo: HistoryRepository | None = None
         self._reader: Database | None = None
         self._trackers: dict[str, PrintTracker] = {}
@@ -111,7 +104,6 @@ class HistoryService:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._warned_at = -1e18
-        self.write_errors = 0  # for tests and diagnostics
 
     # --- service ------------------------------------------------------------------------------------
 
@@ -128,7 +120,7 @@ class HistoryService:
         try:
             await self._reader.execute("PRAGMA query_only=ON")
             await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
-            self._repo = HistoryRepository(db, clock=self._clock, reader=self._reader)
+            self._repo = HistoryRepository(db, reader=self._reader)
             await self._start_tracking()
         except BaseException:
             await self._reader.close()
@@ -138,7 +130,7 @@ class HistoryService:
     async def _start_tracking(self) -> None:
         assert self._repo is not None
         for rec in await self._repo.open_records():
-            self._trackers[rec.printer_id] = self._new_tracker(rec.printer_id, rec)
+            self._trackers[rec.printer_id] = PrintTracker(rec.printer_id, record=rec)
         if self._trackers:
             log.info("history: %d print(s) were open when bambu-edge last stopped", len(self._trackers))
         # Subscribed and fed in one step (no await between): nothing published meanwhile is lost.
@@ -148,7 +140,7 @@ class HistoryService:
             asyncio.create_task(self._read_loop(self._sub), name="history-reader"),
             asyncio.create_task(self._tick_loop(), name="history-tick"),
         ]
-        now = self._clock()
+        now = time.time()
         for link in self.manager.links():
             # Reports may have arrived before we subscribed: a state filled since start is current.
             seen = link.state.updated_at is not None
@@ -195,12 +187,7 @@ class HistoryService:
         written (and announced) by the writer."""
         if not isinstance(expected, ExpectedPrint):
             raise TypeError("expect() needs an ExpectedPrint")
-        self._handle(self._tracker(printer_id).expect(expected, self._clock()))
-
-    def open_record(self, printer_id: str) -> PrintRecord | None:
-        """The print the tracker has open on this printer (a snapshot), if any."""
-        tracker = self._trackers.get(printer_id)
-        return tracker.record.snapshot() if tracker is not None and tracker.record is not None else None
+        self._handle(self._tracker(printer_id).expect(expected, time.time()))
 
     async def thumbnail(self, record: PrintRecord) -> bytes | None:
         """The record's thumbnail (PNG) from the thumbnail cache, if it has one."""
@@ -213,13 +200,10 @@ class HistoryService:
 
     # --- internals: trackers ------------------------------------------------------------------------
 
-    def _new_tracker(self, printer_id: str, record: PrintRecord | None = None) -> PrintTracker:
-        return PrintTracker(printer_id, record=record, uid_factory=self._uid_factory)
-
     def _tracker(self, printer_id: str) -> PrintTracker:
         tracker = self._trackers.get(printer_id)
         if tracker is None:
-            tracker = self._trackers[printer_id] = self._new_tracker(printer_id)
+            tracker = self._trackers[printer_id] = PrintTracker(printer_id)
         return tracker
 
     @staticmethod
@@ -241,7 +225,7 @@ class HistoryService:
         pid = event.printer_id
         if not isinstance(pid, str):
             return
-        now = self._clock()
+        now = time.time()
         data = event.data if isinstance(event.data, dict) else {}
         if event.kind == PRINTER_EVENT:
             link = self.manager.get(pid)
@@ -249,7 +233,10 @@ class HistoryService:
                 return
             changes = data.get("changes")
             report = isinstance(changes, dict) and "updated_at" in changes
-            self._handle(self._tracker(pid).observe(self._observation(link, now, report)))
+            tracker = self._tracker(pid)
+            if report and tracker.watching and TRACKED_SECTIONS.isdisjoint(changes):
+                return
+            self._handle(tracker.observe(self._observation(link, now, report)))
         elif event.kind == COMMAND_EVENT:
             tracker = self._trackers.get(pid)
             if tracker is not None:
@@ -263,7 +250,7 @@ class HistoryService:
         while True:
             await asyncio.sleep(self.tick_s)
             try:
-                self._tick(self._clock())
+                self._tick(time.time())
             except Exception:
                 self._warn("history: the periodic check failed", exc_info=True)
 
@@ -290,7 +277,7 @@ class HistoryService:
     # --- internals: writes --------------------------------------------------------------------------
 
     def _handle(self, actions: list[Action]) -> None:
-        now = self._clock()
+        now = time.time()
         for a in actions:
             uid = a.record.uid
             if a.kind == "update" and not a.urgent:
@@ -298,7 +285,7 @@ class HistoryService:
                     self._dirty[uid] = a.record  # progress: written with the next write, or later
                     continue
             self._dirty.pop(uid, None)
-            if a.kind == "close":
+            if a.kind in ("close", "amend"):  # closed: no progress to pace any more
                 self._last_write.pop(uid, None)
             else:
                 self._last_write[uid] = now
@@ -329,28 +316,23 @@ class HistoryService:
                 self._queue.appendleft(item)
                 raise
             except sqlite3.IntegrityError as e:
-                self.write_errors += 1
                 log.error("history: the database refused a record (%s); it is dropped: %r", e, item.record)
             except (sqlite3.Error, OSError) as e:
                 # Disk busy or failing: keep the order, try again later.
-                self.write_errors += 1
                 self._queue.appendleft(item)
                 delay = RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)]
                 failures += 1
                 self._warn(f"history: a database write failed ({e}); retrying in {delay:g} s")
                 await asyncio.sleep(delay)
             except Exception:
-                self.write_errors += 1
                 log.exception("history: a record could not be written; it is dropped")
 
     async def _write(self, item: _Write) -> None:
         rec = item.record
         if item.kind == "amend":
-            if not await self.repo.amend(rec):
-                return
+            rec.id = await self.repo.amend(rec)
             if rec.id is None:
-                stored = await self.repo.get_by_uid(rec.uid)
-                rec.id = stored.id if stored else None
+                return
         else:
             closing = item.kind == "close"
             rec.id = await self.repo.save(rec, durable=closing, previous=self._written.get(rec.uid))
@@ -372,7 +354,7 @@ class HistoryService:
 
     def _read_print_file_later(self, rec: PrintRecord) -> None:
         link = self.manager.get(rec.printer_id)
-        if not self.read_print_files or link is None or not hasattr(link, "files"):
+        if link is None or not hasattr(link, "files"):
             return
         task = asyncio.create_task(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
         self._fetches.add(task)

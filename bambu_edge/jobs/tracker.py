@@ -488,6 +488,11 @@ class PrintTracker:
         self._odd_since: float | None = None  # first observation of an INIT/unknown state
         self._last_closed: tuple[PrintRecord, float] | None = None
 
+    @property
+    def watching(self) -> bool:
+        """The printer's state is known to be current since the last (re)connect."""
+        return self._synced
+
     # --- inputs -----------------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> list[Action]:

@@ -7,114 +7,41 @@ import asyncio
 import csv
 import io
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bambu_edge.printers.virtual import VirtualPrinter
-from tests.conftest import ACCESS_CODE
-from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
-from tests.integration.waiting import dashboard_tls, eventually
+from tests.integration.running_daemon import Farm
+from tests.integration.waiting import eventually
 
 SERIAL_X1C = "00M00A000000001"
-PASSWORD = "correct horse battery"
-
-
-class Unit:
-    """One bambu-edge installation: config and data folder that outlive daemon restarts."""
-
-    def __init__(self, tmp_path: Path, broker: Any, http: aiohttp.ClientSession):
-        self.tmp_path = tmp_path
-        self.cfg_path = tmp_path / "config.yaml"
-        cfg = write_config(
-            self.cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")]
-        )
-        self.base = f"https://127.0.0.1:{cfg['web']['https_port']}"
-        self.http = http
-        self.daemon: DaemonProcess | None = None
-        self.outputs: list[str] = []
-        self.auth: dict[str, str] = {}
-        self.sockets: list[NotifySocket] = []
-        cli = [sys.executable, "-m", "bambu_edge", "--config", str(self.cfg_path)]
-        subprocess.run(
-            [*cli, "user", "add", "admin"], input=PASSWORD + "\n", text=True, check=True, timeout=60
-        )
-
-    async def start(self) -> None:
-        sock = NotifySocket(self.tmp_path / f"notify{len(self.outputs)}.sock")
-        self.daemon = DaemonProcess(
-            self.cfg_path,
-            env={"NOTIFY_SOCKET": str(sock.path)},
-            log_path=self.tmp_path / f"daemon{len(self.outputs)}.log",
-        )
-        self.outputs.append("")
-        self.sockets.append(sock)  # open for the daemon's life, as systemd's is
-        await asyncio.to_thread(sock.wait_for, "READY=1", 30)
-        if not self.auth:
-            async with self.http.post(
-                f"{self.base}/api/auth/login", json={"username": "admin", "password": PASSWORD}
-            ) as r:
-                assert r.status == 200
-                self.auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        d = self.daemon
-        assert d is not None
-        d.signal(sig)
-        d.wait(10)
-        d.stop()
-        self.outputs[-1] = d.output
-        self.daemon = None
-
-    def stop(self) -> None:
-        if self.daemon is not None:
-            self.daemon.stop()
-            self.outputs[-1] = self.daemon.output
-            self.daemon = None
-        for sock in self.sockets:
-            sock.close()
-        self.sockets.clear()
-
-    async def get(self, path: str, status: int = 200) -> Any:
-        async with self.http.get(self.base + path, headers=self.auth) as r:
-            assert r.status == status, (path, r.status, await r.text())
-            if r.content_type == "application/json":
-                return await r.json()
-            return await r.text()
-
-    async def history(self) -> list[dict[str, Any]]:
-        body = await self.get("/api/history")
-        return body["items"]
-
-    async def connected(self) -> bool:
-        p = await self.get("/api/printers/x1c")
-        return p["link"]["state"] == "connected" and p["print"]["state"] is not None
 
 
 @pytest.fixture
-async def unit(tmp_path, broker) -> AsyncIterator[tuple[Unit, VirtualPrinter]]:
-    vp = VirtualPrinter(
-        broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
-    )
-    await vp.start()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
-        u = Unit(tmp_path, broker, http)
-        try:
-            await u.start()
-            await eventually(u.connected, what="printer connected")
-            yield u, vp
-        finally:
-            u.stop()
-            await vp.stop()
-    for out in u.outputs:
-        assert ACCESS_CODE not in out
-        assert "Traceback" not in out
+async def unit(farm_factory) -> AsyncIterator[tuple[Farm, VirtualPrinter]]:
+    """One bambu-edge installation with one X1C: config and data folder outlive daemon restarts."""
+    u = await farm_factory({"x1c": ("X1C", "X1C", SERIAL_X1C)}, x1c={"report_hz": 2.0})
+    await eventually(lambda: _connected(u), what="printer connected")
+    yield u, u.vps["x1c"]
+
+
+async def _get(u: Farm, path: str, status: int = 200) -> Any:
+    got, body = await u.call("GET", path)
+    assert got == status, (path, got, body)
+    return body.decode() if isinstance(body, bytes) else body
+
+
+async def _history(u: Farm) -> list[dict[str, Any]]:
+    return (await _get(u, "/api/history"))["items"]
+
+
+async def _connected(u: Farm) -> bool:
+    p = await _get(u, "/api/printers/x1c")
+    return p["link"]["state"] == "connected" and p["print"]["state"] is not None
 
 
 async def _frame(ws: aiohttp.ClientWebSocketResponse, pred, timeout: float = 30.0) -> dict[str, Any]:
@@ -132,7 +59,7 @@ def _history_frame(action: str):
 
 async def test_a_print_to_finish_is_one_complete_record_announced_on_the_websocket(unit):
     u, vp = unit
-    async with u.http.ws_connect(f"{u.base}/api/ws", headers=u.auth) as ws:
+    async with u.http.ws_connect(f"{u.https}/api/ws", headers=u.auth) as ws:
         assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
         t0 = time.time()
         await vp.simulate_print("Benchy", duration_s=6, layers=30, tray=5)  # AMS 1, slot 1: blue ABS
@@ -140,7 +67,7 @@ async def test_a_print_to_finish_is_one_complete_record_announced_on_the_websock
         assert started["id"] == "x1c" and started["record"]["outcome"] == "running"
         assert started["record"]["job"] == "Benchy"
         # Committed before announced: the API already has it.
-        (running,) = await u.history()
+        (running,) = await _history(u)
         assert running["uid"] == started["record"]["uid"] and running["outcome"] == "running"
         ended = await _frame(ws, _history_frame("ended"))
     rec = ended["record"]
@@ -155,10 +82,10 @@ async def test_a_print_to_finish_is_one_complete_record_announced_on_the_websock
     assert rec["filament"] == [
         {"slot": 5, "type": "ABS", "color": "#489FDFFF", "grams": None, "meters": None}
     ]
-    assert await u.history() == [rec]
-    assert await u.get(f"/api/history/{rec['id']}") == rec
+    assert await _history(u) == [rec]
+    assert await _get(u, f"/api/history/{rec['id']}") == rec
     await asyncio.sleep(1.5)  # FINISH stays on the screen: no second record
-    assert len(await u.history()) == 1
+    assert len(await _history(u)) == 1
 
 
 async def test_a_print_stopped_from_the_api_is_cancelled(unit):
@@ -166,7 +93,7 @@ async def test_a_print_stopped_from_the_api_is_cancelled(unit):
     await vp.simulate_print("Phone stand", duration_s=120, layers=80)
     await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
     async with u.http.post(
-        f"{u.base}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
+        f"{u.https}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
     ) as r:
         assert r.status == 202
     (rec,) = await eventually(lambda: _outcomes(u, ["cancelled"]), what="a cancelled record")
@@ -185,8 +112,8 @@ async def test_a_failed_print_says_why(unit):
     assert rec["failure_reason"].startswith("Print error 0700_8006; AMS: serious problem")
 
 
-async def _outcomes(u: Unit, outcomes: list[str]):
-    items = await u.history()
+async def _outcomes(u: Farm, outcomes: list[str]):
+    items = await _history(u)
     return items if [i["outcome"] for i in items] == outcomes else None
 
 
@@ -195,11 +122,11 @@ async def test_sigkill_mid_print_then_restart_resumes_the_same_record(unit):
     await vp.simulate_print("Gridfinity bin", duration_s=25, layers=60)
     (before,) = await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
     await eventually(lambda: _state(u, "RUNNING"), what="RUNNING")
-    u.kill(signal.SIGKILL)  # no clean stop: whatever was written is all there is
+    u.stop_daemon(signal.SIGKILL)  # no clean stop: whatever was written is all there is
     assert vp.gcode_state == "RUNNING"
-    await u.start()
-    await eventually(u.connected, what="connected again")
-    (resumed,) = await u.history()
+    await u.start_daemon()
+    await eventually(lambda: _connected(u), what="connected again")
+    (resumed,) = await _history(u)
     assert resumed["uid"] == before["uid"] and resumed["id"] == before["id"]
     (done,) = await eventually(lambda: _outcomes(u, ["success"]), timeout=40, what="the print to finish")
     assert done["uid"] == before["uid"] and done["started_at"] == before["started_at"]
@@ -211,19 +138,19 @@ async def test_a_print_that_finishes_while_the_daemon_is_down_is_closed_as_succe
     u, vp = unit
     job = await vp.simulate_print("Cable clip x8", duration_s=8, layers=36)
     (before,) = await eventually(lambda: _outcomes(u, ["running"]), what="a running record")
-    u.kill(signal.SIGTERM)
+    u.stop_daemon(signal.SIGTERM)
     t_down = time.time()
     await eventually(lambda: _true(vp.gcode_state == "FINISH"), timeout=30, what="the print to finish")
     await asyncio.sleep(1.0)
-    await u.start()
+    await u.start_daemon()
     (rec,) = await eventually(lambda: _outcomes(u, ["success"]), what="closed on restart")
     assert rec["uid"] == before["uid"] and rec["id"] == before["id"]
     assert rec["started_at"] <= rec["ended_at"] <= time.time()
     assert rec["ended_at"] >= t_down - job.duration_s  # not invented before the print could end
 
 
-async def _state(u: Unit, state: str):
-    return (await u.get("/api/printers/x1c"))["print"]["state"] == state
+async def _state(u: Farm, state: str):
+    return (await _get(u, "/api/printers/x1c"))["print"]["state"] == state
 
 
 async def _true(v: bool) -> bool:
@@ -247,12 +174,12 @@ async def test_csv_totals_and_bad_queries_through_the_api(unit):
     await vp.simulate_print("=cmd", duration_s=60, layers=10)
     await eventually(lambda: _outcomes(u, ["running", "success"]), what="second print")
     async with u.http.post(
-        f"{u.base}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
+        f"{u.https}/api/printers/x1c/commands", json={"action": "stop"}, headers=u.auth
     ) as r:
         assert r.status == 202
     await eventually(lambda: _outcomes(u, ["cancelled", "success"]), what="second print cancelled")
 
-    async with u.http.get(f"{u.base}/api/history.csv?sort=started_at", headers=u.auth) as r:
+    async with u.http.get(f"{u.https}/api/history.csv?sort=started_at", headers=u.auth) as r:
         assert r.status == 200 and r.content_type == "text/csv"
         assert "attachment" in r.headers["Content-Disposition"]
         rows = list(csv.reader(io.StringIO(await r.text())))
@@ -261,21 +188,21 @@ async def test_csv_totals_and_bad_queries_through_the_api(unit):
     row1, row2 = dict(zip(header, first, strict=True)), dict(zip(header, second, strict=True))
     assert row1["job"] == 'cube, "big"' and row1["outcome"] == "success"
     assert row2["job"] == "'=cmd" and row2["outcome"] == "cancelled"
-    only = await u.get("/api/history.csv?outcome=cancelled")
+    only = await _get(u, "/api/history.csv?outcome=cancelled")
     assert len(list(csv.reader(io.StringIO(only)))) == 2
 
-    totals = await u.get("/api/history/totals")
+    totals = await _get(u, "/api/history/totals")
     assert (
         totals["count"] == 2
         and totals["by_outcome"]["success"] == 1
         and totals["by_outcome"]["cancelled"] == 1
     )
     assert totals["success_rate"] == 0.5 and totals["print_hours"] > 0
-    assert (await u.get("/api/history/totals?printer=x1c&status=success"))["count"] == 1
-    assert (await u.get("/api/history?q=CUBE"))["total"] == 1
-    assert (await u.get("/api/history?sort=job&limit=1"))["items"][0]["job"] == "=cmd"
-    assert (await u.get("/api/history?from=2000-01-01&to=2000-01-02"))["total"] == 0
-    assert (await u.get(f"/api/history?from={int(time.time()) - 3600}"))["total"] == 2
+    assert (await _get(u, "/api/history/totals?printer=x1c&status=success"))["count"] == 1
+    assert (await _get(u, "/api/history?q=CUBE"))["total"] == 1
+    assert (await _get(u, "/api/history?sort=job&limit=1"))["items"][0]["job"] == "=cmd"
+    assert (await _get(u, "/api/history?from=2000-01-01&to=2000-01-02"))["total"] == 0
+    assert (await _get(u, f"/api/history?from={int(time.time()) - 3600}"))["total"] == 2
 
     for query, words in [
         ("sort=started_at;DROP", "sort"),
@@ -289,14 +216,14 @@ async def test_csv_totals_and_bad_queries_through_the_api(unit):
         for path in ("/api/history", "/api/history.csv", "/api/history/totals"):
             if (path, name) in IGNORED:
                 continue
-            body = await u.get(f"{path}?{query}", status=400)
+            body = await _get(u, f"{path}?{query}", status=400)
             assert body["error"] == "bad_request" and words in body["message"], (path, query, body)
-    rec_id = (await u.history())[0]["id"]
-    assert (await u.get(f"/api/history/{rec_id + 100}", status=404))["error"] == "not_found"
-    await u.get(f"/api/history/{rec_id}/thumbnail", status=404)  # no thumbnail for a print from elsewhere
-    async with u.http.get(f"{u.base}/api/history") as r:
+    rec_id = (await _history(u))[0]["id"]
+    assert (await _get(u, f"/api/history/{rec_id + 100}", status=404))["error"] == "not_found"
+    await _get(u, f"/api/history/{rec_id}/thumbnail", status=404)  # no thumbnail for a print from elsewhere
+    async with u.http.get(f"{u.https}/api/history") as r:
         assert r.status == 401  # login needed
-    spec = await u.get("/api/openapi.json")
+    spec = await _get(u, "/api/openapi.json")
     for path in ("/api/history", "/api/history.csv", "/api/history/totals", "/api/history/{id}"):
         assert path in spec["paths"], path
     names = {p["name"] for p in spec["paths"]["/api/history"]["get"]["parameters"]}

@@ -4,6 +4,7 @@ and its database connection): the dispatcher's announcements, removed printers, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +15,9 @@ from bambu_edge.app import Daemon
 from bambu_edge.bus import Event
 from bambu_edge.config import load_config
 from bambu_edge.jobs.history import HistoryFilter
-from bambu_edge.jobs.history_service import HISTORY_EVENT, PRINTER_REMOVED_EVENT
+from bambu_edge.jobs.history_service import HISTORY_EVENT
 from bambu_edge.jobs.tracker import REASON_REMOVED, ExpectedPrint, FilamentSlot
+from bambu_edge.printers.base import PRINTER_REMOVED_EVENT
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration.daemon_proc import printer_entry, write_config
@@ -24,10 +26,13 @@ from tests.integration.waiting import eventually
 SERIAL_P1S = "01P00A000000001"
 
 
-@pytest.fixture
-async def daemon(tmp_path, broker) -> AsyncIterator[tuple[Daemon, VirtualPrinter]]:
+@contextlib.asynccontextmanager
+async def _running_daemon(tmp_path, broker, **entry: Any) -> AsyncIterator[tuple[Daemon, VirtualPrinter]]:
+    """The daemon in this process with one virtual P1S (``entry``: more of its printer config)."""
     cfg_path = tmp_path / "config.yaml"
-    write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s")])
+    write_config(
+        cfg_path, tmp_path / "data", [{**printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s"), **entry}]
+    )
     vp = VirtualPrinter(
         broker.host, broker.port, SERIAL_P1S, ACCESS_CODE, "P1S", str(broker.ca_path), report_hz=5.0
     )
@@ -41,6 +46,12 @@ async def daemon(tmp_path, broker) -> AsyncIterator[tuple[Daemon, VirtualPrinter
     finally:
         await d.stop()
         await vp.stop()
+
+
+@pytest.fixture
+async def daemon(tmp_path, broker) -> AsyncIterator[tuple[Daemon, VirtualPrinter]]:
+    async with _running_daemon(tmp_path, broker) as running:
+        yield running
 
 
 async def _next(sub, action: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -89,7 +100,7 @@ async def test_a_removed_printer_has_its_record_closed(daemon):
         ended = await _next(sub, "ended")
     assert ended["uid"] == rec["uid"] and ended["outcome"] == "unknown"
     assert ended["failure_reason"] == REASON_REMOVED
-    assert d.history.open_record("p1s") is None
+    assert await d.history.repo.page(HistoryFilter(outcomes=("running",))) == ([], 0)
 
 
 async def test_a_printer_that_vanished_without_an_event_is_closed_after_a_grace_time(daemon):
@@ -159,24 +170,10 @@ async def daemon_with_storage(
     tmp_path, broker, vsftpd_factory
 ) -> AsyncIterator[tuple[Daemon, VirtualPrinter, Any]]:
     ftp = vsftpd_factory(server_cert=broker.server_pair)  # one printer: one certificate on both ports
-    cfg_path = tmp_path / "config.yaml"
-    entry = {**printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s"), "ftps_port": ftp.port}
-    write_config(cfg_path, tmp_path / "data", [entry])
-    vp = VirtualPrinter(
-        broker.host, broker.port, SERIAL_P1S, ACCESS_CODE, "P1S", str(broker.ca_path), report_hz=5.0
-    )
-    await vp.start()
-    d = Daemon(load_config(cfg_path))
-    await d.start()
-    try:
-        link = d.manager.get("p1s")  # type: ignore[union-attr]
-        await eventually(lambda: link.state.view()["print"]["state"] is not None, what="first report")
+    async with _running_daemon(tmp_path, broker, ftps_port=ftp.port) as (d, vp):
         assert d.history is not None
         d.history.print_file_delay_s = 0.2
         yield d, vp, ftp
-    finally:
-        await d.stop()
-        await vp.stop()
 
 
 async def test_a_print_from_the_slicer_gets_grams_and_thumbnail_from_its_file_on_the_printer(

@@ -292,9 +292,10 @@ def test_after_a_reconnect_only_a_full_report_decides():
     # Connected again. The first delta merges into stale state: it shows what was, not what is.
     assert t.observe(ob(T0 + 500, "RUNNING", full=False, progress=10)) == []
     assert t.observe(ob(T0 + 501, "RUNNING", report=False)) == []  # a link-only change
+    assert not t.watching  # so the history service observes every report until the full one
     # The pushall answer: it finished meanwhile.
     rec = closed(t.observe(ob(T0 + 5002, "FINISH", progress=100)))
-    assert rec.outcome == "success"
+    assert rec.outcome == "success" and t.watching
     assert rec.ended_at == T0 + 600  # due at our last sight (remaining 600 s), before now
     t2 = tracker()
     feed(t2, ob(T0, "RUNNING", progress=10, remaining_s=600), ob(T0 + 1, "RUNNING", link="offline"))
