@@ -21,9 +21,7 @@ import orjson
 from bambu_edge.files.meta import FilamentUse, ModelInfo, PlateMeta, PrintFileMeta
 from bambu_edge.store.db import Database
 
-JOB_STATES = ("waiting", "dispatching", "printing", "done", "failed", "cancelled")
 FINISHED = frozenset({"done", "failed", "cancelled"})
-ACTIVE_JOB_STATES = ("waiting", "dispatching", "printing")
 RUN_IN_FLIGHT = ("uploading", "starting", "printing")
 RUN_FINISHED = frozenset({"done", "failed", "cancelled"})
 FINISHED_SHOWN = 50  # finished jobs listed with the queue (older ones stay in the database)
@@ -265,9 +263,6 @@ class QueueStore:
             await conn.execute("DELETE FROM queue_files WHERE id = ?", (file_id,))
         return [r["id"] for r in rows]
 
-    async def file_ids(self) -> set[int]:
-        return {r[0] for r in await self.db.fetchall("SELECT id FROM queue_files")}
-
     # --- jobs ---------------------------------------------------------------------------------------
 
     async def add_job(
@@ -404,23 +399,6 @@ class QueueStore:
                     changed.append(jid)
         return [j for j in [await self.get_job(i) for i in changed] if j is not None]
 
-    async def set_retry(self, job_id: int, *, error: str, retry_at: float | None) -> None:
-        """Record a failed attempt: wait until ``retry_at``, or fail the job when it is None."""
-        now = self.clock()
-        async with self.db.transaction() as conn:
-            if retry_at is None:
-                await conn.execute(
-                    "UPDATE queue_jobs SET state = 'failed', ended_at = ?, last_error = ?, next_attempt_at = NULL,"
-                    " updated_at = ? WHERE id = ? AND state NOT IN ('done', 'cancelled')",
-                    (now, error, now, job_id),
-                )
-            else:
-                await conn.execute(
-                    "UPDATE queue_jobs SET last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                    (error, retry_at, now, job_id),
-                )
-            await _refresh_job(conn, job_id, now)
-
     # --- runs ---------------------------------------------------------------------------------------
 
     async def start_run(self, job_id: int, printer_id: str, *, remote_path: str, subtask: str) -> Run:
@@ -475,7 +453,6 @@ class QueueStore:
         state: str | None = None,
         sequence_id: str | None = None,
         history_id: int | None = None,
-        error: str | None = None,
     ) -> Run | None:
         now = self.clock()
         async with self.db.transaction() as conn:
@@ -487,7 +464,6 @@ class QueueStore:
                 ("state", state),
                 ("sequence_id", sequence_id),
                 ("history_id", history_id),
-                ("error", error),
             ):
                 if value is not None:
                     sets.append(f"{column} = ?")
@@ -506,9 +482,7 @@ class QueueStore:
             await _refresh_job(conn, row["job_id"], now)
         return await self.get_run(run_id)
 
-    async def fail_run_before_print(
-        self, run_id: int, *, error: str, retry_at: float | None, bed_clear_again: bool = True
-    ) -> Run | None:
+    async def fail_run_before_print(self, run_id: int, *, error: str, retry_at: float | None) -> Run | None:
         """The copy never started: the run fails, the printer's bed is as it was (clear), and the
         job waits for ``retry_at`` or fails when that is None."""
         now = self.clock()
@@ -520,8 +494,7 @@ class QueueStore:
                 "UPDATE queue_runs SET state = 'failed', error = ?, ended_at = ? WHERE id = ?",
                 (error, now, run_id),
             )
-            if bed_clear_again:
-                await _set_bed(conn, row["printer_id"], True, now)
+            await _set_bed(conn, row["printer_id"], True, now)
             if retry_at is None:
                 await conn.execute(
                     "UPDATE queue_jobs SET state = 'failed', ended_at = ?, last_error = ?, next_attempt_at = NULL,"
