@@ -214,9 +214,6 @@ class QueueStore:
         self, *, name: str, kind: str, size: int, sha256: str, md5: str, meta: PrintFileMeta
     ) -> tuple[QueueFile, bool]:
         """(file, created). The same bytes (sha256) uploaded again give the existing file."""
-        existing = await self.file_by_sha(sha256)
-        if existing is not None:
-            return existing, False
         async with self.db.transaction() as conn:
             row = await _one(conn, "SELECT id FROM queue_files WHERE sha256 = ?", (sha256,))
             if row is None:
@@ -376,9 +373,9 @@ class QueueStore:
             await _refresh_job(conn, job_id, now)
         return await self.get_job(job_id)
 
-    async def move_job(self, job_id: int, before: int | None) -> list[Job]:
+    async def move_job(self, job_id: int, before: int | None) -> None:
         """Put an unfinished job just before another one (None: last) in the manual order;
-        positions of unfinished jobs are renumbered 1..n. Returns the jobs whose position changed."""
+        positions of unfinished jobs are renumbered 1..n."""
         async with self.db.transaction() as conn:
             rows = await _all(
                 conn,
@@ -389,15 +386,12 @@ class QueueStore:
             old = {r["id"]: r["position"] for r in rows}
             at = order.index(before) if before is not None and before in order else len(order)
             order.insert(at, job_id)
-            changed = []
             now = self.clock()
             for pos, jid in enumerate(order, start=1):
                 if old.get(jid) != pos:
                     await conn.execute(
                         "UPDATE queue_jobs SET position = ?, updated_at = ? WHERE id = ?", (pos, now, jid)
                     )
-                    changed.append(jid)
-        return [j for j in [await self.get_job(i) for i in changed] if j is not None]
 
     # --- runs ---------------------------------------------------------------------------------------
 
