@@ -44,7 +44,7 @@ from bambu_edge.files.safezip import ArchiveError
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
-from bambu_edge.jobs.history import HistoryFilter
+from bambu_edge.jobs.history import HistoryFilter, record_json
 from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
@@ -636,14 +636,14 @@ class Dispatcher:
         repo = self.history.repo
         if run.history_id is not None:
             rec = await repo.get(run.history_id)
-            return _record_dict(rec) if rec is not None else None
+            return record_json(rec) if rec is not None else None
         recs, _ = await repo.page(
             HistoryFilter(printers=(run.printer_id,), since=run.started_at - RECORD_SLACK_S),
             sort="-started_at",
             limit=10,
         )
         for rec in recs:
-            d = _record_dict(rec)
+            d = record_json(rec)
             if _record_is_run(d, run):
                 return d
         return None
@@ -1013,19 +1013,6 @@ class Dispatcher:
 
     def reasons(self, job_id: int) -> tuple[str, ...]:
         return tuple(self._decision.reasons.get(job_id, ()))
-
-
-def _record_dict(rec: Any) -> dict[str, Any]:
-    """The fields of a history PrintRecord the queue looks at, as in a ``history`` event."""
-    return {
-        "id": rec.id,
-        "printer_id": rec.printer_id,
-        "job": rec.job,
-        "started_at": rec.started_at,
-        "outcome": rec.outcome,
-        "failure_reason": rec.failure_reason,
-        "queue_job_id": rec.queue_job_id,
-    }
 
 
 def _printer_name(link: Any, printer_id: str) -> str:
