@@ -49,15 +49,14 @@ from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError
+from bambu_edge.web.api_files import TransferReporter
 
 log = logging.getLogger(__name__)
 
 QUEUE_EVENT = "queue"
-TRANSFER_EVENT = "transfer"
 HISTORY_EVENT = "history"
 REMOTE_DIR = "/cache"
 LOAD_WINDOW_S = 24 * 3600.0  # balance on the copies each printer took in the last day
-TRANSFER_EVENT_INTERVAL_S = 0.25  # at most ~4 progress events a second per transfer
 ACTIVE_PRINT_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE"})
 RECORD_SLACK_S = 60.0  # a history record opened this long before its run started is still its
 MAX_NAME = 80  # characters of the file name kept on the printer
@@ -415,42 +414,17 @@ class Dispatcher:
         if files is None:
             raise RuntimeError("this printer type cannot receive files")
         path = run.remote_path or remote_path_for(qf.name, qf.kind)
-        pid = run.printer_id
-        last = [0.0]
-
-        def event(done: int, total: int, state: str, error: str | None = None) -> None:
-            self.bus.publish(
-                Event(
-                    TRANSFER_EVENT,
-                    pid,
-                    {
-                        "path": path,
-                        "direction": "upload",
-                        "done": done,
-                        "total": total,
-                        "state": state,
-                        "error": error,
-                    },
-                )
-            )
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done < total and now - last[0] < TRANSFER_EVENT_INTERVAL_S:
-                return
-            last[0] = now
-            event(done, total, "running")
-
-        event(0, qf.size, "running")
+        reporter = TransferReporter(self.bus, run.printer_id, path, "upload", qf.size)
+        reporter.progress(0, qf.size)
         try:
-            await files.upload(self.file_path(qf), path, progress)
+            await files.upload(self.file_path(qf), path, reporter.progress)
         except asyncio.CancelledError:
-            event(0, qf.size, "failed", "cancelled")
+            reporter.failed("cancelled")
             raise
         except Exception as e:
-            event(0, qf.size, "failed", str(e))
+            reporter.failed(str(e))
             raise
-        event(qf.size, qf.size, "done")
+        reporter.succeeded(qf.size)
 
     def _print_params(self, run: Run, job: Job, qf: QueueFile, start: Start) -> dict[str, Any]:
         if qf.kind == "gcode":
