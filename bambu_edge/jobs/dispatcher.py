@@ -132,6 +132,11 @@ def job_json(job: Job, runs: list[Run], reasons: tuple[str, ...] | list[str] = (
     }
 
 
+# The view sections PrinterSnapshot.from_view reads (besides print.state). A report that changes
+# none of them (temperatures, progress, Wi-Fi: most reports) cannot change a decision.
+DECISION_SECTIONS = frozenset({"link", "model", "nozzle", "ams", "external_spool"})
+
+
 def _signature(view: Mapping[str, Any]) -> tuple[Any, ...]:
     """What in a printer view can change a dispatch decision (not temperatures, not progress)."""
     snap = PrinterSnapshot.from_view(view, bed_clear=False)
@@ -266,10 +271,13 @@ class Dispatcher:
             if link is None:
                 return
             changes = event.data.get("changes") or {}
-            state = (changes.get("print") or {}).get("state")
+            print_changes = changes.get("print") or {}
+            state = print_changes.get("state")
             if state in ("PREPARE", "RUNNING"):
                 # Any print, ours or started at the printer, leaves the bed not clear.
                 await self._mark_bed(pid, False)
+            if "state" not in print_changes and DECISION_SECTIONS.isdisjoint(changes):
+                return
             signature = _signature(link.state.view())
             if signature != self._signatures.get(pid):
                 self._signatures[pid] = signature
