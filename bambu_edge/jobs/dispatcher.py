@@ -45,7 +45,7 @@ from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
 from bambu_edge.jobs.history import HistoryFilter, record_json
-from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
+from bambu_edge.jobs.queue import Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError
@@ -349,8 +349,12 @@ class Dispatcher:
                 self._published_printers[pid] = readiness
                 self.bus.publish(Event(QUEUE_EVENT, None, {"printer": readiness.to_json()}))
 
+    def _job_json(self, job: Job, runs: list[Run]) -> dict[str, Any]:
+        """The job with why it waits (from the last decision; a finished job waits for nothing)."""
+        return job_json(job, runs, () if job.finished else self._decision.reasons.get(job.id, ()))
+
     def _publish_job(self, job: Job, runs: list[Run]) -> None:
-        data = job_json(job, runs, self._decision.reasons.get(job.id, ()) if not job.finished else ())
+        data = self._job_json(job, runs)
         key = orjson.dumps(data)
         if self._published_jobs.get(job.id) == key:
             return
@@ -676,12 +680,7 @@ class Dispatcher:
             raise QueueError(404, "not_found", "No such printer.")
         await self._mark_bed(printer_id, clear)
         await self.evaluate()
-        readiness = self._decision.printers.get(printer_id)
-        return (
-            readiness.to_json()
-            if readiness
-            else {"id": printer_id, "bed_clear": clear, "ready": False, "reason": None}
-        )
+        return self._readiness_json(printer_id)
 
     async def set_paused(self, paused: bool) -> None:
         await self.store.set_paused(paused)
@@ -959,42 +958,32 @@ class Dispatcher:
 
     async def job_view(self, job_id: int) -> dict[str, Any]:
         job = await self._job(job_id)
-        runs = (await self.store.runs_for([job_id]))[job_id]
-        return job_json(
-            job, runs, self._decision.reasons.get(job.id, ()) if job.state not in FINISHED else ()
-        )
+        return self._job_json(job, (await self.store.runs_for([job_id]))[job_id])
+
+    def _readiness_json(self, printer_id: str) -> dict[str, Any]:
+        readiness = self._decision.printers.get(printer_id)
+        if readiness is not None:
+            return readiness.to_json()
+        # Not in the last decision yet (added since): only its bed is known.
+        return {
+            "id": printer_id,
+            "bed_clear": self._beds.get(printer_id, False),
+            "ready": False,
+            "reason": None,
+        }
 
     def readiness(self) -> list[dict[str, Any]]:
         """Every printer's readiness for the next job (bed, and why not), from the last decision."""
-        printers = []
-        for link in self.manager.links():
-            readiness = self._decision.printers.get(link.printer_id)
-            printers.append(
-                readiness.to_json()
-                if readiness
-                else {
-                    "id": link.printer_id,
-                    "bed_clear": self._beds.get(link.printer_id, False),
-                    "ready": False,
-                    "reason": None,
-                }
-            )
-        return printers
+        return [self._readiness_json(link.printer_id) for link in self.manager.links()]
 
     async def queue_view(self) -> dict[str, Any]:
         jobs = await self.store.list_jobs()
         runs = await self.store.runs_for(j.id for j in jobs)
         return {
             "paused": self._paused,
-            "jobs": [
-                job_json(j, runs[j.id], self._decision.reasons.get(j.id, ()) if not j.finished else ())
-                for j in jobs
-            ],
+            "jobs": [self._job_json(j, runs[j.id]) for j in jobs],
             "printers": self.readiness(),
         }
-
-    def reasons(self, job_id: int) -> tuple[str, ...]:
-        return tuple(self._decision.reasons.get(job_id, ()))
 
 
 def _printer_name(link: Any, printer_id: str) -> str:
