@@ -398,8 +398,6 @@ class Dispatcher:
             try:
                 await self._upload(link, qf, run)
             except Exception as e:  # FTPS errors are plain sentences already (PrinterFilesError)
-                if isinstance(e, asyncio.CancelledError):
-                    raise
                 await self._failed_attempt(run, f"upload to {name} failed: {e}")
                 return
             self._flight_runs[run.id] = "starting"
@@ -795,15 +793,16 @@ class Dispatcher:
             if job.finished:
                 raise QueueError(409, "finished", f"Job {job_id} is {job.state}; retry it to change it.")
             qf = self._files.get(job.file_id) or await self.get_file(job.file_id)
+            in_flight = 0
+            if "plate" in changes or "copies" in changes:
+                in_flight = sum(r.in_flight for r in (await self.store.runs_for([job_id]))[job_id])
             if "plate" in changes:
-                in_flight = [r for r in (await self.store.runs_for([job_id]))[job_id] if r.in_flight]
                 if in_flight and changes["plate"] != job.plate:
                     raise QueueError(
                         409, "busy", "A copy of this job is being printed; its plate cannot change now."
                     )
                 self._check_plate(qf, changes["plate"])
             if "copies" in changes:
-                in_flight = sum(1 for r in (await self.store.runs_for([job_id]))[job_id] if r.in_flight)
                 least = max(job.copies_done + in_flight, 1)
                 if changes["copies"] < least:
                     raise QueueError(
