@@ -117,10 +117,9 @@ def _queue_error(e: QueueError) -> ApiError:
 # --- body validation ---------------------------------------------------------------------------------
 
 
-def _int(body: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int | None:
+def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """``body[key]`` (``default`` when absent); null is refused like any other non-number."""
     v = body.get(key, default)
-    if v is None and default is None:
-        return None
     if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
         raise bad(f"'{key}' must be a whole number from {low} to {high}")
     return v
@@ -358,9 +357,9 @@ async def create_job(request: web.Request) -> web.Response:
     try:
         job = await _queue(request).create_job(
             file_id=file_id,
-            plate=_int(body, "plate", 1, 1, MAX_PLATE),  # type: ignore[arg-type]
-            copies=_int(body, "copies", 1, 1, MAX_COPIES),  # type: ignore[arg-type]
-            priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),  # type: ignore[arg-type]
+            plate=_int(body, "plate", 1, 1, MAX_PLATE),
+            copies=_int(body, "copies", 1, 1, MAX_COPIES),
+            priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
             target=_target(body),
             options=_options(body),
         )
@@ -387,11 +386,11 @@ async def update_job(request: web.Request) -> web.Response:
         raise bad(f"cannot change {sorted(unknown)[0]!r}")
     changes: dict[str, Any] = {}
     if "plate" in body:
-        changes["plate"] = _int(body, "plate", None, 1, MAX_PLATE)
+        changes["plate"] = _int(body, "plate", 1, 1, MAX_PLATE)
     if "copies" in body:
-        changes["copies"] = _int(body, "copies", None, 1, MAX_COPIES)
+        changes["copies"] = _int(body, "copies", 1, 1, MAX_COPIES)
     if "priority" in body:
-        changes["priority"] = _int(body, "priority", None, -MAX_PRIORITY, MAX_PRIORITY)
+        changes["priority"] = _int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY)
     if "target" in body:
         changes["target"] = _target(body)
     if "options" in body:
@@ -505,7 +504,7 @@ async def print_file(request: web.Request) -> web.Response:
         raise bad("'ams_mapping' must be a list of tray numbers")
     try:
         result = await _queue(request).print_now(
-            request.match_info["id"], path, plate=plate or 1, options=options, ams_mapping=mapping
+            request.match_info["id"], path, plate=plate, options=options, ams_mapping=mapping
         )
     except QueueError as e:
         raise _queue_error(e) from None
