@@ -5,6 +5,7 @@ cancelling an upload, an upload cut by a restart; and copies spread over printer
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ import pytest
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config, PrinterConfig
+from bambu_edge.files.gcode import read_gcode_header
+from bambu_edge.files.meta import PrintFileMeta
+from bambu_edge.files.threemf import read_3mf
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.printers.manager import PrinterManager
@@ -42,22 +46,22 @@ class Rig:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     async def add_file(self, name: str = "cube.gcode.3mf", **kw: Any) -> int:
-        from bambu_edge.files.threemf import read_3mf
-
         made = make_3mf(self.tmp / name, plates=[PlateSpec(filaments=[BLACK_PLA], **kw)])
-        import hashlib
+        return await self.register(made.path, name, "3mf", read_3mf(made.path))
 
-        data = made.path.read_bytes()
+    async def register(self, path: Path, name: str, kind: str, meta: PrintFileMeta) -> int:
+        """Keep ``path`` in the queue as the upload handler does: a temp copy, then register_file."""
+        data = path.read_bytes()
         temp = self.queue.temp_path()
         temp.write_bytes(data)
         qf, _ = await self.queue.register_file(
             temp,
             name=name,
-            kind="3mf",
+            kind=kind,
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             md5=hashlib.md5(data).hexdigest(),
-            meta=read_3mf(made.path),
+            meta=meta,
         )
         return qf.id
 
@@ -324,23 +328,14 @@ G28
 
 
 async def test_a_plain_gcode_job_is_sent_with_gcode_file(rig_factory):
-    import hashlib
-
-    from bambu_edge.files.gcode import read_gcode_header
-
     rig = await rig_factory({"p1s": "P1S", "a1": "A1"})
     await rig.queue.set_bed("p1s", True)
     await rig.queue.set_bed("a1", True)
     path = rig.tmp / "benchy.gcode"
     path.write_text(GCODE)
     data = path.read_bytes()
-    temp = rig.queue.temp_path()
-    temp.write_bytes(data)
-    qf, _ = await rig.queue.register_file(
-        temp, name="benchy.gcode", kind="gcode", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(), meta=read_gcode_header(path),
-    )  # fmt: skip
-    job = await rig.queue.create_job(file_id=qf.id)
+    file_id = await rig.register(path, "benchy.gcode", "gcode", read_gcode_header(path))
+    job = await rig.queue.create_job(file_id=file_id)
     j = await eventually(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
     assert [r["printer_id"] for r in j["runs"]] == ["p1s"]  # sliced for a P1S
     assert rig.ftps["p1s"].path("/cache/benchy.gcode").read_bytes() == data
