@@ -378,7 +378,7 @@ async def get_job(request: web.Request) -> web.Response:
     return json_response(await _queue(request).job_view(path_int(request, "id")))
 
 
-@documented(body={k: v for k, v in JOB_BODY.items()}, response=JOB_SCHEMA)
+@documented(body=JOB_BODY, response=JOB_SCHEMA)
 @_queue_errors
 async def update_job(request: web.Request) -> web.Response:
     """Change a job's plate, copies, priority, target or options (only the fields given)."""
