@@ -298,7 +298,8 @@ class Dispatcher:
             flights = await self.store.runs_in_flight()
             in_flight = Counter(r.job_id for r in flights)
             busy = {r.printer_id for r in flights} | set(self._flights)
-            load = await self.store.recent_load(now - LOAD_WINDOW_S)
+            links = self.manager.links()
+            load = await self.store.recent_load(now - LOAD_WINDOW_S, [link.printer_id for link in links])
             snapshots = [
                 PrinterSnapshot.from_view(
                     link.state.view(),
@@ -306,7 +307,7 @@ class Dispatcher:
                     run_in_flight=link.printer_id in busy,
                     load=load.get(link.printer_id, 0),
                 )
-                for link in self.manager.links()
+                for link in links
             ]
             waiting = []
             for job in jobs:
