@@ -435,8 +435,10 @@ class QueueStore:
         return out
 
     async def runs_in_flight(self) -> list[Run]:
+        """At most one per printer, by printer: the order of the partial index queue_runs_in_flight,
+        which holds only these rows (ORDER BY id made SQLite walk every run ever in rowid order)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM queue_runs WHERE state IN ('uploading', 'starting', 'printing') ORDER BY id"
+            "SELECT * FROM queue_runs WHERE state IN ('uploading', 'starting', 'printing') ORDER BY printer_id"
         )
         return [_run(r) for r in rows]
 
