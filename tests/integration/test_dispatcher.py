@@ -241,6 +241,10 @@ async def test_removing_a_job_stops_its_upload_and_gives_the_bed_back(rig_factor
     assert readiness["bed_clear"] is True
     assert not rig.ftps["p1s"].path("/cache/big.gcode.3mf").exists()
     assert rig.vps["p1s"].gcode_state == "IDLE"
+    # The upload really stopped: the printer's next session removes its partial file, and nothing
+    # of it is left (an upload still going would still be writing it).
+    await rig.manager.get("p1s").files.list("/cache")
+    assert list(rig.ftps["p1s"].path("/cache").iterdir()) == []
 
 
 async def test_an_upload_cut_by_a_restart_is_tried_again(rig_factory):
