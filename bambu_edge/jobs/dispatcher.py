@@ -359,7 +359,12 @@ class Dispatcher:
         key = orjson.dumps(data)
         if self._published_jobs.get(job.id) == key:
             return
-        self._published_jobs[job.id] = key
+        if job.finished:
+            # evaluate() announces unfinished jobs only; a finished one is announced when it
+            # changes: nothing to compare with later, and its key would stay for good.
+            self._published_jobs.pop(job.id, None)
+        else:
+            self._published_jobs[job.id] = key
         self.bus.publish(Event(QUEUE_EVENT, None, {"job": data}))
 
     async def _announce_job(self, job_id: int) -> None:
