@@ -292,53 +292,56 @@ class Dispatcher:
     async def evaluate(self) -> Decision:
         """Decide, start what can start, announce what changed. Also called by tests."""
         async with self._lock:
-            await self._settle_unsettled()
-            now = self.clock()
-            jobs = await self.store.active_jobs()
-            flights = await self.store.runs_in_flight()
-            in_flight = Counter(r.job_id for r in flights)
-            busy = {r.printer_id for r in flights} | set(self._flights)
-            links = self.manager.links()
-            load = await self.store.recent_load(now - LOAD_WINDOW_S, [link.printer_id for link in links])
-            snapshots = [
-                PrinterSnapshot.from_view(
-                    link.state.view(),
-                    bed_clear=self._beds.get(link.printer_id, False),
-                    run_in_flight=link.printer_id in busy,
-                    load=load.get(link.printer_id, 0),
-                )
-                for link in links
-            ]
-            waiting = []
-            for job in jobs:
-                qf = self._files.get(job.file_id)
-                if qf is None:
-                    continue
-                waiting.append(
-                    WaitingJob(
-                        id=job.id,
-                        meta=qf.meta,
-                        plate=job.plate,
-                        priority=job.priority,
-                        position=job.position,
-                        target=job.target,
-                        copies_left=job.copies - job.copies_done - in_flight[job.id],
-                        use_ams=bool(job.options.get("use_ams", True)),
-                        retry_at=job.next_attempt_at,
-                        last_error=job.last_error,
-                    )
-                )
-            decision = dispatch.decide(waiting, snapshots, paused=self._paused, now=now)
-            self._decision = decision
-            self._retry_at = [
-                j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now
-            ]
-            by_id = {j.id: j for j in jobs}
-            for start in decision.starts:
-                await self._launch(start, by_id[start.job_id])
-            await self._announce(jobs if not decision.starts else await self.store.active_jobs())
+            decision = await self._evaluate()
         if decision.starts:
             self._poke()  # the printers just taken are no longer ready: say so
+        return decision
+
+    async def _evaluate(self) -> Decision:
+        """evaluate() with the lock held."""
+        await self._settle_unsettled()
+        now = self.clock()
+        jobs = await self.store.active_jobs()
+        flights = await self.store.runs_in_flight()
+        in_flight = Counter(r.job_id for r in flights)
+        busy = {r.printer_id for r in flights} | set(self._flights)
+        links = self.manager.links()
+        load = await self.store.recent_load(now - LOAD_WINDOW_S, [link.printer_id for link in links])
+        snapshots = [
+            PrinterSnapshot.from_view(
+                link.state.view(),
+                bed_clear=self._beds.get(link.printer_id, False),
+                run_in_flight=link.printer_id in busy,
+                load=load.get(link.printer_id, 0),
+            )
+            for link in links
+        ]
+        waiting = []
+        for job in jobs:
+            qf = self._files.get(job.file_id)
+            if qf is None:
+                continue
+            waiting.append(
+                WaitingJob(
+                    id=job.id,
+                    meta=qf.meta,
+                    plate=job.plate,
+                    priority=job.priority,
+                    position=job.position,
+                    target=job.target,
+                    copies_left=job.copies - job.copies_done - in_flight[job.id],
+                    use_ams=bool(job.options.get("use_ams", True)),
+                    retry_at=job.next_attempt_at,
+                    last_error=job.last_error,
+                )
+            )
+        decision = dispatch.decide(waiting, snapshots, paused=self._paused, now=now)
+        self._decision = decision
+        self._retry_at = [j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now]
+        by_id = {j.id: j for j in jobs}
+        for start in decision.starts:
+            await self._launch(start, by_id[start.job_id])
+        await self._announce(jobs if not decision.starts else await self.store.active_jobs())
         return decision
 
     async def _announce(self, jobs: list[Job]) -> None:
@@ -682,8 +685,13 @@ class Dispatcher:
     async def set_bed(self, printer_id: str, clear: bool) -> dict[str, Any]:
         if self.manager.get(printer_id) is None:
             raise QueueError(404, "not_found", "No such printer.")
-        await self._mark_bed(printer_id, clear)
-        await self.evaluate()
+        # Marked and decided on under one lock hold: an evaluation under way cannot see the mark
+        # halfway and take the printer first, so the answer is the readiness the mark gave.
+        async with self._lock:
+            await self._mark_bed(printer_id, clear)
+            decision = await self._evaluate()
+        if decision.starts:
+            self._poke()
         return self._readiness_json(printer_id)
 
     async def set_paused(self, paused: bool) -> None:
