@@ -341,13 +341,16 @@ class Dispatcher:
         by_id = {j.id: j for j in jobs}
         for start in decision.starts:
             await self._launch(start, by_id[start.job_id])
-        await self._announce(jobs if not decision.starts else await self.store.active_jobs())
+        await self._announce([j.id for j in jobs])
         return decision
 
-    async def _announce(self, jobs: list[Job]) -> None:
-        runs = await self.store.runs_for(j.id for j in jobs)
-        for job in jobs:
-            self._publish_job(job, runs[job.id])
+    async def _announce(self, job_ids: list[int]) -> None:
+        runs = await self.store.runs_for(job_ids)
+        # The job rows are read last and published with no wait in between: one that finished
+        # meanwhile (a run ended by a history event as we read) is not announced again as it was.
+        for job in await self.store.active_jobs():
+            if job.id in runs:
+                self._publish_job(job, runs[job.id])
         for pid, readiness in self._decision.printers.items():
             if self._published_printers.get(pid) != readiness:
                 self._published_printers[pid] = readiness

@@ -348,3 +348,34 @@ async def test_a_plain_gcode_job_is_sent_with_gcode_file(rig_factory):
     ]
     assert sent["param"] == "/sdcard/cache/benchy.gcode"
     assert rig.vps["p1s"].job.layers == 24
+
+
+async def test_a_job_that_ends_during_an_evaluation_is_not_announced_again_as_it_was(rig_factory):
+    rig = await rig_factory({"p1s": "P1S"})
+    await rig.queue.set_bed("p1s", True)
+    job = await rig.queue.create_job(file_id=await rig.add_file(prediction_s=600_000))
+    printing = await eventually(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
+    run_id = printing["runs"][0]["id"]
+    frames: list[dict[str, Any]] = []
+    with rig.bus.subscribe("queue", maxsize=64) as sub:
+        # The tracker's "ended" arrives while an evaluation waits on the database: the run ends
+        # and the job is announced done in between (as _on_history does).
+        store, runs_for = rig.queue.store, rig.queue.store.runs_for
+        ended: list[bool] = []
+
+        async def runs_for_while_the_print_ends(job_ids: Any) -> Any:
+            if not ended:
+                ended.append(True)
+                await store.end_run(run_id, success=True, history_id=None)
+                await rig.queue._announce_job(job["id"])
+            return await runs_for(job_ids)
+
+        store.runs_for = runs_for_while_the_print_ends  # type: ignore[method-assign]
+        try:
+            await rig.queue.evaluate()
+        finally:
+            store.runs_for = runs_for  # type: ignore[method-assign]
+        while (event := sub.get_nowait()) is not None:
+            frames.append(event.data)
+    states = [f["job"]["state"] for f in frames if (f.get("job") or {}).get("id") == job["id"]]
+    assert states and states[-1] == "done", states  # not "printing" again after "done"
