@@ -22,6 +22,7 @@ spool, -1 unused. OBA's fixed five-element right-aligned array is one constant a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,12 +237,22 @@ def _lab(r: int, g: int, b: int) -> tuple[float, float, float]:
     return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
 
 
+# A fleet shows a handful of colours, but every decision compares them many times (each filament of
+# each job with each tray of each printer, and each missing one with every COLOR_NAMES entry).
+@functools.lru_cache(maxsize=512)
+def _lab_of(color: str) -> tuple[float, float, float] | None:
+    rgba = _rgb(color)
+    return None if rgba is None else _lab(*rgba[:3])
+
+
 def color_distance(a: str | None, b: str | None) -> float | None:
     """CIE76 Delta E between two "#RRGGBB[AA]" colours (alpha ignored); None if either is unknown."""
-    ca, cb = _rgb(a), _rgb(b)
-    if ca is None or cb is None:
+    if not isinstance(a, str) or not isinstance(b, str):
         return None
-    return math.dist(_lab(*ca[:3]), _lab(*cb[:3]))
+    la, lb = _lab_of(a), _lab_of(b)
+    if la is None or lb is None:
+        return None
+    return math.dist(la, lb)
 
 
 # Names for reasons ("no white PETG loaded"): the nearest of these, by Delta E.
@@ -272,6 +283,11 @@ COLOR_NAMES: tuple[tuple[str, str], ...] = (
 
 
 def color_name(color: str | None) -> str | None:
+    return _color_name(color) if isinstance(color, str) else None
+
+
+@functools.lru_cache(maxsize=512)
+def _color_name(color: str) -> str | None:
     rgba = _rgb(color)
     if rgba is None:
         return None

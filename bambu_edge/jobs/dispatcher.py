@@ -44,20 +44,19 @@ from bambu_edge.files.safezip import ArchiveError
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
-from bambu_edge.jobs.history import HistoryFilter
-from bambu_edge.jobs.queue import FINISHED, Job, QueueFile, QueueStore, Run
+from bambu_edge.jobs.history import HistoryFilter, record_json
+from bambu_edge.jobs.queue import Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError
+from bambu_edge.web.api_files import TransferReporter
 
 log = logging.getLogger(__name__)
 
 QUEUE_EVENT = "queue"
-TRANSFER_EVENT = "transfer"
 HISTORY_EVENT = "history"
 REMOTE_DIR = "/cache"
 LOAD_WINDOW_S = 24 * 3600.0  # balance on the copies each printer took in the last day
-TRANSFER_EVENT_INTERVAL_S = 0.25  # at most ~4 progress events a second per transfer
 ACTIVE_PRINT_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE"})
 RECORD_SLACK_S = 60.0  # a history record opened this long before its run started is still its
 MAX_NAME = 80  # characters of the file name kept on the printer
@@ -131,6 +130,11 @@ def job_json(job: Job, runs: list[Run], reasons: tuple[str, ...] | list[str] = (
         "updated_at": job.updated_at,
         "ended_at": job.ended_at,
     }
+
+
+# The view sections PrinterSnapshot.from_view reads (besides print.state). A report that changes
+# none of them (temperatures, progress, Wi-Fi: most reports) cannot change a decision.
+DECISION_SECTIONS = frozenset({"link", "model", "nozzle", "ams", "external_spool"})
 
 
 def _signature(view: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -267,10 +271,13 @@ class Dispatcher:
             if link is None:
                 return
             changes = event.data.get("changes") or {}
-            state = (changes.get("print") or {}).get("state")
+            print_changes = changes.get("print") or {}
+            state = print_changes.get("state")
             if state in ("PREPARE", "RUNNING"):
                 # Any print, ours or started at the printer, leaves the bed not clear.
                 await self._mark_bed(pid, False)
+            if "state" not in print_changes and DECISION_SECTIONS.isdisjoint(changes):
+                return
             signature = _signature(link.state.view())
             if signature != self._signatures.get(pid):
                 self._signatures[pid] = signature
@@ -285,69 +292,85 @@ class Dispatcher:
     async def evaluate(self) -> Decision:
         """Decide, start what can start, announce what changed. Also called by tests."""
         async with self._lock:
-            await self._settle_unsettled()
-            now = self.clock()
-            jobs = await self.store.active_jobs()
-            flights = await self.store.runs_in_flight()
-            in_flight = Counter(r.job_id for r in flights)
-            busy = {r.printer_id for r in flights} | set(self._flights)
-            load = await self.store.recent_load(now - LOAD_WINDOW_S)
-            snapshots = [
-                PrinterSnapshot.from_view(
-                    link.state.view(),
-                    bed_clear=self._beds.get(link.printer_id, False),
-                    run_in_flight=link.printer_id in busy,
-                    load=load.get(link.printer_id, 0),
-                )
-                for link in self.manager.links()
-            ]
-            waiting = []
-            for job in jobs:
-                qf = self._files.get(job.file_id)
-                if qf is None:
-                    continue
-                waiting.append(
-                    WaitingJob(
-                        id=job.id,
-                        meta=qf.meta,
-                        plate=job.plate,
-                        priority=job.priority,
-                        position=job.position,
-                        target=job.target,
-                        copies_left=job.copies - job.copies_done - in_flight[job.id],
-                        use_ams=bool(job.options.get("use_ams", True)),
-                        retry_at=job.next_attempt_at,
-                        last_error=job.last_error,
-                    )
-                )
-            decision = dispatch.decide(waiting, snapshots, paused=self._paused, now=now)
-            self._decision = decision
-            self._retry_at = [
-                j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now
-            ]
-            by_id = {j.id: j for j in jobs}
-            for start in decision.starts:
-                await self._launch(start, by_id[start.job_id])
-            await self._announce(jobs if not decision.starts else await self.store.active_jobs())
+            decision = await self._evaluate()
         if decision.starts:
             self._poke()  # the printers just taken are no longer ready: say so
         return decision
 
-    async def _announce(self, jobs: list[Job]) -> None:
-        runs = await self.store.runs_for(j.id for j in jobs)
+    async def _evaluate(self) -> Decision:
+        """evaluate() with the lock held."""
+        await self._settle_unsettled()
+        now = self.clock()
+        jobs = await self.store.active_jobs()
+        flights = await self.store.runs_in_flight()
+        in_flight = Counter(r.job_id for r in flights)
+        busy = {r.printer_id for r in flights} | set(self._flights)
+        links = self.manager.links()
+        load = await self.store.recent_load(now - LOAD_WINDOW_S, [link.printer_id for link in links])
+        snapshots = [
+            PrinterSnapshot.from_view(
+                link.state.view(),
+                bed_clear=self._beds.get(link.printer_id, False),
+                run_in_flight=link.printer_id in busy,
+                load=load.get(link.printer_id, 0),
+            )
+            for link in links
+        ]
+        waiting = []
         for job in jobs:
-            self._publish_job(job, runs[job.id])
+            qf = self._files.get(job.file_id)
+            if qf is None:
+                continue
+            waiting.append(
+                WaitingJob(
+                    id=job.id,
+                    meta=qf.meta,
+                    plate=job.plate,
+                    priority=job.priority,
+                    position=job.position,
+                    target=job.target,
+                    copies_left=job.copies - job.copies_done - in_flight[job.id],
+                    use_ams=bool(job.options.get("use_ams", True)),
+                    retry_at=job.next_attempt_at,
+                    last_error=job.last_error,
+                )
+            )
+        decision = dispatch.decide(waiting, snapshots, paused=self._paused, now=now)
+        self._decision = decision
+        self._retry_at = [j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now]
+        by_id = {j.id: j for j in jobs}
+        for start in decision.starts:
+            await self._launch(start, by_id[start.job_id])
+        await self._announce([j.id for j in jobs])
+        return decision
+
+    async def _announce(self, job_ids: list[int]) -> None:
+        runs = await self.store.runs_for(job_ids)
+        # The job rows are read last and published with no wait in between: one that finished
+        # meanwhile (a run ended by a history event as we read) is not announced again as it was.
+        for job in await self.store.active_jobs():
+            if job.id in runs:
+                self._publish_job(job, runs[job.id])
         for pid, readiness in self._decision.printers.items():
             if self._published_printers.get(pid) != readiness:
                 self._published_printers[pid] = readiness
                 self.bus.publish(Event(QUEUE_EVENT, None, {"printer": readiness.to_json()}))
 
+    def _job_json(self, job: Job, runs: list[Run]) -> dict[str, Any]:
+        """The job with why it waits (from the last decision; a finished job waits for nothing)."""
+        return job_json(job, runs, () if job.finished else self._decision.reasons.get(job.id, ()))
+
     def _publish_job(self, job: Job, runs: list[Run]) -> None:
-        data = job_json(job, runs, self._decision.reasons.get(job.id, ()) if not job.finished else ())
+        data = self._job_json(job, runs)
         key = orjson.dumps(data)
         if self._published_jobs.get(job.id) == key:
             return
-        self._published_jobs[job.id] = key
+        if job.finished:
+            # evaluate() announces unfinished jobs only; a finished one is announced when it
+            # changes: nothing to compare with later, and its key would stay for good.
+            self._published_jobs.pop(job.id, None)
+        else:
+            self._published_jobs[job.id] = key
         self.bus.publish(Event(QUEUE_EVENT, None, {"job": data}))
 
     async def _announce_job(self, job_id: int) -> None:
@@ -387,8 +410,6 @@ class Dispatcher:
             try:
                 await self._upload(link, qf, run)
             except Exception as e:  # FTPS errors are plain sentences already (PrinterFilesError)
-                if isinstance(e, asyncio.CancelledError):
-                    raise
                 await self._failed_attempt(run, f"upload to {name} failed: {e}")
                 return
             self._flight_runs[run.id] = "starting"
@@ -415,42 +436,17 @@ class Dispatcher:
         if files is None:
             raise RuntimeError("this printer type cannot receive files")
         path = run.remote_path or remote_path_for(qf.name, qf.kind)
-        pid = run.printer_id
-        last = [0.0]
-
-        def event(done: int, total: int, state: str, error: str | None = None) -> None:
-            self.bus.publish(
-                Event(
-                    TRANSFER_EVENT,
-                    pid,
-                    {
-                        "path": path,
-                        "direction": "upload",
-                        "done": done,
-                        "total": total,
-                        "state": state,
-                        "error": error,
-                    },
-                )
-            )
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done < total and now - last[0] < TRANSFER_EVENT_INTERVAL_S:
-                return
-            last[0] = now
-            event(done, total, "running")
-
-        event(0, qf.size, "running")
+        reporter = TransferReporter(self.bus, run.printer_id, path, "upload", qf.size)
+        reporter.progress(0, qf.size)
         try:
-            await files.upload(self.file_path(qf), path, progress)
+            await files.upload(self.file_path(qf), path, reporter.progress)
         except asyncio.CancelledError:
-            event(0, qf.size, "failed", "cancelled")
+            reporter.failed("cancelled")
             raise
         except Exception as e:
-            event(0, qf.size, "failed", str(e))
+            reporter.failed(str(e))
             raise
-        event(qf.size, qf.size, "done")
+        reporter.succeeded(qf.size)
 
     def _print_params(self, run: Run, job: Job, qf: QueueFile, start: Start) -> dict[str, Any]:
         if qf.kind == "gcode":
@@ -636,14 +632,14 @@ class Dispatcher:
         repo = self.history.repo
         if run.history_id is not None:
             rec = await repo.get(run.history_id)
-            return _record_dict(rec) if rec is not None else None
+            return record_json(rec) if rec is not None else None
         recs, _ = await repo.page(
             HistoryFilter(printers=(run.printer_id,), since=run.started_at - RECORD_SLACK_S),
             sort="-started_at",
             limit=10,
         )
         for rec in recs:
-            d = _record_dict(rec)
+            d = record_json(rec)
             if _record_is_run(d, run):
                 return d
         return None
@@ -692,14 +688,14 @@ class Dispatcher:
     async def set_bed(self, printer_id: str, clear: bool) -> dict[str, Any]:
         if self.manager.get(printer_id) is None:
             raise QueueError(404, "not_found", "No such printer.")
-        await self._mark_bed(printer_id, clear)
-        await self.evaluate()
-        readiness = self._decision.printers.get(printer_id)
-        return (
-            readiness.to_json()
-            if readiness
-            else {"id": printer_id, "bed_clear": clear, "ready": False, "reason": None}
-        )
+        # Marked and decided on under one lock hold: an evaluation under way cannot see the mark
+        # halfway and take the printer first, so the answer is the readiness the mark gave.
+        async with self._lock:
+            await self._mark_bed(printer_id, clear)
+            decision = await self._evaluate()
+        if decision.starts:
+            self._poke()
+        return self._readiness_json(printer_id)
 
     async def set_paused(self, paused: bool) -> None:
         await self.store.set_paused(paused)
@@ -814,15 +810,16 @@ class Dispatcher:
             if job.finished:
                 raise QueueError(409, "finished", f"Job {job_id} is {job.state}; retry it to change it.")
             qf = self._files.get(job.file_id) or await self.get_file(job.file_id)
+            in_flight = 0
+            if "plate" in changes or "copies" in changes:
+                in_flight = sum(r.in_flight for r in (await self.store.runs_for([job_id]))[job_id])
             if "plate" in changes:
-                in_flight = [r for r in (await self.store.runs_for([job_id]))[job_id] if r.in_flight]
                 if in_flight and changes["plate"] != job.plate:
                     raise QueueError(
                         409, "busy", "A copy of this job is being printed; its plate cannot change now."
                     )
                 self._check_plate(qf, changes["plate"])
             if "copies" in changes:
-                in_flight = sum(1 for r in (await self.store.runs_for([job_id]))[job_id] if r.in_flight)
                 least = max(job.copies_done + in_flight, 1)
                 if changes["copies"] < least:
                     raise QueueError(
@@ -977,55 +974,32 @@ class Dispatcher:
 
     async def job_view(self, job_id: int) -> dict[str, Any]:
         job = await self._job(job_id)
-        runs = (await self.store.runs_for([job_id]))[job_id]
-        return job_json(
-            job, runs, self._decision.reasons.get(job.id, ()) if job.state not in FINISHED else ()
-        )
+        return self._job_json(job, (await self.store.runs_for([job_id]))[job_id])
+
+    def _readiness_json(self, printer_id: str) -> dict[str, Any]:
+        readiness = self._decision.printers.get(printer_id)
+        if readiness is not None:
+            return readiness.to_json()
+        # Not in the last decision yet (added since): only its bed is known.
+        return {
+            "id": printer_id,
+            "bed_clear": self._beds.get(printer_id, False),
+            "ready": False,
+            "reason": None,
+        }
 
     def readiness(self) -> list[dict[str, Any]]:
         """Every printer's readiness for the next job (bed, and why not), from the last decision."""
-        printers = []
-        for link in self.manager.links():
-            readiness = self._decision.printers.get(link.printer_id)
-            printers.append(
-                readiness.to_json()
-                if readiness
-                else {
-                    "id": link.printer_id,
-                    "bed_clear": self._beds.get(link.printer_id, False),
-                    "ready": False,
-                    "reason": None,
-                }
-            )
-        return printers
+        return [self._readiness_json(link.printer_id) for link in self.manager.links()]
 
     async def queue_view(self) -> dict[str, Any]:
         jobs = await self.store.list_jobs()
         runs = await self.store.runs_for(j.id for j in jobs)
         return {
             "paused": self._paused,
-            "jobs": [
-                job_json(j, runs[j.id], self._decision.reasons.get(j.id, ()) if not j.finished else ())
-                for j in jobs
-            ],
+            "jobs": [self._job_json(j, runs[j.id]) for j in jobs],
             "printers": self.readiness(),
         }
-
-    def reasons(self, job_id: int) -> tuple[str, ...]:
-        return tuple(self._decision.reasons.get(job_id, ()))
-
-
-def _record_dict(rec: Any) -> dict[str, Any]:
-    """The fields of a history PrintRecord the queue looks at, as in a ``history`` event."""
-    return {
-        "id": rec.id,
-        "printer_id": rec.printer_id,
-        "job": rec.job,
-        "started_at": rec.started_at,
-        "outcome": rec.outcome,
-        "failure_reason": rec.failure_reason,
-        "queue_job_id": rec.queue_job_id,
-    }
 
 
 def _printer_name(link: Any, printer_id: str) -> str:

@@ -21,9 +21,7 @@ import orjson
 from bambu_edge.files.meta import FilamentUse, ModelInfo, PlateMeta, PrintFileMeta
 from bambu_edge.store.db import Database
 
-JOB_STATES = ("waiting", "dispatching", "printing", "done", "failed", "cancelled")
 FINISHED = frozenset({"done", "failed", "cancelled"})
-ACTIVE_JOB_STATES = ("waiting", "dispatching", "printing")
 RUN_IN_FLIGHT = ("uploading", "starting", "printing")
 RUN_FINISHED = frozenset({"done", "failed", "cancelled"})
 FINISHED_SHOWN = 50  # finished jobs listed with the queue (older ones stay in the database)
@@ -216,9 +214,6 @@ class QueueStore:
         self, *, name: str, kind: str, size: int, sha256: str, md5: str, meta: PrintFileMeta
     ) -> tuple[QueueFile, bool]:
         """(file, created). The same bytes (sha256) uploaded again give the existing file."""
-        existing = await self.file_by_sha(sha256)
-        if existing is not None:
-            return existing, False
         async with self.db.transaction() as conn:
             row = await _one(conn, "SELECT id FROM queue_files WHERE sha256 = ?", (sha256,))
             if row is None:
@@ -264,9 +259,6 @@ class QueueStore:
             rows = await _all(conn, "SELECT id FROM queue_jobs WHERE file_id = ?", (file_id,))
             await conn.execute("DELETE FROM queue_files WHERE id = ?", (file_id,))
         return [r["id"] for r in rows]
-
-    async def file_ids(self) -> set[int]:
-        return {r[0] for r in await self.db.fetchall("SELECT id FROM queue_files")}
 
     # --- jobs ---------------------------------------------------------------------------------------
 
@@ -381,9 +373,9 @@ class QueueStore:
             await _refresh_job(conn, job_id, now)
         return await self.get_job(job_id)
 
-    async def move_job(self, job_id: int, before: int | None) -> list[Job]:
+    async def move_job(self, job_id: int, before: int | None) -> None:
         """Put an unfinished job just before another one (None: last) in the manual order;
-        positions of unfinished jobs are renumbered 1..n. Returns the jobs whose position changed."""
+        positions of unfinished jobs are renumbered 1..n."""
         async with self.db.transaction() as conn:
             rows = await _all(
                 conn,
@@ -394,32 +386,12 @@ class QueueStore:
             old = {r["id"]: r["position"] for r in rows}
             at = order.index(before) if before is not None and before in order else len(order)
             order.insert(at, job_id)
-            changed = []
             now = self.clock()
             for pos, jid in enumerate(order, start=1):
                 if old.get(jid) != pos:
                     await conn.execute(
                         "UPDATE queue_jobs SET position = ?, updated_at = ? WHERE id = ?", (pos, now, jid)
                     )
-                    changed.append(jid)
-        return [j for j in [await self.get_job(i) for i in changed] if j is not None]
-
-    async def set_retry(self, job_id: int, *, error: str, retry_at: float | None) -> None:
-        """Record a failed attempt: wait until ``retry_at``, or fail the job when it is None."""
-        now = self.clock()
-        async with self.db.transaction() as conn:
-            if retry_at is None:
-                await conn.execute(
-                    "UPDATE queue_jobs SET state = 'failed', ended_at = ?, last_error = ?, next_attempt_at = NULL,"
-                    " updated_at = ? WHERE id = ? AND state NOT IN ('done', 'cancelled')",
-                    (now, error, now, job_id),
-                )
-            else:
-                await conn.execute(
-                    "UPDATE queue_jobs SET last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                    (error, retry_at, now, job_id),
-                )
-            await _refresh_job(conn, job_id, now)
 
     # --- runs ---------------------------------------------------------------------------------------
 
@@ -463,8 +435,10 @@ class QueueStore:
         return out
 
     async def runs_in_flight(self) -> list[Run]:
+        """At most one per printer, by printer: the order of the partial index queue_runs_in_flight,
+        which holds only these rows (ORDER BY id made SQLite walk every run ever in rowid order)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM queue_runs WHERE state IN ('uploading', 'starting', 'printing') ORDER BY id"
+            "SELECT * FROM queue_runs WHERE state IN ('uploading', 'starting', 'printing') ORDER BY printer_id"
         )
         return [_run(r) for r in rows]
 
@@ -475,7 +449,6 @@ class QueueStore:
         state: str | None = None,
         sequence_id: str | None = None,
         history_id: int | None = None,
-        error: str | None = None,
     ) -> Run | None:
         now = self.clock()
         async with self.db.transaction() as conn:
@@ -487,7 +460,6 @@ class QueueStore:
                 ("state", state),
                 ("sequence_id", sequence_id),
                 ("history_id", history_id),
-                ("error", error),
             ):
                 if value is not None:
                     sets.append(f"{column} = ?")
@@ -506,9 +478,7 @@ class QueueStore:
             await _refresh_job(conn, row["job_id"], now)
         return await self.get_run(run_id)
 
-    async def fail_run_before_print(
-        self, run_id: int, *, error: str, retry_at: float | None, bed_clear_again: bool = True
-    ) -> Run | None:
+    async def fail_run_before_print(self, run_id: int, *, error: str, retry_at: float | None) -> Run | None:
         """The copy never started: the run fails, the printer's bed is as it was (clear), and the
         job waits for ``retry_at`` or fails when that is None."""
         now = self.clock()
@@ -520,8 +490,7 @@ class QueueStore:
                 "UPDATE queue_runs SET state = 'failed', error = ?, ended_at = ? WHERE id = ?",
                 (error, now, run_id),
             )
-            if bed_clear_again:
-                await _set_bed(conn, row["printer_id"], True, now)
+            await _set_bed(conn, row["printer_id"], True, now)
             if retry_at is None:
                 await conn.execute(
                     "UPDATE queue_jobs SET state = 'failed', ended_at = ?, last_error = ?, next_attempt_at = NULL,"
@@ -583,10 +552,15 @@ class QueueStore:
             await _refresh_job(conn, row["job_id"], now)
         return await self.get_run(run_id)
 
-    async def recent_load(self, since: float) -> dict[str, int]:
-        """Copies sent to each printer since ``since`` (the dispatcher balances on this)."""
+    async def recent_load(self, since: float, printers: Sequence[str] | None = None) -> dict[str, int]:
+        """Copies sent to each printer since ``since`` (the dispatcher balances on this). Naming the
+        ``printers`` reads only their recent rows of the (printer_id, started_at) index, not the
+        whole index (every run ever)."""
+        where, params = "started_at >= ?", [since, *(printers or ())]
+        if printers is not None:
+            where += f" AND printer_id IN ({','.join('?' * len(printers))})"
         rows = await self.db.fetchall(
-            "SELECT printer_id, count(*) FROM queue_runs WHERE started_at >= ? GROUP BY printer_id", (since,)
+            f"SELECT printer_id, count(*) FROM queue_runs WHERE {where} GROUP BY printer_id", params
         )
         return {r[0]: r[1] for r in rows}
 

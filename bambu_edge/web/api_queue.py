@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import shutil
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +38,7 @@ MAX_PLATE = 1000
 EXTENSIONS = {".3mf": "3mf", ".gcode": "gcode"}
 # ArchiveError code -> HTTP status; everything else is a 400.
 ARCHIVE_STATUS = {"too_large": 413}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -110,17 +112,25 @@ def _queue(request: web.Request) -> Dispatcher:
     return q
 
 
-def _queue_error(e: QueueError) -> ApiError:
-    return ApiError(e.status, e.code, e.message)
+def _queue_errors(handler: Handler) -> Handler:
+    """The handler's QueueError (the service's plain refusal) answered as the API error it names."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except QueueError as e:
+            raise ApiError(e.status, e.code, e.message) from None
+
+    return answer
 
 
 # --- body validation ---------------------------------------------------------------------------------
 
 
-def _int(body: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int | None:
+def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """``body[key]`` (``default`` when absent); null is refused like any other non-number."""
     v = body.get(key, default)
-    if v is None and default is None:
-        return None
     if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
         raise bad(f"'{key}' must be a whole number from {low} to {high}")
     return v
@@ -273,31 +283,25 @@ async def list_files(request: web.Request) -> web.Response:
 
 
 @documented(response=FILE_SCHEMA)
+@_queue_errors
 async def get_file(request: web.Request) -> web.Response:
     """One queue file with its metadata."""
-    try:
-        qf = await _queue(request).get_file(path_int(request, "id"))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    qf = await _queue(request).get_file(path_int(request, "id"))
     return json_response(qf.to_json())
 
 
+@_queue_errors
 async def delete_file(request: web.Request) -> web.Response:
     """Delete a queue file (and its finished jobs). 409 while a job in the queue needs it."""
-    try:
-        await _queue(request).delete_file(path_int(request, "id"))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    await _queue(request).delete_file(path_int(request, "id"))
     return web.Response(status=204)
 
 
+@_queue_errors
 async def file_thumbnail(request: web.Request) -> web.StreamResponse:
     """A plate's picture (image/png; ?plate=N, default 1); 404 if the file has none."""
     q = _queue(request)
-    try:
-        qf = await q.get_file(path_int(request, "id"))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    qf = await q.get_file(path_int(request, "id"))
     try:
         plate = int(request.query.get("plate", "1"))
     except ValueError:
@@ -349,36 +353,33 @@ async def get_readiness(request: web.Request) -> web.Response:
 
 
 @documented(body={**JOB_BODY, "required": ["file_id"]}, response=JOB_SCHEMA)
+@_queue_errors
 async def create_job(request: web.Request) -> web.Response:
     """Queue a plate of an uploaded file (201 with the job)."""
     body = await read_json(request)
     file_id = body.get("file_id")
     if isinstance(file_id, bool) or not isinstance(file_id, int):
         raise bad("'file_id' must be the id of an uploaded file (POST /api/queue/files)")
-    try:
-        job = await _queue(request).create_job(
-            file_id=file_id,
-            plate=_int(body, "plate", 1, 1, MAX_PLATE),  # type: ignore[arg-type]
-            copies=_int(body, "copies", 1, 1, MAX_COPIES),  # type: ignore[arg-type]
-            priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),  # type: ignore[arg-type]
-            target=_target(body),
-            options=_options(body),
-        )
-    except QueueError as e:
-        raise _queue_error(e) from None
+    job = await _queue(request).create_job(
+        file_id=file_id,
+        plate=_int(body, "plate", 1, 1, MAX_PLATE),
+        copies=_int(body, "copies", 1, 1, MAX_COPIES),
+        priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
+        target=_target(body),
+        options=_options(body),
+    )
     return json_response(job, 201)
 
 
 @documented(response=JOB_SCHEMA)
+@_queue_errors
 async def get_job(request: web.Request) -> web.Response:
     """One job."""
-    try:
-        return json_response(await _queue(request).job_view(path_int(request, "id")))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    return json_response(await _queue(request).job_view(path_int(request, "id")))
 
 
-@documented(body={k: v for k, v in JOB_BODY.items()}, response=JOB_SCHEMA)
+@documented(body=JOB_BODY, response=JOB_SCHEMA)
+@_queue_errors
 async def update_job(request: web.Request) -> web.Response:
     """Change a job's plate, copies, priority, target or options (only the fields given)."""
     body = await read_json(request)
@@ -387,53 +388,44 @@ async def update_job(request: web.Request) -> web.Response:
         raise bad(f"cannot change {sorted(unknown)[0]!r}")
     changes: dict[str, Any] = {}
     if "plate" in body:
-        changes["plate"] = _int(body, "plate", None, 1, MAX_PLATE)
+        changes["plate"] = _int(body, "plate", 1, 1, MAX_PLATE)
     if "copies" in body:
-        changes["copies"] = _int(body, "copies", None, 1, MAX_COPIES)
+        changes["copies"] = _int(body, "copies", 1, 1, MAX_COPIES)
     if "priority" in body:
-        changes["priority"] = _int(body, "priority", None, -MAX_PRIORITY, MAX_PRIORITY)
+        changes["priority"] = _int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY)
     if "target" in body:
         changes["target"] = _target(body)
     if "options" in body:
         changes["options"] = _options(body)
-    try:
-        return json_response(await _queue(request).update_job(path_int(request, "id"), changes))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    return json_response(await _queue(request).update_job(path_int(request, "id"), changes))
 
 
+@_queue_errors
 async def delete_job(request: web.Request) -> web.Response:
     """Remove a job (204). One with a copy on a printer is cancelled instead (200 with the job):
     that copy goes on printing; stop it on the printer if it must not."""
-    try:
-        job = await _queue(request).remove_job(path_int(request, "id"))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    job = await _queue(request).remove_job(path_int(request, "id"))
     return web.Response(status=204) if job is None else json_response(job)
 
 
 @documented(
     body={"type": "object", "properties": {"before": {"type": ["integer", "null"]}}}, response=JOB_SCHEMA
 )
+@_queue_errors
 async def move_job(request: web.Request) -> web.Response:
     """Reorder: put the job just before another one (``before``: job id), or last (null)."""
     body = await read_json(request)
     before = body.get("before")
     if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
         raise bad("'before' must be a job id or null")
-    try:
-        return json_response(await _queue(request).move_job(path_int(request, "id"), before))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    return json_response(await _queue(request).move_job(path_int(request, "id"), before))
 
 
 @documented(response=JOB_SCHEMA)
+@_queue_errors
 async def retry_job(request: web.Request) -> web.Response:
     """A failed or cancelled job waits again (with fresh attempts)."""
-    try:
-        return json_response(await _queue(request).retry_job(path_int(request, "id")))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    return json_response(await _queue(request).retry_job(path_int(request, "id")))
 
 
 @documented(response={"type": "object", "properties": {"paused": {"type": "boolean"}}})
@@ -457,16 +449,14 @@ async def resume(request: web.Request) -> web.Response:
     body={"type": "object", "required": ["clear"], "properties": {"clear": {"type": "boolean"}}},
     response=READINESS_SCHEMA,
 )
+@_queue_errors
 async def set_bed(request: web.Request) -> web.Response:
     """Mark a printer's bed clear (it may take the next queued job) or not clear."""
     body = await read_json(request)
     clear = body.get("clear")
     if not isinstance(clear, bool):
         raise bad("'clear' must be true or false")
-    try:
-        return json_response(await _queue(request).set_bed(request.match_info["id"], clear))
-    except QueueError as e:
-        raise _queue_error(e) from None
+    return json_response(await _queue(request).set_bed(request.match_info["id"], clear))
 
 
 @documented(
@@ -489,6 +479,7 @@ async def set_bed(request: web.Request) -> web.Response:
         "properties": {"sequence_id": {"type": "string"}, "ams_mapping": {"type": "array"}},
     },
 )
+@_queue_errors
 async def print_file(request: web.Request) -> web.Response:
     """Start a print of a file already on the printer (.3mf via project_file, .gcode via gcode_file).
 
@@ -503,12 +494,9 @@ async def print_file(request: web.Request) -> web.Response:
     mapping = body.get("ams_mapping")
     if mapping is not None and not isinstance(mapping, list):
         raise bad("'ams_mapping' must be a list of tray numbers")
-    try:
-        result = await _queue(request).print_now(
-            request.match_info["id"], path, plate=plate or 1, options=options, ams_mapping=mapping
-        )
-    except QueueError as e:
-        raise _queue_error(e) from None
+    result = await _queue(request).print_now(
+        request.match_info["id"], path, plate=plate, options=options, ams_mapping=mapping
+    )
     return json_response(result, 202)
 
 

@@ -5,7 +5,7 @@ cancelling an upload, an upload cut by a restart; and copies spread over printer
 from __future__ import annotations
 
 import asyncio
-import time
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,9 @@ import pytest
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config, PrinterConfig
+from bambu_edge.files.gcode import read_gcode_header
+from bambu_edge.files.meta import PrintFileMeta
+from bambu_edge.files.threemf import read_3mf
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.printers.manager import PrinterManager
@@ -23,6 +26,7 @@ from bambu_edge.store.db import Store
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.vsftpd import VsftpdServer
+from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -42,22 +46,22 @@ class Rig:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     async def add_file(self, name: str = "cube.gcode.3mf", **kw: Any) -> int:
-        from bambu_edge.files.threemf import read_3mf
-
         made = make_3mf(self.tmp / name, plates=[PlateSpec(filaments=[BLACK_PLA], **kw)])
-        import hashlib
+        return await self.register(made.path, name, "3mf", read_3mf(made.path))
 
-        data = made.path.read_bytes()
+    async def register(self, path: Path, name: str, kind: str, meta: PrintFileMeta) -> int:
+        """Keep ``path`` in the queue as the upload handler does: a temp copy, then register_file."""
+        data = path.read_bytes()
         temp = self.queue.temp_path()
         temp.write_bytes(data)
         qf, _ = await self.queue.register_file(
             temp,
             name=name,
-            kind="3mf",
+            kind=kind,
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             md5=hashlib.md5(data).hexdigest(),
-            meta=read_3mf(made.path),
+            meta=meta,
         )
         return qf.id
 
@@ -65,18 +69,6 @@ class Rig:
         await self.queue.stop()
         self.queue = Dispatcher(self.config, QueueStore(self.store.db), self.manager, self.bus, **kw)
         await self.queue.start()
-
-
-async def until(fn: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -130,7 +122,7 @@ async def rig_factory(tmp_path, broker) -> AsyncIterator[Callable[..., Any]]:
         await queue.start()
         rig = Rig(config, store, bus, manager, queue, vps, ftps, tmp_path)
         rigs.append(rig)
-        await until(
+        await eventually(
             lambda: all(
                 (v := link.state.view())["link"]["state"] == "connected"
                 and v["print"]["state"]
@@ -170,7 +162,7 @@ async def test_upload_failures_are_retried_with_backoff_then_the_job_fails_in_pl
         seen_reasons.update(j["reasons"])
         return j["state"] == "failed"
 
-    await until(failed, what="job failed")
+    await eventually(failed, what="job failed")
     j = await job_of(rig, job["id"])
     assert j["attempts"] == 3 and len(j["runs"]) == 3
     assert all(r["state"] == "failed" for r in j["runs"])
@@ -188,9 +180,9 @@ async def test_a_retry_succeeds_once_the_storage_is_back(rig_factory):
     rig = await rig_factory({"p1s": "P1S"}, start_ftp=False, retry_delays=(1.0, 1.0))
     await rig.queue.set_bed("p1s", True)
     job = await rig.queue.create_job(file_id=await rig.add_file())
-    await until(lambda: _runs_failed(rig, job["id"], 1), what="first attempt failed")
+    await eventually(lambda: _runs_failed(rig, job["id"], 1), what="first attempt failed")
     await asyncio.to_thread(rig.ftps["p1s"].start)
-    j = await until(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
+    j = await eventually(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
     assert [r["state"] for r in j["runs"]][-1] == "printing" and rig.vps["p1s"].job is not None
     assert rig.ftps["p1s"].path("/cache/cube.gcode.3mf").is_file()
     assert j["last_error"] is None  # the printer took it: earlier failures are history
@@ -210,11 +202,11 @@ async def test_copies_are_spread_over_the_free_printers(rig_factory):
     for pid in ("p1s-a", "p1s-b", "a1"):
         await rig.queue.set_bed(pid, True)
     job = await rig.queue.create_job(file_id=await rig.add_file(prediction_s=600_000), copies=3)
-    j = await until(lambda: _printing_on(rig, job["id"], 2), what="two copies printing")  # not on the A1
+    j = await eventually(lambda: _printing_on(rig, job["id"], 2), what="two copies printing")  # not on the A1
     assert sorted(r["printer_id"] for r in j["runs"]) == ["p1s-a", "p1s-b"]
     # The third copy waits, and says why.
     expected = ["A1: sliced for P1S, this is an A1", "P1S-A: preparing a print", "P1S-B: preparing a print"]
-    await until(lambda: _reasons_are(rig, job["id"], expected), what=f"reasons {expected}")
+    await eventually(lambda: _reasons_are(rig, job["id"], expected), what=f"reasons {expected}")
     for pid in ("p1s-a", "p1s-b"):
         assert rig.ftps[pid].path("/cache/cube.gcode.3mf").is_file()
     assert not rig.ftps["a1"].path("/cache").exists()
@@ -242,13 +234,17 @@ async def test_removing_a_job_stops_its_upload_and_gives_the_bed_back(rig_factor
     await rig.store.db.execute("UPDATE queue_files SET size = ? WHERE id = ?", (big.stat().st_size, file_id))
     rig.queue._files[file_id] = await rig.queue.get_file(file_id)  # the size for progress events
     job = await rig.queue.create_job(file_id=file_id)
-    await until(lambda: rig.ftps["p1s"].path("/cache").exists(), what="upload started")
+    await eventually(lambda: rig.ftps["p1s"].path("/cache").exists(), what="upload started")
     assert await rig.queue.remove_job(job["id"]) is None
     assert (await rig.queue.queue_view())["jobs"] == []
     readiness = (await rig.queue.queue_view())["printers"][0]
     assert readiness["bed_clear"] is True
     assert not rig.ftps["p1s"].path("/cache/big.gcode.3mf").exists()
     assert rig.vps["p1s"].gcode_state == "IDLE"
+    # The upload really stopped: the printer's next session removes its partial file, and nothing
+    # of it is left (an upload still going would still be writing it).
+    await rig.manager.get("p1s").files.list("/cache")
+    assert list(rig.ftps["p1s"].path("/cache").iterdir()) == []
 
 
 async def test_an_upload_cut_by_a_restart_is_tried_again(rig_factory):
@@ -264,9 +260,9 @@ async def test_an_upload_cut_by_a_restart_is_tried_again(rig_factory):
         "UPDATE queue_files SET size = ? WHERE id = ?", (made.path.stat().st_size, file_id)
     )
     job = await rig.queue.create_job(file_id=file_id)
-    await until(lambda: rig.ftps["p1s"].path("/cache").exists(), what="upload started")
+    await eventually(lambda: rig.ftps["p1s"].path("/cache").exists(), what="upload started")
     await rig.restart_queue(retry_delays=(0.3, 0.3))  # the old run stays 'uploading' in the database
-    j = await until(
+    j = await eventually(
         lambda: _run_states_are(rig, job["id"], ["failed", "printing"]), timeout=30, what="retried"
     )
     assert "restarted" in j["runs"][0]["error"]
@@ -299,7 +295,7 @@ async def test_print_now_reads_the_file_on_the_printer_and_maps_its_filaments(ri
 
     result = await rig.queue.print_now("p1s", "/cache/part.gcode.3mf", plate=1, options={"timelapse": True})
     assert result["ams_mapping"] == [3]  # black PLA is in AMS slot 3 of the P1S capture
-    await until(lambda: rig.vps["p1s"].job is not None, what="printing")
+    await eventually(lambda: rig.vps["p1s"].job is not None, what="printing")
     [sent] = [
         r["print"] for r in rig.vps["p1s"].received if r.get("print", {}).get("command") == "project_file"
     ]
@@ -307,7 +303,7 @@ async def test_print_now_reads_the_file_on_the_printer_and_maps_its_filaments(ri
     assert sent["url"] == "file:///sdcard/cache/part.gcode.3mf" and sent["timelapse"] is True
     assert sent["ams_mapping"] == [3]
     # A manual print leaves the bed not clear too, once the printer shows it.
-    await until(lambda: _bed_is(rig, "p1s", False), what="bed not clear")
+    await eventually(lambda: _bed_is(rig, "p1s", False), what="bed not clear")
     with pytest.raises(QueueError, match="busy") as e:
         await rig.queue.print_now("p1s", "/cache/part.gcode.3mf")
     assert e.value.status == 409
@@ -336,24 +332,15 @@ G28
 
 
 async def test_a_plain_gcode_job_is_sent_with_gcode_file(rig_factory):
-    import hashlib
-
-    from bambu_edge.files.gcode import read_gcode_header
-
     rig = await rig_factory({"p1s": "P1S", "a1": "A1"})
     await rig.queue.set_bed("p1s", True)
     await rig.queue.set_bed("a1", True)
     path = rig.tmp / "benchy.gcode"
     path.write_text(GCODE)
     data = path.read_bytes()
-    temp = rig.queue.temp_path()
-    temp.write_bytes(data)
-    qf, _ = await rig.queue.register_file(
-        temp, name="benchy.gcode", kind="gcode", size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(), meta=read_gcode_header(path),
-    )  # fmt: skip
-    job = await rig.queue.create_job(file_id=qf.id)
-    j = await until(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
+    file_id = await rig.register(path, "benchy.gcode", "gcode", read_gcode_header(path))
+    job = await rig.queue.create_job(file_id=file_id)
+    j = await eventually(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
     assert [r["printer_id"] for r in j["runs"]] == ["p1s"]  # sliced for a P1S
     assert rig.ftps["p1s"].path("/cache/benchy.gcode").read_bytes() == data
     [sent] = [
@@ -361,3 +348,34 @@ async def test_a_plain_gcode_job_is_sent_with_gcode_file(rig_factory):
     ]
     assert sent["param"] == "/sdcard/cache/benchy.gcode"
     assert rig.vps["p1s"].job.layers == 24
+
+
+async def test_a_job_that_ends_during_an_evaluation_is_not_announced_again_as_it_was(rig_factory):
+    rig = await rig_factory({"p1s": "P1S"})
+    await rig.queue.set_bed("p1s", True)
+    job = await rig.queue.create_job(file_id=await rig.add_file(prediction_s=600_000))
+    printing = await eventually(lambda: _job_state_is(rig, job["id"], "printing"), what="printing")
+    run_id = printing["runs"][0]["id"]
+    frames: list[dict[str, Any]] = []
+    with rig.bus.subscribe("queue", maxsize=64) as sub:
+        # The tracker's "ended" arrives while an evaluation waits on the database: the run ends
+        # and the job is announced done in between (as _on_history does).
+        store, runs_for = rig.queue.store, rig.queue.store.runs_for
+        ended: list[bool] = []
+
+        async def runs_for_while_the_print_ends(job_ids: Any) -> Any:
+            if not ended:
+                ended.append(True)
+                await store.end_run(run_id, success=True, history_id=None)
+                await rig.queue._announce_job(job["id"])
+            return await runs_for(job_ids)
+
+        store.runs_for = runs_for_while_the_print_ends  # type: ignore[method-assign]
+        try:
+            await rig.queue.evaluate()
+        finally:
+            store.runs_for = runs_for  # type: ignore[method-assign]
+        while (event := sub.get_nowait()) is not None:
+            frames.append(event.data)
+    states = [f["job"]["state"] for f in frames if (f.get("job") or {}).get("id") == job["id"]]
+    assert states and states[-1] == "done", states  # not "printing" again after "done"

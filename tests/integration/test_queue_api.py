@@ -193,6 +193,9 @@ async def test_jobs_order_pause_and_errors(api: Api, tmp_path: Path):
     assert status == 200 and changed["copies"] == 2 and changed["priority"] == 20
     _, q = await api.call("GET", "/api/queue")
     assert q["jobs"][0]["id"] == a["id"]
+    for payload in ({"copies": None}, {"priority": None}, {"plate": None}):
+        status, body = await api.call("PUT", f"/api/queue/{a['id']}", json=payload)
+        assert status == 400 and "whole number" in body["message"], (payload, body)
 
     status, body = await api.call("POST", "/api/queue/pause")
     assert status == 200 and body == {"paused": True}

@@ -116,6 +116,9 @@ async def test_a_copy_goes_through_its_states(store):
     runs = (await store.runs_for([job.id]))[job.id]
     assert [(r.state, r.history_id) for r in runs] == [("done", 9), ("done", 10)]
     assert await store.recent_load(0) == {"p1": 2}
+    assert await store.recent_load(0, ["p1", "p2"]) == {"p1": 2}
+    assert await store.recent_load(0, ["p2"]) == {}
+    assert await store.recent_load(runs[-1].started_at + 1, ["p1"]) == {}
 
 
 async def test_a_failed_print_does_not_count_as_a_copy(store):
