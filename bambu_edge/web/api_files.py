@@ -3,11 +3,7 @@ timelapse videos. Everything goes over the printer's FTPS (``link.files``, trust
 link) and is streamed both ways: an upload goes to the printer as the browser sends it, a download
 to the browser as the printer sends it; nothing is spooled on the unit's SD card.
 
-Progress is published as ``transfer`` bus events (forwarded to WebSockets), at most every
-TRANSFER_EVENT_INTERVAL per transfer plus the final one::
-
-    {"path", "direction": "upload"|"download", "done", "total" (None if unknown),
-     "state": "running"|"done"|"failed", "error": str|None}
+Progress is published as ``transfer`` bus events (``printers/transfers.py``).
 
 Errors: 400 bad path; 404 no such printer or file; 409 printer offline or without storage; 413 an
 upload over MAX_UPLOAD_BYTES; 502 the printer's storage failed (``kind`` says how, ``message`` in
@@ -19,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
-import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from bambu_edge.bus import Event, EventBus
 from bambu_edge.printers.bambu.ftps import (
     PrinterFiles,
     PrinterFilesError,
@@ -35,14 +29,13 @@ from bambu_edge.printers.bambu.ftps import (
     UploadSourceError,
     normalize_remote_path,
 )
+from bambu_edge.printers.transfers import TransferReporter
 from bambu_edge.web.api_auth import ApiError, json_response, service
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.security import HEADERS
 
 log = logging.getLogger(__name__)
 
-TRANSFER_EVENT = "transfer"
-TRANSFER_EVENT_INTERVAL = 0.25  # seconds: at most ~4 progress events per second per transfer
 MAX_UPLOAD_BYTES = 8 * 1024**3  # larger than any print file; the printer's storage is the real limit
 UPLOAD_CHUNK = 64 * 1024
 CONTENT_TYPES = {".mp4": "video/mp4", ".avi": "video/x-msvideo", ".png": "image/png", ".jpg": "image/jpeg"}
@@ -117,64 +110,6 @@ def content_disposition(name: str) -> str:
 def content_type(name: str) -> str:
     ext = posixpath.splitext(name)[1].lower()
     return CONTENT_TYPES.get(ext) or "application/octet-stream"
-
-
-class TransferReporter:
-    """Publishes one transfer's progress on the bus, throttled; always the final state."""
-
-    def __init__(
-        self,
-        bus: EventBus,
-        printer_id: str,
-        path: str,
-        direction: str,
-        total: int | None,
-        *,
-        interval: float = TRANSFER_EVENT_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.bus, self.printer_id, self.path, self.direction = bus, printer_id, path, direction
-        self.total = total
-        self.interval = interval
-        self.clock = clock
-        self.done = 0
-        self._last = -1e9
-        self.finished = False
-
-    def _publish(self, state: str, error: str | None = None) -> None:
-        data = {
-            "path": self.path,
-            "direction": self.direction,
-            "done": self.done,
-            "total": self.total,
-            "state": state,
-            "error": error,
-        }
-        self.bus.publish(Event(TRANSFER_EVENT, self.printer_id, data))
-
-    def progress(self, done: int, total: int) -> None:
-        """The PrinterFiles progress callback (on the loop): ``total`` 0 means unknown."""
-        if self.finished:
-            return
-        self.done = done
-        if total:
-            self.total = total
-        now = self.clock()
-        if now - self._last >= self.interval:
-            self._last = now
-            self._publish("running")
-
-    def succeeded(self, done: int) -> None:
-        if not self.finished:
-            self.finished = True
-            self.done = done
-            self.total = done
-            self._publish("done")
-
-    def failed(self, error: str) -> None:
-        if not self.finished:
-            self.finished = True
-            self._publish("failed", error)
 
 
 # --- handlers --------------------------------------------------------------------------------------------
