@@ -45,16 +45,22 @@ from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import Decision, PrinterSnapshot, Readiness, Start, WaitingJob
 from bambu_edge.jobs.history import HistoryFilter, record_json
+from bambu_edge.jobs.history_service import HISTORY_EVENT
 from bambu_edge.jobs.queue import Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.tracker import ExpectedPrint, FilamentSlot
 from bambu_edge.printers.bambu import commands
-from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError
-from bambu_edge.web.api_files import TransferReporter
+from bambu_edge.printers.base import (
+    COMMAND_EVENT,
+    PRINTER_ADDED_EVENT,
+    PRINTER_EVENT,
+    PRINTER_REMOVED_EVENT,
+    CommandError,
+)
+from bambu_edge.printers.transfers import TransferReporter
 
 log = logging.getLogger(__name__)
 
 QUEUE_EVENT = "queue"
-HISTORY_EVENT = "history"
 REMOTE_DIR = "/cache"
 LOAD_WINDOW_S = 24 * 3600.0  # balance on the copies each printer took in the last day
 ACTIVE_PRINT_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE"})
@@ -86,12 +92,7 @@ class QueueError(Exception):
 
 def job_name(file_name: str) -> str:
     """What the printer shows as the job (``subtask_name``): the file name without its extension."""
-    base = file_name.rsplit("/", 1)[-1]
-    for ext in (".gcode.3mf", ".3mf", ".gcode"):
-        if base.lower().endswith(ext):
-            base = base[: -len(ext)]
-            break
-    base = "".join(c for c in base if c.isprintable()).strip()
+    base = "".join(c for c in commands.file_stem(file_name) if c.isprintable()).strip()
     return base[:MAX_NAME] or "print"
 
 
@@ -201,7 +202,7 @@ class Dispatcher:
             if run.state in ("uploading", "starting"):
                 self._unsettled[run.printer_id] = run
         sub = self.bus.subscribe(
-            PRINTER_EVENT, HISTORY_EVENT, "printer_added", "printer_removed", maxsize=512
+            PRINTER_EVENT, HISTORY_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, maxsize=512
         )
         await self.evaluate()  # the API has reasons from the first request on (printers: "connecting")
         self._tasks = [
