@@ -25,6 +25,9 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 360, "height": 740}
+# The page colours of the two themes (web/css/app.css), as computed styles report them.
+BACKGROUND = {"light": "rgb(243, 244, 246)", "dark": "rgb(14, 17, 22)"}
+TEXT = {"light": "rgb(21, 26, 33)", "dark": "rgb(232, 235, 240)"}
 
 
 @contextlib.asynccontextmanager

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import signal
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiomqtt
@@ -33,8 +34,9 @@ from bambu_edge.printers.bambu.link import BambuLink
 from bambu_edge.printers.base import CommandError
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.state import PrinterState
-from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
+from tests.integration.links import make_link
+from tests.integration.waiting import eventually
 
 REPORT = f"device/{SERIAL}/report"
 REQUEST = f"device/{SERIAL}/request"
@@ -71,13 +73,7 @@ class FakePrinterSide:
         return [r[kind] for r in self.requests if r.get(kind, {}).get("command") == command]
 
 
-async def until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+until = functools.partial(eventually, timeout=10.0, every=0.02)
 
 
 def printer_client(broker: LocalBroker) -> aiomqtt.Client:
@@ -103,26 +99,6 @@ async def printer_side(broker: LocalBroker) -> AsyncIterator[FakePrinterSide]:
         await asyncio.sleep(0.1)  # subscribed
         yield side
         task.cancel()
-
-
-def make_link(broker: LocalBroker, pins: CertPins, access_code: str = ACCESS_CODE, **kw) -> BambuLink:
-    tls = kw.pop("tls", TlsConfig())
-    serial = kw.pop("serial", SERIAL)
-    port = kw.pop("port", broker.port)
-    cfg = PrinterConfig(
-        id="p1",
-        name="P1",
-        type="bambu",
-        host=broker.host,
-        serial=serial,
-        access_code=access_code,
-        mqtt_port=port,
-        tls=tls,
-    )
-    kw.setdefault("backoff", Backoff(initial=0.2, cap=1.0))
-    kw.setdefault("command_timeout", 1.5)
-    kw.setdefault("connect_timeout", 3.0)
-    return BambuLink(cfg, EventBus(), pins, **kw)
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.browser import (
+    BACKGROUND,
     PHONE,
+    TEXT,
     chromium,
     new_page,
     no_sideways_scroll,
@@ -19,8 +21,6 @@ from tests.integration.browser import (
 from tests.integration.running_daemon import PASSWORD
 
 # --bg of web/css/app.css, as the browser computes it.
-BACKGROUND = {"light": "rgb(243, 244, 246)", "dark": "rgb(14, 17, 22)"}
-TEXT = {"light": "rgb(21, 26, 33)", "dark": "rgb(232, 235, 240)"}
 LONG_JOB = "Gridfinity_baseplate_6x4_magnets_and_screws_v2_final_FINAL_0.2mm_PETG_4h12m"
 
 

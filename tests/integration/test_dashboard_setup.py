@@ -19,7 +19,7 @@ from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.browser import PHONE, chromium, new_page, screenshot_on_failure, snap
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
-from tests.integration.test_end_to_end import SERIAL_X1C
+from tests.integration.running_daemon import SERIAL_X1C
 
 PASSWORD = "a long and fine password"
 WRONG_CODE = "87654321"

@@ -13,8 +13,10 @@ import pytest
 from tests.factories.history import sample_records, seed_history
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.browser import (
+    BACKGROUND,
     DESKTOP,
     PHONE,
+    TEXT,
     chromium,
     login,
     new_page,
@@ -30,7 +32,6 @@ from tests.integration.running_daemon import (
     eventually,
     upload,
 )
-from tests.integration.test_dashboard_layout import BACKGROUND, TEXT
 
 pytestmark = pytest.mark.integration
 LONG = "Gridfinity_baseplate_6x4_magnets_and_screws_v2_final_FINAL_0.2mm_PETG_4h12m"

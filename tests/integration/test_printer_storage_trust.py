@@ -8,8 +8,9 @@ import pytest
 
 from bambu_edge.config import TlsConfig
 from bambu_edge.printers.bambu.ftps import PrinterTLSError
-from tests.integration.test_bambu_link import make_link, until
+from tests.integration.links import make_link
 from tests.integration.vsftpd import VsftpdServer
+from tests.integration.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ async def test_storage_uses_the_certificate_pinned_by_the_mqtt_link(broker, pins
 
     await link.start()
     try:
-        await until(lambda: link.link_state == "connected", what="connected")
+        await eventually(lambda: link.link_state == "connected", what="connected")
         ftp.path("/cache").mkdir(parents=True)
         (ftp.path("/cache") / "cube.3mf").write_bytes(b"x" * 10)
         entries = await link.files.list("/cache")
@@ -37,7 +38,7 @@ async def test_storage_with_another_certificate_is_refused(broker, pins, vsftpd:
     link.cfg = replace(link.cfg, ftps_port=vsftpd.port)  # vsftpd has its own certificate here
     await link.start()
     try:
-        await until(lambda: link.link_state == "connected", what="connected")
+        await eventually(lambda: link.link_state == "connected", what="connected")
         with pytest.raises(PrinterTLSError):
             await link.files.list("/")
     finally:

@@ -20,7 +20,7 @@ from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.store.db import Store
 from bambu_edge.web.server import WebService
 from tests.factories.threemf import HOSTILE, PlateSpec, make_3mf
-from tests.integration.test_web_api import ADMIN, PASSWORD, FakeLink, FakeManager
+from tests.integration.fakes import ADMIN, PASSWORD, FakeLink, FakeManager
 
 pytestmark = pytest.mark.integration
 

@@ -12,75 +12,12 @@ import aiohttp
 import pytest
 
 from bambu_edge.bus import Event, EventBus
-from bambu_edge.config import Config, PrinterConfig, WebConfig
-from bambu_edge.printers.base import CommandError
+from bambu_edge.config import Config, WebConfig
 from bambu_edge.store.db import Store
 from bambu_edge.web import api_auth
 from bambu_edge.web.server import PUBLIC, WebService
 from bambu_edge.web.ws import CLIENT_QUEUE, _Client
-
-ADMIN, PASSWORD = "admin", "correct horse battery"
-
-
-class FakeState:
-    def __init__(self, printer_id: str, link_state: str):
-        self.id = printer_id
-        self._view = {
-            "id": printer_id,
-            "name": printer_id.upper(),
-            "link": {"state": link_state, "since": 1.0, "error": None},
-            "temps": {
-                "nozzle": {"current": 200.0, "target": 210.0},
-                "bed": {"current": 50.0, "target": 55.0},
-            },
-        }
-
-    def view(self) -> dict[str, Any]:
-        return self._view
-
-
-class FakeLink:
-    def __init__(self, printer_id: str, online: bool = True):
-        self.state = FakeState(printer_id, "connected" if online else "offline")
-        self.online = online
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.accepted = 0
-
-    @property
-    def printer_id(self) -> str:
-        return self.state.id
-
-    async def send_command(self, action: str, params: dict[str, Any]) -> str:
-        if not self.online:
-            raise CommandError("offline", "the printer is offline")
-        self.calls.append((action, dict(params)))
-        return str(1000 + len(self.calls))
-
-    async def accept_certificate(self) -> None:
-        self.accepted += 1
-
-
-class FakeManager:
-    def __init__(self, *links: FakeLink):
-        self._links = {link.printer_id: link for link in links}
-
-    def get(self, printer_id: str) -> FakeLink | None:
-        return self._links.get(printer_id)
-
-    def links(self) -> list[FakeLink]:
-        return list(self._links.values())
-
-    def view(self, printer_id: str) -> dict[str, Any] | None:
-        link = self._links.get(printer_id)
-        return {**link.state.view(), "read_only": True} if link else None
-
-    def config_of(self, printer_id: str) -> PrinterConfig | None:
-        if printer_id not in self._links:
-            return None
-        return PrinterConfig(id=printer_id, name=printer_id.upper(), type="bambu", host="127.0.0.1")
-
-    def views(self) -> list[dict[str, Any]]:
-        return [v for pid in self._links if (v := self.view(pid))]
+from tests.integration.fakes import ADMIN, PASSWORD, FakeLink, FakeManager
 
 
 class Env:
