@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -38,6 +39,12 @@ from tests.integration.daemon_proc import DaemonProcess  # noqa: E402
 # The daemon's own libraries. Not cryptography: certificates are made in a child process.
 LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, yaml, orjson, ssl"
 STATUS_SNIPPET = "print(open('/proc/self/status').read())"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -159,15 +166,21 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
             started = proc_status(proc.pid)
             samples = []
             t0 = time.monotonic()
+            cpu0: tuple[float, float, float] | None = None  # from half-way: connects and pins are done
             while time.monotonic() - t0 < args.warmup:
                 await asyncio.sleep(1.0)
                 if proc.poll() is not None:
                     raise RuntimeError(f"the daemon exited with {proc.returncode}; see {tmp / 'daemon.log'}")
                 samples.append(proc_status(proc.pid)["VmRSS"])
+                if cpu0 is None and time.monotonic() - t0 >= args.warmup / 2:
+                    cpu0 = (time.monotonic(), cpu_seconds(proc.pid), cpu_seconds(setup.broker.pid))
                 if any(t.done() for t in tasks):
                     failed = next(t for t in tasks if t.done())
                     raise RuntimeError(f"a WebSocket client ended early: {failed.exception()!r}")
             final = proc_status(proc.pid)
+            assert cpu0 is not None
+            window = time.monotonic() - cpu0[0]
+            cpu = (cpu_seconds(proc.pid) - cpu0[1], cpu_seconds(setup.broker.pid) - cpu0[2])
             async with session.get(base + "/api/printers", headers={"Authorization": f"Bearer {token}"}) as r:
                 views = await r.json()
     finally:
@@ -204,6 +217,15 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
     print(
         f"ratio daemon / python+libs {final['VmRSS'] / libs['VmRSS']:7.2f}x   daemon - libs = {(final['VmRSS'] - libs['VmRSS']) / mb:.1f} MB"
     )
+    # CPU over the second half of the warm-up. Baseline: mosquitto, relaying the same reports (TLS in
+    # and out).
+    reports = args.printers * args.hz * window
+    print(
+        f"CPU over {window:.0f} s: daemon {cpu[0] / window * 100:5.1f} % of a core"
+        f" ({cpu[0] / reports * 1e6:.0f} us per printer report, WebSocket frames included),"
+        f" mosquitto {cpu[1] / window * 100:5.1f} %"
+    )
+    print(f"ratio daemon CPU / mosquitto CPU {cpu[0] / max(cpu[1], 1e-9):6.2f}x")
     ok = rss <= args.limit_mb
     print(f"target VmRSS <= {args.limit_mb:g} MB: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

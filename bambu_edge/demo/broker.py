@@ -134,6 +134,13 @@ class LocalBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The running mosquitto's process id."""
+        if self._proc is None:
+            raise BrokerError("mosquitto is not running")
+        return self._proc.pid
+
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
