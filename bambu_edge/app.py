@@ -137,7 +137,7 @@ class Daemon:
             last = ""
             while True:
                 event = await sub.get()
-                if "link" not in event.data.get("changes", {}):
+                if "link" not in event.data.changes:
                     continue
                 line = self.status_line()
                 if line != last:

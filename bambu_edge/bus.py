@@ -14,12 +14,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """``kind`` names the event ("printer", "link", "command", ...); ``printer_id`` is set for
-    printer-scoped events; ``data`` is JSON-ready."""
+    """``kind`` names the event ("printer", "command", "history", ...); ``printer_id`` is set for
+    printer-scoped events. ``data`` is the publisher's typed record (a frozen dataclass with a
+    ``to_json()``), or a JSON-ready dict: JSON is made only where it leaves the process."""
 
     kind: str
     printer_id: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: Any = field(default_factory=dict)
 
 
 class Subscription:

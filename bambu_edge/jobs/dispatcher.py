@@ -55,6 +55,7 @@ from bambu_edge.printers.base import (
     PRINTER_EVENT,
     PRINTER_REMOVED_EVENT,
     CommandError,
+    CommandOutcome,
 )
 from bambu_edge.printers.transfers import TransferReporter
 
@@ -271,7 +272,7 @@ class Dispatcher:
             link = self.manager.get(pid) if pid else None
             if link is None:
                 return
-            changes = event.data.get("changes") or {}
+            changes = event.data.changes
             print_changes = changes.get("print") or {}
             state = print_changes.get("state")
             if state in ("PREPARE", "RUNNING"):
@@ -479,8 +480,8 @@ class Dispatcher:
                 return
             await self.store.update_run(run.id, sequence_id=seq)
             reply = await _await_reply(sub, run.printer_id, seq, timeout)
-        result = reply.get("result") if reply else "timeout"
-        message = (reply or {}).get("message")
+        result = reply.result if reply else "timeout"
+        message = reply.message if reply else None
         if result == "success" or (result == "timeout" and self._printing_it(link, run)):
             await self._printing(run, job, qf, start)
         elif result == "failed":
@@ -1020,13 +1021,13 @@ def _record_is_run(record: Mapping[str, Any], run: Run) -> bool:
     )
 
 
-async def _await_reply(sub: Any, printer_id: str, seq: str, timeout: float) -> dict[str, Any] | None:
+async def _await_reply(sub: Any, printer_id: str, seq: str, timeout: float) -> CommandOutcome | None:
     """The command event answering ``seq`` on ``printer_id``; None if none came in time."""
     try:
         async with asyncio.timeout(timeout):
             while True:
                 event = await sub.get()
-                if event.printer_id == printer_id and event.data.get("sequence_id") == seq:
+                if event.printer_id == printer_id and event.data.sequence_id == seq:
                     return event.data
     except TimeoutError:
         return None

@@ -226,21 +226,19 @@ class HistoryService:
         if not isinstance(pid, str):
             return
         now = time.time()
-        data = event.data if isinstance(event.data, dict) else {}
+        data = event.data
         if event.kind == PRINTER_EVENT:
             link = self.manager.get(pid)
             if link is None:
                 return
-            changes = data.get("changes")
-            report = isinstance(changes, dict) and "updated_at" in changes
             tracker = self._tracker(pid)
-            if report and tracker.watching and TRACKED_SECTIONS.isdisjoint(changes):
+            if data.report and tracker.watching and TRACKED_SECTIONS.isdisjoint(data.changes):
                 return
-            self._handle(tracker.observe(self._observation(link, now, report)))
+            self._handle(tracker.observe(self._observation(link, now, data.report)))
         elif event.kind == COMMAND_EVENT:
             tracker = self._trackers.get(pid)
             if tracker is not None:
-                self._handle(tracker.command(str(data.get("action")), str(data.get("result")), now))
+                self._handle(tracker.command(data.action, data.result, now))
         elif event.kind == PRINTER_REMOVED_EVENT:
             tracker = self._trackers.pop(pid, None)
             if tracker is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -28,16 +29,47 @@ class CommandError(Exception):
         self.message = message
 
 
-# Command outcome, published on the bus as Event("command", printer_id, {...}):
-#   {"sequence_id": "...", "action": "pause", "result": "success" | "failed" | "timeout",
-#    "message": "plain words for the user" | None}
+# Command outcome, published on the bus as Event("command", printer_id, CommandOutcome).
 COMMAND_EVENT = "command"
-# Printer view changes, published as Event("printer", printer_id, {"changes": {...}}).
+# Printer view changes, published as Event("printer", printer_id, PrinterUpdate).
 PRINTER_EVENT = "printer"
 # A printer appeared or its settings changed: Event("printer_added", id, {"printer": view}); the view
 # replaces any earlier one. Event("printer_removed", id, {}) when it is gone.
 PRINTER_ADDED_EVENT = "printer_added"
 PRINTER_REMOVED_EVENT = "printer_removed"
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterUpdate:
+    """What one printer report or link change did: the view sections that changed and the whole
+    view after it. Views are immutable snapshots (never mutated once made), so subscribers read
+    state from here instead of reaching back into the link, and nothing is parsed twice."""
+
+    changes: Mapping[str, Any]
+    view: Mapping[str, Any]
+    report: bool = False  # made by a message from the printer (not a link-state change)
+    full: bool = False  # a full report (push_status msg 0): every section as the printer sees it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changes": self.changes}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """The printer's answer to a command we sent, or its absence."""
+
+    sequence_id: str
+    action: str
+    result: str  # "success" | "failed" | "timeout"
+    message: str | None = None  # plain words for the user
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sequence_id": self.sequence_id,
+            "action": self.action,
+            "result": self.result,
+            "message": self.message,
+        }
 
 
 class PrinterLink(abc.ABC):

@@ -29,29 +29,16 @@ HEARTBEAT_S = 30.0
 
 
 def frame(event: Event) -> dict[str, Any] | None:
+    """``{"type": kind, "id": printer_id (if any), **data}``: the one place a bus event becomes
+    JSON. A typed payload gives its JSON shape through ``to_json()``."""
+    if event.kind not in KINDS and event.kind not in PASS_THROUGH:
+        return None
+    out: dict[str, Any] = {"type": event.kind}
+    if event.printer_id is not None:
+        out["id"] = event.printer_id
     d = event.data
-    if event.kind == "printer":
-        return {"type": "printer", "id": event.printer_id, "changes": d.get("changes", {})}
-    if event.kind == "command":
-        return {
-            "type": "command",
-            "id": event.printer_id,
-            "sequence_id": d.get("sequence_id"),
-            "action": d.get("action"),
-            "result": d.get("result"),
-            "message": d.get("message"),
-        }
-    if event.kind == "printer_added":
-        return {"type": "printer_added", "printer": d.get("printer")}
-    if event.kind == "printer_removed":
-        return {"type": "printer_removed", "id": event.printer_id}
-    if event.kind in PASS_THROUGH:
-        out: dict[str, Any] = {"type": event.kind}
-        if event.printer_id is not None:
-            out["id"] = event.printer_id
-        out.update(d)
-        return out
-    return None
+    out.update(d.to_json() if hasattr(d, "to_json") else d)
+    return out
 
 
 class _Client:

@@ -31,7 +31,7 @@ from bambu_edge.demo.broker import LocalBroker, free_port
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu.fixtures import load_fixture
 from bambu_edge.printers.bambu.link import BambuLink
-from bambu_edge.printers.base import CommandError
+from bambu_edge.printers.base import CommandError, CommandOutcome
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.state import PrinterState
 from tests.conftest import ACCESS_CODE, SERIAL
@@ -164,7 +164,7 @@ async def test_delta_merges_and_publishes_only_the_change(link, printer_side):
     assert after["ams"] == before["ams"] and after["print"] == before["print"]
     ev = await asyncio.wait_for(sub.get(), 2)
     assert ev.kind == "printer" and ev.printer_id == "p1"
-    assert ev.data["changes"]["temps"] == {"bed": {"current": delta["print"]["bed_temper"]}}
+    assert ev.data.changes["temps"] == {"bed": {"current": delta["print"]["bed_temper"]}}
     # A message that changes nothing in the view (a G-code log line) publishes nothing.
     await printer_side.report(load_fixture("x1_mc_print_push_info_gcodeline.json"))
     await asyncio.sleep(0.3)
@@ -240,7 +240,7 @@ async def test_command_reaches_the_printer_as_exact_json_and_its_ack_is_success(
     assert sent == {kind: {"sequence_id": seq, **body}}
     ev = await asyncio.wait_for(sub.get(), 3)
     assert (ev.kind, ev.printer_id) == ("command", "p1")
-    assert ev.data == {"sequence_id": seq, "action": action, "result": "success", "message": None}
+    assert ev.data == CommandOutcome(seq, action, "success", None)
 
 
 async def test_sequence_ids_are_unique_and_increasing(link, printer_side):
@@ -262,7 +262,7 @@ async def test_only_the_matching_reply_resolves_a_command(link, printer_side):
     assert sub.get_nowait() is None
     await printer_side.report({"print": {"command": "pause", "sequence_id": seq, "result": "SUCCESS"}})
     ev = await asyncio.wait_for(sub.get(), 2)
-    assert (ev.data["sequence_id"], ev.data["result"]) == (seq, "success")
+    assert (ev.data.sequence_id, ev.data.result) == (seq, "success")
     await asyncio.sleep(1.7)  # past the command timeout: no late "timeout" for an answered command
     assert sub.get_nowait() is None
 
@@ -272,8 +272,8 @@ async def test_refused_command_says_so_and_names_developer_mode(link, printer_si
     sub = link.bus.subscribe("command")
     seq = await link.send_command("pause", {})
     ev = await asyncio.wait_for(sub.get(), 3)
-    assert (ev.data["sequence_id"], ev.data["action"], ev.data["result"]) == (seq, "pause", "failed")
-    message = ev.data["message"]
+    assert (ev.data.sequence_id, ev.data.action, ev.data.result) == (seq, "pause", "failed")
+    message = ev.data.message
     assert "refused" in message and "Developer Mode" in message and "LAN Only" in message
     assert "mqtt message verify failed" in message  # the printer's own reason
     assert link.link_state == "connected"  # a refusal is not a broken link
@@ -284,8 +284,8 @@ async def test_unanswered_command_times_out_with_a_developer_mode_hint(link, pri
     seq = await link.send_command("stop", {})
     await printer_side.report({"print": {"nozzle_temper": 30.0, "command": "push_status", "msg": 1}})
     ev = await asyncio.wait_for(sub.get(), 5)
-    assert (ev.data["sequence_id"], ev.data["action"], ev.data["result"]) == (seq, "stop", "timeout")
-    assert "did not answer" in ev.data["message"] and "Developer Mode" in ev.data["message"]
+    assert (ev.data.sequence_id, ev.data.action, ev.data.result) == (seq, "stop", "timeout")
+    assert "did not answer" in ev.data.message and "Developer Mode" in ev.data.message
 
 
 async def test_bad_commands_are_rejected_before_anything_is_sent(link, printer_side):
@@ -376,8 +376,8 @@ async def test_changed_certificate_is_tls_mismatch_until_accepted(broker, pins, 
         attempts = lk.connect_attempts
         await until(lambda: lk.connect_attempts >= attempts + 2, what="slow retries")
         while (ev := sub.get_nowait()) is not None:
-            if "link" in ev.data["changes"]:
-                states.append(ev.data["changes"]["link"].get("state", ""))
+            if "link" in ev.data.changes:
+                states.append(ev.data.changes["link"].get("state", ""))
         assert lk.link_state == "tls_mismatch"
         assert "connected" not in states[states.index("tls_mismatch") :]
 

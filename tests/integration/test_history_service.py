@@ -130,7 +130,7 @@ async def test_progress_is_not_written_per_report_and_a_clean_stop_writes_it(dae
         await vp.simulate_print("many layers", duration_s=6, layers=200)
         await _next(sub, "ended")
         while (e := printer_events.get_nowait()) is not None:
-            p = e.data["changes"].get("print") or {}
+            p = e.data.changes.get("print") or {}
             if "progress" in p:
                 progress.append(p["progress"])
     assert len(progress) >= 10  # the printer reported progress many times...

@@ -13,6 +13,7 @@ import pytest
 
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config, WebConfig
+from bambu_edge.printers.base import CommandOutcome, PrinterUpdate
 from bambu_edge.store.db import Store
 from bambu_edge.web import api_auth
 from bambu_edge.web.server import PUBLIC, WebService
@@ -260,12 +261,8 @@ async def test_websocket_snapshot_then_changes(env: Env) -> None:
         snap = await ws.receive_json(timeout=5)
         assert snap["type"] == "snapshot"
         assert [p["id"] for p in snap["printers"]] == ["p1", "p2"]
-        env.bus.publish(Event("printer", "p1", {"changes": {"print": {"progress": 50}}}))
-        env.bus.publish(
-            Event(
-                "command", "p1", {"sequence_id": "7", "action": "pause", "result": "success", "message": None}
-            )
-        )
+        env.bus.publish(Event("printer", "p1", PrinterUpdate({"print": {"progress": 50}}, {}, report=True)))
+        env.bus.publish(Event("command", "p1", CommandOutcome("7", "pause", "success", None)))
         assert await ws.receive_json(timeout=5) == {
             "type": "printer",
             "id": "p1",

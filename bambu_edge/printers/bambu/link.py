@@ -34,7 +34,15 @@ from bambu_edge.printers.bambu.tls import (
     pinned_context,
     with_common_name,
 )
-from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, CommandError, LinkState, PrinterLink
+from bambu_edge.printers.base import (
+    COMMAND_EVENT,
+    PRINTER_EVENT,
+    CommandError,
+    CommandOutcome,
+    LinkState,
+    PrinterLink,
+    PrinterUpdate,
+)
 from bambu_edge.printers.state import PrinterState
 from bambu_edge.store.pins import CertPins
 
@@ -153,9 +161,10 @@ class BambuLink(PrinterLink):
                 "link %s%s", state.value, f": {error}" if error else ""
             )
 
-    def _publish_changes(self, changes: dict[str, Any]) -> None:
+    def _publish_changes(self, changes: dict[str, Any], full: bool = False) -> None:
         if changes:
-            self.bus.publish(Event(PRINTER_EVENT, self.cfg.id, {"changes": changes}))
+            update = PrinterUpdate(changes, self.state.view(), report="updated_at" in changes, full=full)
+            self.bus.publish(Event(PRINTER_EVENT, self.cfg.id, update))
 
     async def _sleep(self, delay: float) -> None:
         # The event is cleared after the wait, not before: a wake-up (accept_certificate) that came
@@ -378,7 +387,14 @@ class BambuLink(PrinterLink):
         key = commands.reply_key(msg)
         if key is not None and key in self._pending:
             self._resolve(key, msg)
-        self._publish_changes(self.state.apply_message(msg))
+        report = msg.get("print")
+        full = (
+            type(report) is dict
+            and report.get("command") == "push_status"
+            and type(report.get("msg")) is int
+            and report["msg"] == 0
+        )
+        self._publish_changes(self.state.apply_message(msg), full=full)
 
     def _warn(self, text: str, exc_info: bool = False) -> None:
         now = time.monotonic()
@@ -441,13 +457,7 @@ class BambuLink(PrinterLink):
         self._command_event(key[2], action, "timeout", message)
 
     def _command_event(self, seq: str, action: str, result: str, message: str | None) -> None:
-        self.bus.publish(
-            Event(
-                COMMAND_EVENT,
-                self.cfg.id,
-                {"sequence_id": seq, "action": action, "result": result, "message": message},
-            )
-        )
+        self.bus.publish(Event(COMMAND_EVENT, self.cfg.id, CommandOutcome(seq, action, result, message)))
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
