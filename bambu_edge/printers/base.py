@@ -6,9 +6,10 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bambu_edge.printers.state import PrinterState
+if TYPE_CHECKING:
+    from bambu_edge.printers.state import PrinterState
 
 
 class LinkState(StrEnum):
@@ -40,6 +41,22 @@ PRINTER_REMOVED_EVENT = "printer_removed"
 
 
 @dataclass(frozen=True, slots=True)
+class JobIdentity:
+    """What tells one print job from another beyond what the view shows: the printer's task,
+    subtask and job ids ("0"/"" are None: LAN prints have none), when the job started (Unix
+    seconds) and the numeric print error. Parsed once, where the report is folded."""
+
+    task_id: str | None = None
+    subtask_id: str | None = None
+    job_id: str | None = None
+    start_time: int | None = None
+    print_error: int | None = None
+
+
+NO_IDENTITY = JobIdentity()
+
+
+@dataclass(frozen=True, slots=True)
 class PrinterUpdate:
     """What one printer report or link change did: the view sections that changed and the whole
     view after it. Views are immutable snapshots (never mutated once made), so subscribers read
@@ -49,6 +66,7 @@ class PrinterUpdate:
     view: Mapping[str, Any]
     report: bool = False  # made by a message from the printer (not a link-state change)
     full: bool = False  # a full report (push_status msg 0): every section as the printer sees it
+    identity: JobIdentity = NO_IDENTITY  # the job's identity after this update
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": self.changes}

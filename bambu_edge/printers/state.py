@@ -31,8 +31,10 @@ from typing import Any
 
 import orjson
 
+from bambu_edge.printers import values
 from bambu_edge.printers.bambu import models
 from bambu_edge.printers.bambu.hms import hms_entry, print_error_code
+from bambu_edge.printers.base import NO_IDENTITY, JobIdentity
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +340,30 @@ for _name, (_builder, _keys) in SECTIONS.items():
         _SECTIONS_BY_KEY[_key] = (*_SECTIONS_BY_KEY.get(_key, ()), _name)
 
 
+IDENTITY_KEYS = frozenset({"task_id", "subtask_id", "job_id", "gcode_start_time", "print_error"})
+_VALID_START = (1_000_000_000, 10_000_000_000)  # Unix seconds a printer can mean
+
+
+def _ident(v: Any) -> str | None:
+    """A task/subtask/job id; "0" and "" mean none (LAN prints)."""
+    if type(v) is int:
+        v = str(v)
+    t = values.text(v, 64)
+    return None if t is None or t == "0" else t
+
+
+def _build_identity(r: dict[str, Any]) -> JobIdentity:
+    start = values.integer(r.get("gcode_start_time"), *_VALID_START)
+    identity = JobIdentity(
+        task_id=_ident(r.get("task_id")),
+        subtask_id=_ident(r.get("subtask_id")),
+        job_id=_ident(r.get("job_id")),
+        start_time=start,
+        print_error=values.integer(r.get("print_error"), 0, 0xFFFFFFFF),
+    )
+    return NO_IDENTITY if identity == NO_IDENTITY else identity
+
+
 # --- raw side: bounding, merging ------------------------------------------------------------------
 
 
@@ -501,6 +527,7 @@ class PrinterState:
         self.name = name
         self.serial = serial
         self.raw: dict[str, Any] = {}
+        self.identity: JobIdentity = NO_IDENTITY  # rebuilt when its keys change
         self.updated_at: float | None = None
         self._model_override = model
         self._detected_model: str | None = None  # from get_version
@@ -630,6 +657,8 @@ class PrinterState:
                 dirty = dict.fromkeys(SECTIONS)
                 sigs.clear()
         self.raw = raw
+        if full or len(dirty) == len(SECTIONS) or not IDENTITY_KEYS.isdisjoint(clean):
+            self.identity = _build_identity(raw)
         out = {}
         for section in dirty:
             builder = _BUILDERS[section]

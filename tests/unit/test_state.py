@@ -548,3 +548,27 @@ def test_link_state_since_error_and_details():
     assert s.view()["link"] == {"state": "offline", "since": 40.0, "error": None, "fingerprint": None}
     assert apply_changes(before, changes) == s.view()
     assert s.view()["updated_at"] is None  # link changes are not reports
+
+
+def test_job_identity_from_a_running_report_and_deltas():
+    s = state_with("x1_pushall_running_hms.json")
+    assert (s.identity.task_id, s.identity.subtask_id, s.identity.job_id) == (
+        "724977923",
+        "724977924",
+        "378996136",
+    )
+    assert s.identity.print_error == 0
+    # A delta that moves only progress leaves the identity object as it was (nothing re-parsed).
+    before = s.identity
+    s.apply_message(status({"mc_percent": 50}))
+    assert s.identity is before
+    # A user's stop: the numeric print error the view only shows formatted.
+    s.apply_message(status({"gcode_state": "FAILED", "print_error": 50348044}))
+    assert s.identity.print_error == 0x0300400C and s.identity.task_id == "724977923"
+
+
+def test_lan_prints_have_no_ids():
+    s = state_with("h2d_pushall_running.json")
+    assert s.identity.job_id is None and s.identity.subtask_id is None
+    s.apply_message(status({"task_id": "0", "subtask_id": 0, "job_id": ""}))
+    assert (s.identity.task_id, s.identity.subtask_id, s.identity.job_id) == (None, None, None)

@@ -163,7 +163,10 @@ class BambuLink(PrinterLink):
 
     def _publish_changes(self, changes: dict[str, Any], full: bool = False) -> None:
         if changes:
-            update = PrinterUpdate(changes, self.state.view(), report="updated_at" in changes, full=full)
+            state = self.state
+            update = PrinterUpdate(
+                changes, state.view(), report="updated_at" in changes, full=full, identity=state.identity
+            )
             self.bus.publish(Event(PRINTER_EVENT, self.cfg.id, update))
 
     async def _sleep(self, delay: float) -> None:
