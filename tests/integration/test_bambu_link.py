@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from bambu_edge.bus import EventBus
 from bambu_edge.certs import fingerprint_pem, make_ca
 from bambu_edge.config import Config, PrinterConfig, TlsConfig
-from bambu_edge.demo.broker import LocalBroker, free_port
+from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu.fixtures import load_fixture
 from bambu_edge.printers.bambu.link import BambuLink
@@ -476,7 +476,7 @@ class TlsListener:
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(broker.cert_path, broker.key_path)
         self.received = bytearray()
-        self.port = free_port()
+        self.port = 0  # bound by __aenter__
         self.server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -489,7 +489,8 @@ class TlsListener:
             writer.close()
 
     async def __aenter__(self) -> TlsListener:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.ctx)
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ctx)
+        self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -632,8 +633,8 @@ async def test_stop_is_prompt_while_the_printer_does_not_answer_tls(pins, broker
         server.close()
 
 
-async def test_unreachable_printer_is_offline_with_plain_words(pins, broker):
-    lk = make_link(broker, pins, port=free_port())
+async def test_unreachable_printer_is_offline_with_plain_words(pins, broker, closed_port):
+    lk = make_link(broker, pins, port=closed_port)
     await lk.start()
     try:
         await until(lambda: lk.link_state == "offline", what="offline")

@@ -89,8 +89,9 @@ async def rig_factory(tmp_path, broker) -> AsyncIterator[Callable[..., Any]]:
                 **(ftp_options or {}),
             )
             servers.append(server)
-            if start_ftp:
-                server.start()
+            server.start()
+            if not start_ftp:
+                server.stop(keep_files=True)  # away; start() again brings it back on its port
             ftps[pid] = server
             serial = {"P1S": "01P", "A1": "039"}[model] + f"09C00000000{i}"
             cfgs.append(
