@@ -7,6 +7,7 @@ and its per-session children and reap the listener (TESTBED G5, G6).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -33,9 +34,24 @@ def vsftpd_binary() -> str | None:
     return found if os.access(found, os.X_OK) else None
 
 
+_USER_LOCK = Path(tempfile.gettempdir()) / "bambu-edge-ftp-user.lock"
+_users_set: dict[str, pwd.struct_passwd] = {}
+
+
 def ensure_ftp_user(password: str) -> pwd.struct_passwd:
     """The system user vsftpd authenticates (via PAM), as on the printer: ``bblp`` + access code.
-    Needs root, as vsftpd itself does."""
+    Needs root, as vsftpd itself does. Parallel test processes take turns (useradd and chpasswd
+    each lock /etc/shadow and fail, not wait, when another holds it)."""
+    if password in _users_set:
+        return _users_set[password]
+    with open(_USER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _users_set.clear()
+        _users_set[password] = _ensure_ftp_user(password)
+    return _users_set[password]
+
+
+def _ensure_ftp_user(password: str) -> pwd.struct_passwd:
     try:
         entry = pwd.getpwnam(FTP_USER)
     except KeyError:
