@@ -36,9 +36,11 @@ def test_systemd_lifecycle(tmp_path, broker, notify_socket, sig):
     try:
         notify_socket.wait_for("READY=1")
         assert _health(d.https_port)["status"] == "ok"
-        # The watchdog is fed while the loop is healthy (every WATCHDOG_USEC/2).
-        time.sleep(0.5)
-        notify_socket.drain()
+        # The watchdog is fed while the loop is healthy (every WATCHDOG_USEC/2 = 0.1 s): twice
+        # within five intervals.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and sum(m.count("WATCHDOG=1") for m in notify_socket.messages) < 2:
+            notify_socket.drain(limit_s=0.05)
         assert sum(m.count("WATCHDOG=1") for m in notify_socket.messages) >= 2
         # systemctl status tells how many printers are up.
         notify_socket.wait_for("STATUS=1 printers, 1 connected")
