@@ -207,6 +207,15 @@ async def readiness_is(farm: Farm, printer_id: str, reason: str) -> bool:
     return {p["id"]: p for p in q["printers"]}[printer_id]["reason"] == reason
 
 
+async def running_for_the_queue(farm: Farm, printer_id: str) -> dict | None:
+    """The printer's running history record once the dispatcher's announcement has labelled it
+    with its queue job: before then, a print that ended at once could not be told from one started
+    elsewhere (a real print takes minutes; a test drives it to the end in milliseconds)."""
+    items = (await farm.ok("GET", "/api/history", params={"printer": printer_id}))["items"]
+    running = [r for r in items if r["outcome"] == "running" and r["queue_job_id"] is not None]
+    return running[0] if running else None
+
+
 async def upload(farm: Farm, path: Path) -> dict:
     status, body = await farm.call(
         "POST", "/api/queue/files", params={"name": path.name}, data=path.read_bytes()

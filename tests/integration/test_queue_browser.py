@@ -19,6 +19,7 @@ from tests.integration.running_daemon import (
     PRINTERS,
     all_connected,
     eventually,
+    running_for_the_queue,
     upload,
 )
 
@@ -105,6 +106,7 @@ async def test_upload_pick_a_plate_mark_the_bed_clear_and_see_it_print_and_land_
             await _job_state(pg, "printing")
             assert await job.locator("[data-testid=job-run]").get_attribute("data-printer") == "p1s-free"
             await hist.wait_for_selector("[data-testid=history-row] [data-outcome=running]", timeout=30_000)
+            await eventually(lambda: running_for_the_queue(farm, "p1s-free"), what="labelled")
             await farm.vps["p1s-free"].finish(steps=5)
             await _job_state(pg, "done")
             assert await pg.locator("[data-testid=queue-finished] [data-testid=queue-job]").count() == 1

@@ -24,6 +24,7 @@ from tests.integration.running_daemon import (
     eventually,
     job_state,
     readiness_is,
+    running_for_the_queue,
     upload,
 )
 
@@ -78,6 +79,7 @@ async def test_a_queued_file_goes_to_the_free_compatible_printer_and_is_recorded
                 if not seen_states or seen_states[-1] != state:
                     seen_states.append(state)
                     if state == "printing":
+                        await eventually(lambda: running_for_the_queue(farm, "p1s-free"), what="labelled")
                         await farm.vps["p1s-free"].finish(steps=5)
             elif frame["type"] == "transfer":
                 transfers.append(frame)
