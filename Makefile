@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Test processes: most of a test's time is waiting on real peers (mosquitto, vsftpd, the daemon,
+# Chromium), so more workers than cores pays; each test brings its own peers on ports they bind.
+TEST_WORKERS ?= 4
 
 .PHONY: venv run test unit integration lint bench clean
 
@@ -23,7 +26,7 @@ run:
 test:
 	@scripts/system-deps.sh test
 	@$(MAKE) --no-print-directory venv
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest -q tests/unit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +24,18 @@ def broker(tmp_path: Path) -> Iterator[LocalBroker]:
         pytest.fail(
             "mosquitto is not installed: run `make test` (it installs it) or apt-get install mosquitto"
         )
-    b = LocalBroker(tmp_path / "broker", {"bblp": ACCESS_CODE}, server_cn=SERIAL)
+    b = LocalBroker(tmp_path / "broker", {"bblp": ACCESS_CODE}, server_cn=SERIAL, port_retries=5)
     b.start()
     try:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port where nothing listens: connections are refused. Bound (not listening) for
+    the whole test, so no other process can start listening there meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]

@@ -6,6 +6,7 @@ Used by ``bambu-edge demo`` and by the integration tests: same broker the real p
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import shutil
@@ -19,13 +20,42 @@ from bambu_edge.certs import KeyPair, fingerprint_pem, make_ca, make_server_cert
 
 
 class BrokerError(RuntimeError):
-    pass
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.errno = code  # errno.EADDRINUSE: the port was taken
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (its sockets matched to /proc/net/tcp{,6} by inode).
+    Lets a caller ask a child that bound port 0 which port it got, and tell its own listener from
+    another process's on the same port."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        for fd in fd_dir.iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:  # gone, or an fd closed while we looked: the caller asks again
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # fields: sl, local address, remote address, state (0A: LISTEN), ..., inode (10th)
+            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def mosquitto_binaries() -> tuple[str, str]:
@@ -47,12 +77,19 @@ class LocalBroker:
         port: int = 0,
         host: str = "127.0.0.1",
         ca: KeyPair | None = None,
+        *,
+        port_retries: int = 0,
     ):
+        """``port`` 0: a free port. mosquitto 2.0 cannot bind port 0 itself (it reads ``listener 0``
+        as a unix socket), so the port is picked here; ``port_retries``: when that port was taken
+        before mosquitto bound it, move to another free one at the first ``start()`` (for callers
+        that read ``port`` only after it, e.g. parallel tests) instead of failing."""
         self.workdir = Path(workdir)
         self.users = dict(users)
         self.server_cn = server_cn
         self.host = host
         self.port = port or free_port(host)
+        self._port_retries = 0 if port else port_retries
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ca_path = self.workdir / "ca.crt"
         self.cert_path = self.workdir / "server.crt"
@@ -144,6 +181,18 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
+        retries, self._port_retries = self._port_retries, 0  # a restart keeps its port: clients dial it
+        while True:
+            try:
+                self._start(timeout)
+                return
+            except BrokerError as e:
+                if e.errno != errno.EADDRINUSE or retries <= 0:
+                    raise
+                retries -= 1
+                self.port = free_port(self.host)
+
+    def _start(self, timeout: float) -> None:
         mosq, _ = mosquitto_binaries()
         self._write_conf()
         log = open(self.log_path, "ab")
@@ -156,15 +205,17 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                log = self.log_path.read_text(errors="replace")[-2000:]
+                in_use = log.rstrip().endswith("Address already in use")
+                self._proc = None
                 raise BrokerError(
-                    f"mosquitto exited ({self._proc.returncode}); see {self.log_path}:\n"
-                    + self.log_path.read_text(errors="replace")[-2000:]
+                    f"mosquitto exited; see {self.log_path}:\n" + log,
+                    code=errno.EADDRINUSE if in_use else None,
                 )
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
+            # Its own listener, not another process's on the same port.
+            if self.port in listening_ports(self._proc.pid):
                 return
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         self.stop()
         raise BrokerError(f"mosquitto did not open {self.host}:{self.port} within {timeout} s")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,20 +13,33 @@ from pathlib import Path
 
 import yaml
 
-from bambu_edge.demo.broker import LocalBroker, free_port
+from bambu_edge.demo.broker import LocalBroker
+
+# The line the daemon logs once its dashboard listens (bambu_edge/web/server.py).
+DASHBOARD_LINE = re.compile(r"dashboard on https://\S+:(\d+)")
 
 
 def write_config(
-    path: Path, data_dir: Path, printers: list[dict] | None = None, *, https_port: int | None = None
+    path: Path, data_dir: Path, printers: list[dict] | None = None, *, https_port: int = 0
 ) -> dict:
+    """``https_port`` 0: the daemon binds a free port and logs it (``DaemonProcess.https_port``); no
+    plain-HTTP redirect listener (tests/integration/test_web_api.py tests that one)."""
     cfg = {
         "data_dir": str(data_dir),
         "log_level": "info",
-        "web": {"bind": "127.0.0.1", "https_port": https_port or free_port(), "http_port": free_port()},
+        "web": {"bind": "127.0.0.1", "https_port": https_port, "http_port": None},
         "printers": printers or [],
     }
     path.write_text(yaml.safe_dump(cfg))
     return cfg
+
+
+def keep_port(path: Path, https_port: int) -> None:
+    """Write the port the daemon got into its config: a restart comes back where the dashboard's
+    pages and cookies are, as a daemon with a configured port does."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg["web"]["https_port"] = https_port
+    path.write_text(yaml.safe_dump(cfg))
 
 
 def printer_entry(broker: LocalBroker, serial: str, access_code: str, pid: str = "p1") -> dict:
@@ -97,6 +111,14 @@ class DaemonProcess:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def https_port(self) -> int:
+        """The dashboard port the daemon reported (read after READY=1: it logs it before)."""
+        found = DASHBOARD_LINE.findall(self.output)
+        if not found:
+            raise AssertionError(f"the daemon did not say where its dashboard is:\n{self.output[-3000:]}")
+        return int(found[-1])
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)

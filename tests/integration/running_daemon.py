@@ -22,7 +22,13 @@ import pytest
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration import waiting
-from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
+from tests.integration.daemon_proc import (
+    DaemonProcess,
+    NotifySocket,
+    keep_port,
+    printer_entry,
+    write_config,
+)
 from tests.integration.vsftpd import VsftpdServer
 from tests.integration.waiting import dashboard_tls
 
@@ -48,10 +54,10 @@ class Farm:
     tmp: Path
     broker: Any
     cfg_path: Path
-    https: str
     vps: dict[str, VirtualPrinter]
     ftps: dict[str, VsftpdServer]
     http: aiohttp.ClientSession | None = None
+    https: str = ""  # the dashboard's base URL, known once the daemon has started
     token: str | None = None
     daemon: DaemonProcess | None = None
     logs: list[str] = field(default_factory=list)
@@ -72,6 +78,10 @@ class Farm:
             log_path=self.tmp / f"daemon{self.starts}.log",
         )
         await asyncio.to_thread(sock.wait_for, "READY=1", 30)
+        port = self.daemon.https_port
+        if not self.https:
+            keep_port(self.cfg_path, port)
+        self.https = f"https://127.0.0.1:{port}"
         async with self.http.post(
             f"{self.https}/api/auth/login", json={"username": "admin", "password": PASSWORD}
         ) as r:
@@ -121,13 +131,13 @@ def add_admin(cfg_path: Path) -> None:
 @pytest.fixture
 async def spine(tmp_path, broker) -> AsyncIterator[dict]:
     cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
+    write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
     add_admin(cfg_path)
     vp = VirtualPrinter(
         broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0
     )
     await vp.start()
-    farm = Farm(tmp_path, broker, cfg_path, f"https://127.0.0.1:{cfg['web']['https_port']}", {"x1c": vp}, {})
+    farm = Farm(tmp_path, broker, cfg_path, {"x1c": vp}, {})
     farm.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls()))
     try:
         await farm.start_daemon()
@@ -149,7 +159,7 @@ async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callab
             entry.update(name=name, ftps_port=ftps[pid].port)
             entries.append(entry)
         cfg_path = tmp_path / "config.yaml"
-        cfg = write_config(cfg_path, tmp_path / "data", entries)
+        write_config(cfg_path, tmp_path / "data", entries)
         add_admin(cfg_path)
         vps = {}
         for pid, (_name, model, serial) in printers.items():
@@ -165,7 +175,7 @@ async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callab
                 **options,
             )
             await vps[pid].start()
-        farm = Farm(tmp_path, broker, cfg_path, f"https://127.0.0.1:{cfg['web']['https_port']}", vps, ftps)
+        farm = Farm(tmp_path, broker, cfg_path, vps, ftps)
         farm.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls()))
         farms.append(farm)
         await farm.start_daemon()
@@ -195,6 +205,15 @@ async def job_state(farm: Farm, job_id: int, *states: str) -> dict | None:
 async def readiness_is(farm: Farm, printer_id: str, reason: str) -> bool:
     q = await farm.ok("GET", "/api/queue")
     return {p["id"]: p for p in q["printers"]}[printer_id]["reason"] == reason
+
+
+async def running_for_the_queue(farm: Farm, printer_id: str) -> dict | None:
+    """The printer's running history record once the dispatcher's announcement has labelled it
+    with its queue job: before then, a print that ended at once could not be told from one started
+    elsewhere (a real print takes minutes; a test drives it to the end in milliseconds)."""
+    items = (await farm.ok("GET", "/api/history", params={"printer": printer_id}))["items"]
+    running = [r for r in items if r["outcome"] == "running" and r["queue_job_id"] is not None]
+    return running[0] if running else None
 
 
 async def upload(farm: Farm, path: Path) -> dict:

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from bambu_edge.bus import EventBus
 from bambu_edge.certs import fingerprint_pem, make_ca
 from bambu_edge.config import Config, PrinterConfig, TlsConfig
-from bambu_edge.demo.broker import LocalBroker, free_port
+from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu.fixtures import load_fixture
 from bambu_edge.printers.bambu.link import BambuLink
@@ -53,9 +53,11 @@ class FakePrinterSide:
         self.requests: list[dict] = []
         self.auto_reply: str | None = None  # "success" / "failed": answer commands like a printer
         self.answer_pushall: dict | None = None
+        self.subscribed = asyncio.Event()
 
     async def run(self) -> None:
         await self.client.subscribe(REQUEST)
+        self.subscribed.set()
         async for m in self.client.messages:
             req = orjson.loads(m.payload)
             self.requests.append(req)
@@ -96,7 +98,7 @@ async def printer_side(broker: LocalBroker) -> AsyncIterator[FakePrinterSide]:
     async with printer_client(broker) as c:
         side = FakePrinterSide(c)
         task = asyncio.create_task(side.run())
-        await asyncio.sleep(0.1)  # subscribed
+        await asyncio.wait_for(side.subscribed.wait(), 10)
         yield side
         task.cancel()
 
@@ -167,8 +169,10 @@ async def test_delta_merges_and_publishes_only_the_change(link, printer_side):
     assert ev.data.changes["temps"] == {"bed": {"current": delta["print"]["bed_temper"]}}
     # A message that changes nothing in the view (a G-code log line) publishes nothing.
     await printer_side.report(load_fixture("x1_mc_print_push_info_gcodeline.json"))
-    await asyncio.sleep(0.3)
-    assert sub.get_nowait() is None
+    # Reports are handled in order: the next event is the one for a report sent after it.
+    await printer_side.report({"print": {"command": "push_status", "msg": 1, "wifi_signal": "-17dBm"}})
+    ev = await asyncio.wait_for(sub.get(), 2)
+    assert ev.data.changes.get("wifi_signal") == "-17dBm"  # not an event for the log line
 
 
 async def test_broker_dies_then_returns_on_the_same_port_with_fresh_state(broker, link, printer_side):
@@ -258,12 +262,12 @@ async def test_only_the_matching_reply_resolves_a_command(link, printer_side):
     )
     await printer_side.report({"print": {"command": "resume", "sequence_id": seq, "result": "success"}})
     await printer_side.report({"system": {"command": "pause", "sequence_id": seq, "result": "success"}})
-    await asyncio.sleep(0.3)
-    assert sub.get_nowait() is None
+    # Reports are handled in order: the first event after those is the real answer's, or a wrong
+    # one had been taken for it.
     await printer_side.report({"print": {"command": "pause", "sequence_id": seq, "result": "SUCCESS"}})
     ev = await asyncio.wait_for(sub.get(), 2)
     assert (ev.data.sequence_id, ev.data.result) == (seq, "success")
-    await asyncio.sleep(1.7)  # past the command timeout: no late "timeout" for an answered command
+    await asyncio.sleep(link.command_timeout + 0.2)  # past the command timeout: no late "timeout"
     assert sub.get_nowait() is None
 
 
@@ -345,7 +349,7 @@ async def test_wrong_access_code_is_auth_failed_and_does_not_hammer(broker, pins
         await until(lambda: lk.link_state == "auth_failed", what="auth_failed")
         attempts = lk.connect_attempts
         assert "access code" in lk.state.view()["link"]["error"]
-        await asyncio.sleep(4)
+        await asyncio.sleep(3 * lk.backoff.cap)  # three of the longest retry delays of other errors
         assert lk.connect_attempts == attempts  # the next try is a minute or more away
         assert lk.link_state == "auth_failed"
     finally:
@@ -476,7 +480,7 @@ class TlsListener:
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(broker.cert_path, broker.key_path)
         self.received = bytearray()
-        self.port = free_port()
+        self.port = 0  # bound by __aenter__
         self.server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -489,7 +493,8 @@ class TlsListener:
             writer.close()
 
     async def __aenter__(self) -> TlsListener:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, ssl=self.ctx)
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ctx)
+        self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -632,8 +637,8 @@ async def test_stop_is_prompt_while_the_printer_does_not_answer_tls(pins, broker
         server.close()
 
 
-async def test_unreachable_printer_is_offline_with_plain_words(pins, broker):
-    lk = make_link(broker, pins, port=free_port())
+async def test_unreachable_printer_is_offline_with_plain_words(pins, broker, closed_port):
+    lk = make_link(broker, pins, port=closed_port)
     await lk.start()
     try:
         await until(lambda: lk.link_state == "offline", what="offline")

@@ -18,7 +18,7 @@ from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.browser import PHONE, chromium, new_page, screenshot_on_failure, snap
-from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
+from tests.integration.daemon_proc import DaemonProcess, NotifySocket, keep_port, printer_entry, write_config
 from tests.integration.running_daemon import SERIAL_X1C
 
 PASSWORD = "a long and fine password"
@@ -32,10 +32,10 @@ class FreshDaemon:
         self.tmp_path = tmp_path
         self.broker = broker
         self.cfg_path = tmp_path / "config.yaml"
-        self.cfg = write_config(
+        write_config(
             self.cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")]
         )
-        self.base = f"https://127.0.0.1:{self.cfg['web']['https_port']}"
+        self.base = ""  # known once the daemon has started
         self.proc: DaemonProcess | None = None
         self.runs = 0
         self.output = ""
@@ -52,6 +52,10 @@ class FreshDaemon:
             await asyncio.to_thread(sock.wait_for, "READY=1", 30)
         finally:
             sock.close()
+        port = self.proc.https_port
+        if not self.base:
+            keep_port(self.cfg_path, port)
+        self.base = f"https://127.0.0.1:{port}"
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -89,8 +89,9 @@ async def rig_factory(tmp_path, broker) -> AsyncIterator[Callable[..., Any]]:
                 **(ftp_options or {}),
             )
             servers.append(server)
-            if start_ftp:
-                server.start()
+            server.start()
+            if not start_ftp:
+                server.stop(keep_files=True)  # away; start() again brings it back on its port
             ftps[pid] = server
             serial = {"P1S": "01P", "A1": "039"}[model] + f"09C00000000{i}"
             cfgs.append(
@@ -108,7 +109,7 @@ async def rig_factory(tmp_path, broker) -> AsyncIterator[Callable[..., Any]]:
             server.root.mkdir(parents=True, exist_ok=True)
             vps[pid] = VirtualPrinter(
                 broker.host, broker.port, serial, ACCESS_CODE, model, str(broker.ca_path),
-                report_hz=5, sdcard_dir=server.root, time_scale=0.001,
+                report_hz=5, sdcard_dir=server.root, time_scale=0.001, held=True,
             )  # fmt: skip
             await vps[pid].start()
         config = Config(data_dir=tmp_path / "data", printers=tuple(cfgs))

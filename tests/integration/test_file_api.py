@@ -16,7 +16,6 @@ import pytest
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config, PrinterConfig, WebConfig
-from bambu_edge.demo.broker import free_port
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.virtual import VirtualPrinter
 from bambu_edge.store.db import Store
@@ -64,7 +63,7 @@ def _printer(pid: str, broker: Any, ftps_port: int, mqtt_port: int | None = None
 
 
 @pytest.fixture
-async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any) -> AsyncIterator[Farm]:
+async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any, closed_port: int) -> AsyncIterator[Farm]:
     ftp = vsftpd_factory(server_cert=broker.server_pair, max_rate=4 * 1024 * 1024)
     stranger = vsftpd_factory()  # its own certificate: not the one the MQTT port showed
     data_dir = tmp_path / "data"
@@ -74,7 +73,7 @@ async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any) -> AsyncIterato
         printers=(
             _printer("p1", broker, ftp.port),
             _printer("p2", broker, stranger.port),
-            _printer("p3", broker, ftp.port, mqtt_port=free_port()),  # nothing listens: offline
+            _printer("p3", broker, ftp.port, mqtt_port=closed_port),  # nothing listens: offline
         ),
     )
     store = Store(config)

@@ -34,7 +34,14 @@ async def _running_daemon(tmp_path, broker, **entry: Any) -> AsyncIterator[tuple
         cfg_path, tmp_path / "data", [{**printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s"), **entry}]
     )
     vp = VirtualPrinter(
-        broker.host, broker.port, SERIAL_P1S, ACCESS_CODE, "P1S", str(broker.ca_path), report_hz=5.0
+        broker.host,
+        broker.port,
+        SERIAL_P1S,
+        ACCESS_CODE,
+        "P1S",
+        str(broker.ca_path),
+        report_hz=5.0,
+        held=True,
     )
     await vp.start()
     d = Daemon(load_config(cfg_path))
@@ -75,6 +82,7 @@ async def test_the_dispatchers_announcement_labels_the_record(daemon):
         )
         await vp.simulate_print("cube", duration_s=3, layers=10)
         started = await _next(sub, "started")
+        await vp.finish(steps=3)
         ended = await _next(sub, "ended")
     assert started["queue_job_id"] == 7 and started["file"] == "cube.gcode.3mf"
     assert ended["outcome"] == "success" and ended["queue_job_id"] == 7
@@ -85,6 +93,7 @@ async def test_the_dispatchers_announcement_labels_the_record(daemon):
     # The next print from elsewhere is not labelled with the queue job.
     with d.bus.subscribe(HISTORY_EVENT) as sub:
         await vp.simulate_print("vase", duration_s=2, layers=5)
+        await vp.finish(steps=3)
         other = await _next(sub, "ended")
     assert other["job"] == "vase" and other["queue_job_id"] is None
 
@@ -128,6 +137,7 @@ async def test_progress_is_not_written_per_report_and_a_clean_stop_writes_it(dae
     progress: list[int] = []
     with d.bus.subscribe("printer") as printer_events, d.bus.subscribe(HISTORY_EVENT) as sub:
         await vp.simulate_print("many layers", duration_s=6, layers=200)
+        await vp.finish(steps=30)  # a report per step, as a running printer sends them
         await _next(sub, "ended")
         while (e := printer_events.get_nowait()) is not None:
             p = e.data.changes.get("print") or {}
@@ -140,6 +150,7 @@ async def test_progress_is_not_written_per_report_and_a_clean_stop_writes_it(dae
     # A print under way when the daemon stops: its latest progress is written at the stop.
     writes.clear()
     await vp.simulate_print("interrupted", duration_s=60, layers=100)
+    await vp.advance(10.0, steps=4)  # preparing (6 s) done, 7 % printed
     link = d.manager.get("p1s")  # type: ignore[union-attr]
 
     def printing_5() -> bool:
@@ -193,6 +204,7 @@ async def test_a_print_from_the_slicer_gets_grams_and_thumbnail_from_its_file_on
         assert rec["thumbnail"] is None
         while not (rec := await _next(sub, "updated"))["thumbnail"]:
             pass
+        await vp.finish(steps=3)
         ended = await _next(sub, "ended")
     assert rec["file"] == "/cache/Widget.3mf" and rec["total_layers"] == 42
     (slot,) = ended["filament"]
@@ -219,6 +231,7 @@ async def test_no_file_or_a_hostile_one_on_the_printer_costs_nothing_but_the_met
         with d.bus.subscribe(HISTORY_EVENT) as sub:
             await vp.simulate_print(job, duration_s=8, layers=10)
             await eventually(lambda w=words: w in caplog.text, what=words)
+            await vp.finish(steps=3)
             ended = await _next(sub, "ended")
         assert ended["outcome"] == "success" and ended["thumbnail"] is None
         assert ended["file"] == "/data/Metadata/plate_1.gcode" and ended["filament"] == []

@@ -31,14 +31,16 @@ def _health(port: int) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_systemd_lifecycle(tmp_path, broker, notify_socket, sig):
     cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL, ACCESS_CODE)])
+    write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL, ACCESS_CODE)])
     d = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"})
     try:
         notify_socket.wait_for("READY=1")
-        assert _health(cfg["web"]["https_port"])["status"] == "ok"
-        # The watchdog is fed while the loop is healthy (every WATCHDOG_USEC/2).
-        time.sleep(0.5)
-        notify_socket.drain()
+        assert _health(d.https_port)["status"] == "ok"
+        # The watchdog is fed while the loop is healthy (every WATCHDOG_USEC/2 = 0.1 s): twice
+        # within five intervals.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and sum(m.count("WATCHDOG=1") for m in notify_socket.messages) < 2:
+            notify_socket.drain(limit_s=0.05)
         assert sum(m.count("WATCHDOG=1") for m in notify_socket.messages) >= 2
         # systemctl status tells how many printers are up.
         notify_socket.wait_for("STATUS=1 printers, 1 connected")

@@ -22,7 +22,7 @@ import pytest
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config, PrinterConfig, WebConfig
-from bambu_edge.demo.broker import LocalBroker, free_port
+from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.db import Store
@@ -343,7 +343,7 @@ def probe_body(env: Env, **over: Any) -> dict[str, Any]:
     return body
 
 
-async def test_connection_test_answers_in_plain_words(env: Env) -> None:
+async def test_connection_test_answers_in_plain_words(env: Env, closed_port: int) -> None:
     status, res, raw = await env.call("POST", "/api/printers/test", probe_body(env))
     assert status == 200, raw
     assert res["state"] == "connected" and "accepted the access code" in res["message"]
@@ -361,8 +361,7 @@ async def test_connection_test_answers_in_plain_words(env: Env) -> None:
     status, res, _ = await env.call("POST", "/api/printers/test", probe_body(env, serial=SERIAL.lower()))
     assert res["state"] == "tls_mismatch" and "case-sensitive" in res["message"]
 
-    closed = free_port()
-    status, res, _ = await env.call("POST", "/api/printers/test", probe_body(env, mqtt_port=closed))
+    status, res, _ = await env.call("POST", "/api/printers/test", probe_body(env, mqtt_port=closed_port))
     assert res["state"] == "unreachable" and "connection refused" in res["message"]
     assert res["fingerprint"] is None
 
@@ -401,11 +400,10 @@ async def test_something_that_is_not_a_printer_is_unreachable(tmp_path: Path) ->
     assert res.state == "unreachable" and "Nothing answered" in res.message
 
 
-async def test_connection_tests_are_rate_limited(env: Env) -> None:
-    closed = free_port()
+async def test_connection_tests_are_rate_limited(env: Env, closed_port: int) -> None:
     statuses = []
     for _ in range(8):
-        status, body, _ = await env.call("POST", "/api/printers/test", probe_body(env, mqtt_port=closed))
+        status, body, _ = await env.call("POST", "/api/printers/test", probe_body(env, mqtt_port=closed_port))
         statuses.append(status)
     assert statuses[:6] == [200] * 6
     assert statuses[-1] == 429

@@ -19,6 +19,7 @@ from tests.integration.running_daemon import (
     PRINTERS,
     all_connected,
     eventually,
+    running_for_the_queue,
     upload,
 )
 
@@ -38,7 +39,7 @@ async def test_upload_pick_a_plate_mark_the_bed_clear_and_see_it_print_and_land_
     tmp_path,
 ):
     farm = await farm_factory(
-        {"p1s-free": PRINTERS["p1s-free"], "a1": PRINTERS["a1"]}, **{"p1s-free": {"time_scale": 0.004}}
+        {"p1s-free": PRINTERS["p1s-free"], "a1": PRINTERS["a1"]}, **{"p1s-free": {"held": True}}
     )
     await eventually(lambda: all_connected(farm), what="printers connected")
     made = make_3mf(
@@ -105,6 +106,8 @@ async def test_upload_pick_a_plate_mark_the_bed_clear_and_see_it_print_and_land_
             await _job_state(pg, "printing")
             assert await job.locator("[data-testid=job-run]").get_attribute("data-printer") == "p1s-free"
             await hist.wait_for_selector("[data-testid=history-row] [data-outcome=running]", timeout=30_000)
+            await eventually(lambda: running_for_the_queue(farm, "p1s-free"), what="labelled")
+            await farm.vps["p1s-free"].finish(steps=5)
             await _job_state(pg, "done")
             assert await pg.locator("[data-testid=queue-finished] [data-testid=queue-job]").count() == 1
             assert await pg.locator("[data-testid=queue-empty]").is_visible()

@@ -24,6 +24,7 @@ from tests.integration.running_daemon import (
     eventually,
     job_state,
     readiness_is,
+    running_for_the_queue,
     upload,
 )
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_a_queued_file_goes_to_the_free_compatible_printer_and_is_recorded_once(farm_factory, tmp_path):
-    farm = await farm_factory()
+    farm = await farm_factory(**{pid: {"held": True} for pid in PRINTERS})
     busy = farm.vps["p1s-busy"]
     await busy.simulate_print("someone else's print", duration_s=3600, layers=300, start_fraction=0.5)
     await eventually(lambda: all_connected(farm), what="printers connected")
@@ -77,6 +78,9 @@ async def test_a_queued_file_goes_to_the_free_compatible_printer_and_is_recorded
                 state = frame["job"]["state"]
                 if not seen_states or seen_states[-1] != state:
                     seen_states.append(state)
+                    if state == "printing":
+                        await eventually(lambda: running_for_the_queue(farm, "p1s-free"), what="labelled")
+                        await farm.vps["p1s-free"].finish(steps=5)
             elif frame["type"] == "transfer":
                 transfers.append(frame)
     assert seen_states[-1] == "done", seen_states
@@ -151,7 +155,7 @@ async def test_a_printer_without_developer_mode_refuses_and_the_job_says_so(farm
 
 async def test_the_queue_survives_a_daemon_killed_mid_print(farm_factory, tmp_path):
     only = {"p1s-free": PRINTERS["p1s-free"]}
-    farm = await farm_factory(only, **{"p1s-free": {"time_scale": 0.01}})  # 3000 s slice: 30 s
+    farm = await farm_factory(only, **{"p1s-free": {"held": True}})
     await eventually(lambda: all_connected(farm), what="printer connected")
     await farm.ok("POST", "/api/printers/p1s-free/bed", json={"clear": True})
     made = make_3mf(tmp_path / "cube.gcode.3mf", plates=[PlateSpec(prediction_s=3000, filaments=[BLACK_PLA])])
@@ -169,6 +173,7 @@ async def test_the_queue_survives_a_daemon_killed_mid_print(farm_factory, tmp_pa
     assert q["paused"] is True
     assert [j["id"] for j in q["jobs"][:2]] == [first["id"], second["id"]]
     assert q["jobs"][1]["reasons"] == ["the queue is paused"]
+    await farm.vps["p1s-free"].finish(steps=5)
     done = await eventually(lambda: job_state(farm, first["id"], "done"), timeout=60, what="first job done")
     assert done["copies_done"] == 1 and len(done["runs"]) == 1
     history = await farm.ok("GET", "/api/history", params={"printer": "p1s-free"})

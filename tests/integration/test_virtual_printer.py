@@ -191,10 +191,11 @@ async def test_without_developer_mode_control_fails_but_status_flows(broker: Loc
 
 
 async def test_a_simulated_print_runs_to_finish(broker: LocalBroker) -> None:
-    async with printer(broker, models.P1S) as vp, daemon_side(broker) as d:
+    async with printer(broker, models.P1S, held=True) as vp, daemon_side(broker) as d:
         await d.request("pushing", "pushall")
         state = await d.full()
         await vp.simulate_print("cube", 2.0, 12)
+        await vp.finish(steps=20)  # 20 reports over the print's 2 simulated seconds
         states, percents, layers, nozzle = [], [], [], []
         while state["gcode_state"] != "FINISH":
             delta = _status(await d.next(lambda m: _status(m) is not None))
@@ -211,13 +212,35 @@ async def test_a_simulated_print_runs_to_finish(broker: LocalBroker) -> None:
         assert state["subtask_name"] == "cube" and state["mc_remaining_time"] == 0
 
 
+async def test_time_follows_the_clock_real_or_held(broker: LocalBroker) -> None:
+    async with printer(broker, models.P1S) as vp, daemon_side(broker) as d:  # real time: it runs itself
+        await vp.simulate_print("clip", 0.5, 5)
+        await d.next(lambda m: (_status(m) or {}).get("gcode_state") == "FINISH")
+        assert vp.report["mc_percent"] == 100 and vp.job is not None and vp.job.state == "FINISH"
+
+    async with printer(broker, models.P1S, held=True) as vp, daemon_side(broker) as d:
+        job = await vp.simulate_print("vase", 100.0, 50)  # 10 s preparing, then 90 s printing
+        await asyncio.sleep(6 / vp.report_hz)  # six ticks of the real clock: held time stays put
+        assert (job.state, job.work_s, vp.report["mc_percent"]) == ("PREPARE", 0.0, 0)
+        await vp.advance(55.0)  # preparing done, half of the printing
+        delta = (await d.next(lambda m: (_status(m) or {}).get("gcode_state") == "RUNNING"))["print"]
+        assert delta["mc_percent"] == 50 and delta["layer_num"] == 25
+        vp.run_clock()
+        await d.next(lambda m: (_status(m) or {}).get("mc_percent", 0) > 50)  # real time moves it on
+        vp.hold()
+        assert (await vp.finish()).state == "FINISH"
+        await d.next(lambda m: (_status(m) or {}).get("gcode_state") == "FINISH")
+        with pytest.raises(RuntimeError, match="no preparing or printing job"):
+            await vp.finish()
+
+
 async def test_pause_resume_and_stop_like_the_printer(broker: LocalBroker) -> None:
     async with printer(broker, models.A1) as vp, daemon_side(broker) as d:
         await vp.simulate_print("bracket", 60.0, 50, start_fraction=0.3)
         await d.request("print", "pause", param="")
         await d.next(lambda m: (_status(m) or {}).get("gcode_state") == "PAUSE")
         frozen = vp.report["mc_percent"]
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(6 / vp.report_hz)  # six ticks of its running clock: a paused job stays put
         assert vp.report["mc_percent"] == frozen and vp.report["stg_cur"] == 16
         await d.request("print", "resume", param="")
         await d.next(lambda m: (_status(m) or {}).get("gcode_state") == "RUNNING")

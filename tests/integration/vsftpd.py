@@ -1,4 +1,4 @@
-"""vsftpd as the printer's FTPS side: implicit TLS on a free loopback port, user ``bblp`` with the
+"""vsftpd as the printer's FTPS side: implicit TLS on a loopback port it binds itself (port 0), user ``bblp`` with the
 access code, and ``require_ssl_reuse=YES`` like the printers (shared/TESTBED.md section 2).
 
 vsftpd runs in the foreground as a child process in its own process group, so stop() can end it
@@ -7,12 +7,11 @@ and its per-session children and reap the listener (TESTBED G5, G6).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
-import random
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from bambu_edge.certs import KeyPair, make_ca, make_server_cert
-from bambu_edge.demo.broker import free_port
+from bambu_edge.demo.broker import listening_ports
 
 FTP_USER = "bblp"
 INSTALL_HINT = "vsftpd is not installed: run `make test` (it installs it) or `apt-get install -y vsftpd`"
@@ -35,28 +34,24 @@ def vsftpd_binary() -> str | None:
     return found if os.access(found, os.X_OK) else None
 
 
-def free_port_range(count: int = 16, host: str = "127.0.0.1") -> tuple[int, int]:
-    """A run of ``count`` ports that are free right now, for vsftpd's passive data connections."""
-    for _ in range(200):
-        base = random.randrange(40000, 60000 - count)
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind((host, port))
-            return base, base + count - 1
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise VsftpdError("no free passive port range found")
+_USER_LOCK = Path(tempfile.gettempdir()) / "bambu-edge-ftp-user.lock"
+_users_set: dict[str, pwd.struct_passwd] = {}
 
 
 def ensure_ftp_user(password: str) -> pwd.struct_passwd:
     """The system user vsftpd authenticates (via PAM), as on the printer: ``bblp`` + access code.
-    Needs root, as vsftpd itself does."""
+    Needs root, as vsftpd itself does. Parallel test processes take turns (useradd and chpasswd
+    each lock /etc/shadow and fail, not wait, when another holds it)."""
+    if password in _users_set:
+        return _users_set[password]
+    with open(_USER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _users_set.clear()
+        _users_set[password] = _ensure_ftp_user(password)
+    return _users_set[password]
+
+
+def _ensure_ftp_user(password: str) -> pwd.struct_passwd:
     try:
         entry = pwd.getpwnam(FTP_USER)
     except KeyError:
@@ -95,7 +90,7 @@ class VsftpdServer:
         self.access_code = access_code
         self.serial = serial
         self.host = host
-        self.port = free_port(host)
+        self.port = 0  # the port vsftpd bound, known once start() returns
         self.max_rate = max_rate
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf_path = self.workdir / "vsftpd.conf"
@@ -146,11 +141,12 @@ class VsftpdServer:
         self.root.mkdir(exist_ok=True)
         os.chown(self.root, user.pw_uid, user.pw_gid)
         self._empty.mkdir(mode=0o755, exist_ok=True)
-        pasv_min, pasv_max = free_port_range(host=self.host)
         lines = [
             "listen=YES",
             "listen_ipv6=NO",
             f"listen_address={self.host}",
+            # First start 0: the kernel picks and start() asks which (no pick-then-bind race between
+            # parallel tests). A restart keeps the port, as a printer's storage does.
             f"listen_port={self.port}",
             "background=NO",
             "anonymous_enable=NO",
@@ -166,8 +162,8 @@ class VsftpdServer:
             "seccomp_sandbox=NO",
             "pasv_enable=YES",
             f"pasv_address={self.host}",
-            f"pasv_min_port={pasv_min}",
-            f"pasv_max_port={pasv_max}",
+            # No pasv_min_port/pasv_max_port: vsftpd draws each data port itself and draws again
+            # when one is taken.
             "ssl_enable=YES",
             "implicit_ssl=YES",
             "force_local_logins_ssl=YES",
@@ -219,13 +215,13 @@ class VsftpdServer:
                 code = self._proc.returncode
                 self.stop()
                 raise VsftpdError(f"vsftpd exited ({code}):\n{self.log()[-2000:]}")
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
+            ports = listening_ports(self._proc.pid)
+            if ports:
+                (self.port,) = ports  # the listener; session children are not vsftpd's own pid
                 return
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         self.stop()
-        raise VsftpdError(f"vsftpd did not open {self.host}:{self.port} within {timeout} s")
+        raise VsftpdError(f"vsftpd did not listen on {self.host} within {timeout} s")
 
     def stop(self, *, keep_files: bool = False) -> None:
         """Stop the server; ``keep_files``: the storage stays, for a ``start()`` again (a printer
