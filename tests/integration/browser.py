@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
+import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,16 +34,101 @@ BACKGROUND = {"light": "rgb(243, 244, 246)", "dark": "rgb(14, 17, 22)"}
 TEXT = {"light": "rgb(21, 26, 33)", "dark": "rgb(232, 235, 240)"}
 
 
+# What Playwright's own launch adds for a headless Chromium that matters to the pages under test.
+SHARED_ARGS = [
+    *CHROMIUM_ARGS,
+    "--headless",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4",
+    "--force-color-profile=srgb",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
+
+
+class _SharedChromium:
+    """One Chromium per test process (each xdist worker), started by the first browser test and
+    ended when the process exits. Each test talks to it over the DevTools protocol from its own
+    event loop, in browser contexts of its own (cookies, storage), closed when the test ends."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.endpoint: str | None = None
+        self.profile: str | None = None
+
+    def url(self) -> str:
+        if self.proc is not None and self.proc.poll() is None and self.endpoint:
+            return self.endpoint
+        self.close()
+        self.profile = tempfile.mkdtemp(prefix="bambu-edge-chromium-")
+        args = [CHROMIUM, *SHARED_ARGS, f"--user-data-dir={self.profile}", "about:blank"]
+        if os.geteuid() == 0:
+            args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 30
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline().decode(errors="replace")
+            if not line and self.proc.poll() is not None:
+                break
+            seen.append(line)
+            if line.startswith("DevTools listening on "):
+                self.endpoint = line.split(" on ", 1)[1].strip()
+                # Keep reading its stderr, or a chatty Chromium blocks on a full pipe.
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self.endpoint
+        self.close()
+        pytest.fail("Chromium did not start:\n" + "".join(seen[-20:]))
+
+    def _drain(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.stderr is not None:
+            for _ in proc.stderr:
+                pass
+
+    def close(self) -> None:
+        proc, self.proc, self.endpoint = self.proc, None, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.profile is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
+
+
+_SHARED = _SharedChromium()
+atexit.register(_SHARED.close)
+
+
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
+    """The test process's one Chromium; contexts made through it are closed when the block ends."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: run `make test` (it installs it) or apt-get install chromium")
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = await p.chromium.connect_over_cdp(_SHARED.url())
         try:
             yield browser
         finally:
-            await browser.close()
+            for ctx in browser.contexts[1:]:  # the first is Chromium's own default context
+                with contextlib.suppress(Exception):
+                    await ctx.close()
+            await browser.close()  # disconnects; the shared Chromium runs on
 
 
 async def new_page(browser: Browser, errors: list[str], **context: Any) -> Page:
