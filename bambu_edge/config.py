@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from bambu_edge.printers.bambu.models import MODELS
+
 DEFAULT_CONFIG_PATH = "/etc/bambu-edge/config.yaml"
 ENV_PREFIX = "BAMBU_EDGE_"
 PRINTER_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
@@ -241,8 +243,6 @@ def check_model(model: Any) -> str | None:
     """A Bambu model name from MODELS (any case), or None to detect it; the canonical spelling."""
     if model is None:
         return None
-    from bambu_edge.printers.bambu.models import MODELS  # pure data; imported late to stay light
-
     if isinstance(model, str):
         for known in MODELS:
             if model.strip().lower() == known.lower():

@@ -1,7 +1,8 @@
 """Logging: journald fields under systemd, plain lines on stderr elsewhere.
 
-Modules log with ``extra={"printer_id": ...}`` (or through ``printer_logger``); under systemd that
-becomes the journal field PRINTER_ID, so ``journalctl -u bambu-edge PRINTER_ID=x1c-left`` works.
+Modules log with ``extra={"printer_id": ...}`` (or through ``printers.base.printer_logger``); under
+systemd that becomes the journal field PRINTER_ID, so ``journalctl -u bambu-edge PRINTER_ID=x1c-left``
+works.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
 
 
 class _PrinterIdFilter(logging.Filter):
@@ -57,15 +57,3 @@ def setup_logging(level: str = "info") -> None:
     # Third-party chatter stays at warning unless debugging.
     for noisy in ("aiohttp.access", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING if level != "debug" else logging.DEBUG)
-
-
-class PrinterLogger(logging.LoggerAdapter):
-    """A logger that tags every line with the printer id."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        kwargs.setdefault("extra", {})["printer_id"] = self.extra["printer_id"]  # type: ignore[index]
-        return msg, kwargs
-
-
-def printer_logger(name: str, printer_id: str) -> PrinterLogger:
-    return PrinterLogger(logging.getLogger(name), {"printer_id": printer_id})

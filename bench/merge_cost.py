@@ -1,4 +1,4 @@
-"""Cost of one status message in PrinterState: decode (orjson) + merge + change set.
+"""Cost of one status message in BambuState: decode (orjson) + merge + change set.
 
 Target: at most 3x a plain ``json.loads`` of the same bytes, measured side by side in the same run.
 Bytes are the compact JSON a printer puts on the wire, built from the shared fixtures.
@@ -7,7 +7,7 @@ Cases:
 - X1C full report, running: two full reports alternate (temperatures, progress, layer and time
   left differ), as an X1 pushes them while printing. The headline figure.
 - X1C full report, repeated: the same full report again (only ``updated_at`` changes).
-- X1C full report, cold: a new PrinterState per message, so every view section is built.
+- X1C full report, cold: a new BambuState per message, so every view section is built.
 - P1S delta: the two captured P1S deltas alternate on a state holding the P1S full report.
 
 Prints a table; exits 1 if any case misses the target.
@@ -27,7 +27,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bambu_edge.printers.bambu.fixtures import load_fixture
-from bambu_edge.printers.state import PrinterState
+from bambu_edge.printers.bambu.report import BambuState
 
 TARGET = 3.0
 REPEAT = 7
@@ -72,15 +72,15 @@ def main() -> int:
         orjson.dumps(load_fixture("p1s_delta_bed_temper_wifi_2.json")),
     ]
 
-    steady = PrinterState("x1c", "X1C", "00M09C452703629")
+    steady = BambuState("x1c", "X1C", "00M09C452703629")
     steady.apply_message(orjson.loads(x1c_bytes))
-    run_state = PrinterState("x1c", "X1C", "00M09C452703629")
+    run_state = BambuState("x1c", "X1C", "00M09C452703629")
     run_state.apply_message(orjson.loads(run_bytes[0]))
-    p1s = PrinterState("p1s", "P1S", "01P00A000000000")
+    p1s = BambuState("p1s", "P1S", "01P00A000000000")
     p1s.apply_message(p1s_full)
 
     def cold(data: bytes) -> object:
-        return PrinterState("x1c", "X1C", "00M09C452703629").apply_message(orjson.loads(data))
+        return BambuState("x1c", "X1C", "00M09C452703629").apply_message(orjson.loads(data))
 
     # sanity: each case really changes what it should
     assert "temps" in run_state.apply_message(orjson.loads(run_bytes[1]))
@@ -110,7 +110,7 @@ def main() -> int:
     ]
 
     print(
-        f"PrinterState merge cost vs json.loads of the same bytes (best of {REPEAT} runs; target <= {TARGET:g}x)"
+        f"BambuState merge cost vs json.loads of the same bytes (best of {REPEAT} runs; target <= {TARGET:g}x)"
     )
     print(f"{'case':<28} {'bytes':>7} {'json.loads us':>14} {'ours us':>9} {'ratio':>7}  result")
     failed = False

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bambu_edge.printers.state import PrinterState
@@ -88,6 +89,32 @@ class CommandOutcome:
             "result": self.result,
             "message": self.message,
         }
+
+
+class LinkListener(Protocol):
+    """Where a link reports what happened (the daemon turns these into bus events: printers/manager.py).
+    Called on the event loop; must not block."""
+
+    def on_update(self, printer_id: str, update: PrinterUpdate) -> None:
+        """The printer's view changed (a report, or the link's own state)."""
+        ...
+
+    def on_command(self, printer_id: str, outcome: CommandOutcome) -> None:
+        """The printer answered a command we sent, or did not in time."""
+        ...
+
+
+class PrinterLogger(logging.LoggerAdapter):
+    """A logger that tags every line with the printer id (``extra["printer_id"]``; the daemon's
+    log setup turns it into the journal field PRINTER_ID)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs.setdefault("extra", {})["printer_id"] = self.extra["printer_id"]  # type: ignore[index]
+        return msg, kwargs
+
+
+def printer_logger(name: str, printer_id: str) -> PrinterLogger:
+    return PrinterLogger(logging.getLogger(name), {"printer_id": printer_id})
 
 
 class PrinterLink(abc.ABC):

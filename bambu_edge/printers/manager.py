@@ -5,6 +5,10 @@ runtime.
 Printers from the YAML config are read-only here. A stored printer whose id a YAML printer also
 uses is not started: the config file wins, and the log says so. Every change is committed to the
 database before it is announced on the bus (``printer_added`` / ``printer_removed``).
+
+The links are library code (printers/bambu/): they take their settings as ``BambuSettings`` and
+report through a ``LinkListener``; here the daemon's config becomes those settings and what links
+report becomes bus events (``BusListener``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from typing import Any
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config, PrinterConfig
 from bambu_edge.printers.bambu.link import BambuLink
-from bambu_edge.printers.base import PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, PrinterLink
+from bambu_edge.printers.bambu.settings import BambuSettings
+from bambu_edge.printers.base import (
+    COMMAND_EVENT,
+    PRINTER_ADDED_EVENT,
+    PRINTER_EVENT,
+    PRINTER_REMOVED_EVENT,
+    CommandOutcome,
+    PrinterLink,
+    PrinterUpdate,
+)
 from bambu_edge.store.pins import CertPins
 from bambu_edge.store.printers import StoredPrinters, new_printer_id
 
@@ -25,6 +38,36 @@ log = logging.getLogger(__name__)
 
 # What a dashboard edit may change; the serial is the printer's identity (topics, certificate).
 EDITABLE = frozenset({"name", "host", "access_code", "model", "mqtt_port", "ftps_port"})
+
+
+class BusListener:
+    """What links report, as bus events: Event(PRINTER_EVENT, id, PrinterUpdate) and
+    Event(COMMAND_EVENT, id, CommandOutcome)."""
+
+    def __init__(self, bus: EventBus):
+        self.bus = bus
+
+    def on_update(self, printer_id: str, update: PrinterUpdate) -> None:
+        self.bus.publish(Event(PRINTER_EVENT, printer_id, update))
+
+    def on_command(self, printer_id: str, outcome: CommandOutcome) -> None:
+        self.bus.publish(Event(COMMAND_EVENT, printer_id, outcome))
+
+
+def bambu_settings(cfg: PrinterConfig) -> BambuSettings:
+    """A configured Bambu printer, as its link takes it."""
+    return BambuSettings(
+        id=cfg.id,
+        name=cfg.name,
+        host=cfg.host,
+        serial=cfg.serial,
+        access_code=cfg.access_code,
+        mqtt_port=cfg.mqtt_port,
+        ftps_port=cfg.ftps_port,
+        model=cfg.model,
+        ca_file=cfg.tls.ca_file,
+        fingerprint=cfg.tls.fingerprint,
+    )
 
 
 class ReadOnlyPrinterError(Exception):
@@ -45,6 +88,7 @@ class PrinterManager:
         self.bus = bus
         self.pins = pins
         self.stored = stored
+        self._listener = BusListener(bus)
         self._links: dict[str, PrinterLink] = {}
         self._configs: dict[str, PrinterConfig] = {}  # of the printers that have a link
         self._skipped: set[str] = set()  # printers of a type without a link yet, logged once each
@@ -78,7 +122,7 @@ class PrinterManager:
 
     def _make(self, cfg: PrinterConfig) -> PrinterLink | None:
         if cfg.type == "bambu":
-            return BambuLink(cfg, self.bus, self.pins)
+            return BambuLink(bambu_settings(cfg), self.pins, self._listener)
         if cfg.id not in self._skipped:
             self._skipped.add(cfg.id)
             log.warning("printer %s: type %s is not supported yet; it is skipped", cfg.id, cfg.type)

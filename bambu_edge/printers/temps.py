@@ -7,20 +7,20 @@ offline printer records no points, so the chart shows a gap rather than invented
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from bambu_edge.printers.values import num
 
 FIELDS = ("t", "nozzle", "nozzle_target", "bed", "bed_target", "chamber")
 Point = tuple[float, float | None, float | None, float | None, float | None, float | None]
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return round(float(v), 1)
+    n = num(v)
+    return None if n is None else round(n, 1)
 
 
 def point_from_view(view: dict[str, Any], now: float) -> Point | None:

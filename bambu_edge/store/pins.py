@@ -45,6 +45,8 @@ def _pin(row: sqlite3.Row) -> Pin:
 
 
 class CertPins:
+    """The daemon's trust store for printer links (``printers.bambu.tls.TrustStore``), in its database."""
+
     def __init__(self, db: Database):
         self._db = db
 

@@ -27,8 +27,8 @@ from bambu_edge.printers.bambu.ftps import (
     RemoteFile,
     RemotePathError,
     UploadSourceError,
-    normalize_remote_path,
 )
+from bambu_edge.printers.bambu.storage import normalize_remote_path
 from bambu_edge.printers.transfers import TransferReporter
 from bambu_edge.web.api_auth import ApiError, json_response, service
 from bambu_edge.web.openapi import documented

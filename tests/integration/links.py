@@ -7,6 +7,7 @@ from bambu_edge.config import PrinterConfig, TlsConfig
 from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu.link import BambuLink
+from bambu_edge.printers.manager import BusListener, bambu_settings
 from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
 
@@ -28,4 +29,5 @@ def make_link(broker: LocalBroker, pins: CertPins, access_code: str = ACCESS_COD
     kw.setdefault("backoff", Backoff(initial=0.2, cap=1.0))
     kw.setdefault("command_timeout", 1.5)
     kw.setdefault("connect_timeout", 3.0)
-    return BambuLink(cfg, EventBus(), pins, **kw)
+    # Reports reach a bus as in the daemon; tests subscribe to ``link.listener.bus``.
+    return BambuLink(bambu_settings(cfg), pins, BusListener(EventBus()), **kw)

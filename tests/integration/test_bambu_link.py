@@ -31,9 +31,9 @@ from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu.fixtures import load_fixture
 from bambu_edge.printers.bambu.link import BambuLink
+from bambu_edge.printers.bambu.report import BambuState
 from bambu_edge.printers.base import CommandError, CommandOutcome
 from bambu_edge.printers.manager import PrinterManager
-from bambu_edge.printers.state import PrinterState
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.links import make_link
 from tests.integration.waiting import eventually
@@ -120,7 +120,7 @@ def sections(view: dict) -> dict:
 
 
 def expected_view(*messages: dict) -> dict:
-    state = PrinterState("p1", "P1", SERIAL)
+    state = BambuState("p1", "P1", SERIAL)
     for m in messages:
         state.apply_message(m)
     return sections(state.view())
@@ -156,7 +156,7 @@ async def test_connect_requests_version_then_full_report_and_state_matches_the_f
 
 
 async def test_delta_merges_and_publishes_only_the_change(link, printer_side):
-    sub = link.bus.subscribe("printer")
+    sub = link.listener.bus.subscribe("printer")
     before = link.state.view()
     delta = load_fixture("p1s_delta_bed_temper_wifi_1.json")
     await printer_side.report(delta)
@@ -236,7 +236,7 @@ async def test_command_reaches_the_printer_as_exact_json_and_its_ack_is_success(
     link, printer_side, action, params, expected
 ):
     printer_side.auto_reply = "success"
-    sub = link.bus.subscribe("command")
+    sub = link.listener.bus.subscribe("command")
     seq = await link.send_command(action, params)
     ((kind, body),) = expected.items()
     await until(lambda: any(r.get(kind, {}).get("sequence_id") == seq for r in printer_side.requests))
@@ -254,7 +254,7 @@ async def test_sequence_ids_are_unique_and_increasing(link, printer_side):
 
 
 async def test_only_the_matching_reply_resolves_a_command(link, printer_side):
-    sub = link.bus.subscribe("command")
+    sub = link.listener.bus.subscribe("command")
     seq = await link.send_command("pause", {})
     # Same command, other id; same id, other command; other type: none of them is the answer.
     await printer_side.report(
@@ -273,7 +273,7 @@ async def test_only_the_matching_reply_resolves_a_command(link, printer_side):
 
 async def test_refused_command_says_so_and_names_developer_mode(link, printer_side):
     printer_side.auto_reply = "failed"
-    sub = link.bus.subscribe("command")
+    sub = link.listener.bus.subscribe("command")
     seq = await link.send_command("pause", {})
     ev = await asyncio.wait_for(sub.get(), 3)
     assert (ev.data.sequence_id, ev.data.action, ev.data.result) == (seq, "pause", "failed")
@@ -284,7 +284,7 @@ async def test_refused_command_says_so_and_names_developer_mode(link, printer_si
 
 
 async def test_unanswered_command_times_out_with_a_developer_mode_hint(link, printer_side):
-    sub = link.bus.subscribe("command")
+    sub = link.listener.bus.subscribe("command")
     seq = await link.send_command("stop", {})
     await printer_side.report({"print": {"nozzle_temper": 30.0, "command": "push_status", "msg": 1}})
     ev = await asyncio.wait_for(sub.get(), 5)
@@ -362,7 +362,7 @@ async def test_wrong_access_code_is_auth_failed_and_does_not_hammer(broker, pins
 async def test_changed_certificate_is_tls_mismatch_until_accepted(broker, pins, printer_side):
     lk = make_link(broker, pins, tls_backoff=Backoff(initial=0.5, cap=0.5, jitter=0.0))
     states: list[str] = []
-    sub = lk.bus.subscribe("printer")
+    sub = lk.listener.bus.subscribe("printer")
     await lk.start()
     try:
         await until(lambda: lk.link_state == "connected", what="connected")

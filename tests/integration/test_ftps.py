@@ -20,16 +20,15 @@ import pytest
 from bambu_edge.certs import make_ca, make_server_cert
 from bambu_edge.printers.bambu import ftps
 from bambu_edge.printers.bambu.ftps import (
-    ImplicitFTPS,
     PrinterFiles,
     PrinterFilesError,
     PrinterTLSError,
     RemoteFile,
     RemotePathError,
-    normalize_remote_path,
-    parse_list_line,
-    parse_mlsd_line,
 )
+from bambu_edge.printers.bambu.ftps.listing import parse_list_line, parse_mlsd_line
+from bambu_edge.printers.bambu.ftps.transport import ImplicitFTPS
+from bambu_edge.printers.bambu.storage import normalize_remote_path
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.vsftpd import FTP_USER, VsftpdServer
 
@@ -52,13 +51,14 @@ def pinned_leaf_context(cert_pem: bytes) -> ssl.SSLContext:
 
 
 def ftps_threads() -> list[str]:
-    """Threads currently executing code from the ftps module."""
+    """Threads currently executing code from the ftps package."""
+    package = os.path.dirname(ftps.__file__) + os.sep
     frames = sys._current_frames()
     busy = []
     for thread in threading.enumerate():
         frame = frames.get(thread.ident or -1)
         while frame is not None:
-            if frame.f_code.co_filename == ftps.__file__:
+            if frame.f_code.co_filename.startswith(package):
                 busy.append(thread.name)
                 break
             frame = frame.f_back

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 async def test_storage_uses_the_certificate_pinned_by_the_mqtt_link(broker, pins, vsftpd_factory, tmp_path):
     ftp = vsftpd_factory(server_cert=broker.server_pair)  # one printer: one certificate on both ports
     link = make_link(broker, pins)
-    link.cfg = replace(link.cfg, ftps_port=ftp.port)
+    link.settings = replace(link.settings, ftps_port=ftp.port)
     with pytest.raises(PrinterTLSError, match="not known yet"):
         await link.files.list("/")  # nothing pinned: nothing is trusted, no access code is sent
 
@@ -35,7 +35,7 @@ async def test_storage_uses_the_certificate_pinned_by_the_mqtt_link(broker, pins
 
 async def test_storage_with_another_certificate_is_refused(broker, pins, vsftpd: VsftpdServer):
     link = make_link(broker, pins)
-    link.cfg = replace(link.cfg, ftps_port=vsftpd.port)  # vsftpd has its own certificate here
+    link.settings = replace(link.settings, ftps_port=vsftpd.port)  # vsftpd has its own certificate here
     await link.start()
     try:
         await eventually(lambda: link.link_state == "connected", what="connected")
@@ -48,5 +48,5 @@ async def test_storage_with_another_certificate_is_refused(broker, pins, vsftpd:
 async def test_storage_verified_against_the_configured_ca(broker, pins, vsftpd_factory):
     ftp = vsftpd_factory(server_cert=broker.server_pair)
     link = make_link(broker, pins, tls=TlsConfig(ca_file=str(broker.ca_path)))
-    link.cfg = replace(link.cfg, ftps_port=ftp.port)
+    link.settings = replace(link.settings, ftps_port=ftp.port)
     assert await link.files.list("/") == []  # CA mode needs no earlier connection

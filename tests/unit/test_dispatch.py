@@ -10,7 +10,7 @@ import pytest
 from bambu_edge.files.meta import FilamentUse, PlateMeta, PrintFileMeta
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import PrinterSnapshot, Tray, WaitingJob, decide
-from bambu_edge.printers.state import PrinterState
+from bambu_edge.printers.bambu.report import BambuState
 from bambu_edge.printers.virtual import initial_report
 
 WHITE_PETG = FilamentUse(1, "PETG", "#FFFFFFFF")
@@ -226,7 +226,7 @@ def test_right_aligned_shape_is_one_constant_away():
 
 
 def test_snapshot_from_a_real_report_with_ams_ht_and_external_spool():
-    state = PrinterState("x1c", "X1C", "00M00A000000001")
+    state = BambuState("x1c", "X1C", "00M00A000000001")
     state.apply_message({"print": {**initial_report("X1C"), "command": "push_status", "msg": 0}})
     state.set_link("connected")
     snap = PrinterSnapshot.from_view(state.view(), bed_clear=True)

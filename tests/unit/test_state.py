@@ -1,4 +1,4 @@
-"""PrinterState against the real captured reports in shared/fixtures/bambu (values from the files)."""
+"""BambuState against the real captured reports in shared/fixtures/bambu (values from the files)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import orjson
 import pytest
 
 from bambu_edge.printers.bambu.fixtures import fixture_names, load_fixture
-from bambu_edge.printers.state import MAX_RAW_BYTES, PrinterState, apply_changes
+from bambu_edge.printers.bambu.merge import MAX_RAW_BYTES
+from bambu_edge.printers.bambu.report import BambuState
+from bambu_edge.printers.state import apply_changes
 
 VIEW_KEYS = [
     "id",
@@ -41,8 +43,8 @@ def fixture_print(name: str) -> dict:
     return copy.deepcopy(load_fixture(name)["print"])
 
 
-def state_with(name: str, serial: str = "", now: float = 100.0) -> PrinterState:
-    s = PrinterState("p1", "Printer", serial)
+def state_with(name: str, serial: str = "", now: float = 100.0) -> BambuState:
+    s = BambuState("p1", "Printer", serial)
     s.apply_message(load_fixture(name), now=now)
     return s
 
@@ -113,7 +115,7 @@ def test_x1c_ams_units_trays_and_colours():
 
 
 def test_get_version_gives_firmware_and_model():
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     assert s.view()["model"] is None
     changes = s.apply_message(load_fixture("x1c_get_version.json"), now=5.0)
     assert changes["firmware"] == "01.09.00.01" and changes["model"] == "X1C"
@@ -133,13 +135,13 @@ def test_get_version_gives_firmware_and_model():
     ],
 )
 def test_model_detection_from_each_get_version(name, model, firmware):
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     s.apply_message(load_fixture(name))
     assert (s.view()["model"], s.view()["firmware"]) == (model, firmware)
 
 
 def test_configured_model_wins_over_detection():
-    s = PrinterState("p1", "Printer", X1C_SERIAL, model="X1E")
+    s = BambuState("p1", "Printer", X1C_SERIAL, model="X1E")
     s.apply_message(load_fixture("x1c_get_version.json"))
     assert s.view()["model"] == "X1E"
     assert s.view()["firmware"] == "01.09.00.01"
@@ -148,7 +150,7 @@ def test_configured_model_wins_over_detection():
 def test_failed_get_version_is_ignored():
     msg = load_fixture("a1_get_version.json")
     msg["info"]["result"] = "failed"
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     assert s.apply_message(msg) == {}
     assert s.view()["firmware"] is None
 
@@ -306,7 +308,7 @@ def test_packed_temps_used_where_top_level_fields_are_absent():
     report = fixture_print("p2s_pushall_running.json")
     for key in ("nozzle_temper", "nozzle_target_temper", "bed_temper", "bed_target_temper"):
         del report[key]
-    s = PrinterState("p2s", "P2S")
+    s = BambuState("p2s", "P2S")
     s.apply_message({"print": report})
     t = s.view()["temps"]
     # device.extruder.info[0].temp 16711934 = 0x00FF_00FE, device.bed.info.temp 4587590 = 0x0046_0046
@@ -317,7 +319,7 @@ def test_packed_temps_used_where_top_level_fields_are_absent():
 def test_active_extruder_selects_the_packed_nozzle_temp():
     report = fixture_print("h2d_pushall_running.json")
     del report["nozzle_temper"], report["nozzle_target_temper"]
-    s = PrinterState("h2d", "H2D")
+    s = BambuState("h2d", "H2D")
     s.apply_message({"print": report})
     assert s.view()["temps"]["nozzle"] == {"current": 245.0, "target": 245.0}  # extruder 0: 0x00F5_00F5
     changes = s.apply_message(status(load_fixture("h2d_delta_left_extruder.json")["print"]))
@@ -382,7 +384,7 @@ def test_non_status_messages_leave_the_state_alone(msg):
     "msg", [None, [], "print", 5, b'{"print": {}}', {"print": "x"}, {"print": None}, {1: 2}]
 )
 def test_non_dict_and_odd_messages(msg):
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     assert s.apply_message(msg) == {}
     strict_json(s.view())
 
@@ -393,7 +395,7 @@ def test_non_dict_and_odd_messages(msg):
 @pytest.mark.parametrize("name", fixture_names())
 def test_every_fixture_yields_a_valid_view(name):
     msg = load_fixture(name)
-    s = PrinterState("p1", "Printer", X1C_SERIAL)
+    s = BambuState("p1", "Printer", X1C_SERIAL)
     before = s.view()
     changes = s.apply_message(msg, now=10.0)
     if "print" in msg and "command" not in msg["print"]:  # fragments: apply as the delta they were
@@ -406,7 +408,7 @@ def test_every_fixture_yields_a_valid_view(name):
 
 
 def test_full_reports_of_every_model_on_one_state():
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     for name in fixture_names():
         before = s.view()
         changes = s.apply_message(load_fixture(name))
@@ -489,7 +491,7 @@ def test_deep_nesting_and_odd_objects_do_not_raise():
     deep: object = 1
     for _ in range(5000):
         deep = {"ams": deep}
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     s.apply_message(status({"ams": deep}))
     s.apply_message(status({"ams": deep}, msg=0))
     cyclic: dict = {"id": "0"}
@@ -502,7 +504,7 @@ def test_deep_nesting_and_odd_objects_do_not_raise():
 def test_the_senders_message_is_not_modified():
     msg = load_fixture("p1s_pushall_finish_redacted.jsonish.txt")
     pristine = copy.deepcopy(msg)
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     s.apply_message(msg)
     s.apply_message(status({"ams": {"ams": [{"id": "0", "tray": [{"id": "0", "remain": 1}]}]}}))
     s.apply_message(status({"bed_temper": 99}))
@@ -527,7 +529,7 @@ def test_repeated_full_report_changes_only_updated_at():
 
 
 def test_link_state_since_error_and_details():
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     assert s.view()["link"] == {"state": "offline", "since": None, "error": None}
     changes = s.set_link("connecting", now=10.0)
     assert changes == {"link": {"state": "connecting", "since": 10.0}}

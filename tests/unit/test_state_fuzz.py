@@ -1,4 +1,4 @@
-"""Property tests: no report, however malformed, breaks PrinterState or its change sets."""
+"""Property tests: no report, however malformed, breaks BambuState or its change sets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bambu_edge.printers.bambu.fixtures import fixture_names, load_fixture
-from bambu_edge.printers.state import SECTIONS, PrinterState, apply_changes
+from bambu_edge.printers.bambu.report import BambuState
+from bambu_edge.printers.bambu.sections import SECTIONS
+from bambu_edge.printers.state import apply_changes
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ_SLOW = settings(FUZZ, max_examples=120)  # long generated sequences: fewer, to keep unit tests fast
@@ -217,7 +219,7 @@ def strict_dump(view: dict[str, Any]) -> bytes:
     return orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
 
 
-def check_step(state: PrinterState, msg: object, now: float) -> None:
+def check_step(state: BambuState, msg: object, now: float) -> None:
     old = state.view()
     old_bytes = strict_dump(old)
     changes = state.apply_message(msg, now=now)
@@ -230,9 +232,9 @@ def check_step(state: PrinterState, msg: object, now: float) -> None:
         assert new is old
 
 
-def check_consistent(state: PrinterState) -> None:
+def check_consistent(state: BambuState) -> None:
     """The incrementally maintained view equals one built from scratch out of ``raw``."""
-    fresh = PrinterState(state.id, state.name, state.serial)
+    fresh = BambuState(state.id, state.name, state.serial)
     fresh.apply_message({"print": {**state.raw, "command": "push_status", "msg": 0}})
     for section in SECTIONS:
         assert strict_dump({section: fresh.view()[section]}) == strict_dump({section: state.view()[section]})
@@ -241,7 +243,7 @@ def check_consistent(state: PrinterState) -> None:
 @FUZZ
 @given(start=fixture_messages, msgs=st.lists(messages, max_size=8))
 def test_merging_generated_reports_never_raises_and_changes_add_up(start, msgs):
-    s = PrinterState("p1", "Printer", "01P00A000000000")
+    s = BambuState("p1", "Printer", "01P00A000000000")
     check_step(s, start, 1.0)
     for i, msg in enumerate(msgs):
         check_step(s, msg, 2.0 + i)
@@ -251,7 +253,7 @@ def test_merging_generated_reports_never_raises_and_changes_add_up(start, msgs):
 @FUZZ_SLOW
 @given(msgs=st.lists(status_report.map(lambda p: {"print": p}), min_size=1, max_size=10))
 def test_status_sequences_keep_the_view_consistent_with_raw(msgs):
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     for i, msg in enumerate(msgs):
         check_step(s, msg, float(i))
     check_consistent(s)
@@ -260,7 +262,7 @@ def test_status_sequences_keep_the_view_consistent_with_raw(msgs):
 @FUZZ
 @given(msg=odd_objects, wrapped=odd_objects)
 def test_arbitrary_objects_never_raise(msg, wrapped):
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     check_step(s, msg, 1.0)
     check_step(s, {"print": {"command": "push_status", "msg": 1, "ams": wrapped}}, 2.0)
     check_step(s, {"print": {"command": "push_status", "msg": 0, "device": wrapped}}, 3.0)
@@ -281,7 +283,7 @@ def test_arbitrary_objects_never_raise(msg, wrapped):
     )
 )
 def test_link_changes_add_up(steps):
-    s = PrinterState("p1", "Printer")
+    s = BambuState("p1", "Printer")
     for i, (state, error, details) in enumerate(steps):
         old = s.view()
         changes = s.set_link(state, error, now=float(i), **details)

@@ -31,7 +31,7 @@ from bambu_edge.jobs.tracker import (
     plate_of,
 )
 from bambu_edge.printers.bambu.fixtures import load_fixture
-from bambu_edge.printers.state import PrinterState
+from bambu_edge.printers.bambu.report import BambuState
 
 T0 = 1_764_000_000.0
 GCODE = "/data/Metadata/plate_2.gcode"
@@ -461,8 +461,8 @@ def test_trays_seen_during_the_print_become_the_filament_list():
 # --- observations from real reports ----------------------------------------------------------------
 
 
-def _state_from(fixture: str) -> PrinterState:
-    s = PrinterState("x1", "X1 left", serial="00M09A000000001")
+def _state_from(fixture: str) -> BambuState:
+    s = BambuState("x1", "X1 left", serial="00M09A000000001")
     s.set_link("connected")
     s.apply_message(load_fixture(fixture), now=T0)
     return s

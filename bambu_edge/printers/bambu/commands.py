@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bambu_edge.printers.bambu import models
-from bambu_edge.printers.bambu.ftps import RemotePathError, normalize_remote_path
+from bambu_edge.printers.bambu.storage import RemotePathError, normalize_remote_path
 from bambu_edge.printers.base import CommandError
 
 ACTIONS = ("pause", "resume", "stop", "speed", "light", "gcode")

@@ -3,6 +3,10 @@
 The daemon is the printer's only MQTT client (P1/A1 firmware copes badly with more), so this link
 never gives up: it reconnects forever with backoff, slowly after a rejected access code, and holds
 ``tls_mismatch`` until the user accepts a changed certificate (BAMBU.md sections 2-4, 6, 11).
+
+A library piece: it takes its printer's settings (``BambuSettings``), a ``TrustStore`` for pinned
+certificates and a ``LinkListener`` that hears about view changes and command outcomes; it knows
+nothing of the program around it.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import aiomqtt
 import orjson
 from aiomqtt.exceptions import MqttConnectError
 
-from bambu_edge.bus import Event, EventBus
-from bambu_edge.config import PrinterConfig
-from bambu_edge.logs import printer_logger
 from bambu_edge.printers.backoff import Backoff, slow_backoff
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.bambu.ftps import PrinterFiles, PrinterTLSError
+from bambu_edge.printers.bambu.report import BambuState, is_full_report
+from bambu_edge.printers.bambu.settings import BambuSettings
 from bambu_edge.printers.bambu.tls import (
     PeerCertificate,
+    TrustStore,
     ca_context,
     fetch_certificate,
     is_serial_mismatch,
@@ -35,16 +39,14 @@ from bambu_edge.printers.bambu.tls import (
     with_common_name,
 )
 from bambu_edge.printers.base import (
-    COMMAND_EVENT,
-    PRINTER_EVENT,
     CommandError,
     CommandOutcome,
+    LinkListener,
     LinkState,
     PrinterLink,
     PrinterUpdate,
+    printer_logger,
 )
-from bambu_edge.printers.state import PrinterState
-from bambu_edge.store.pins import CertPins
 
 USERNAME = "bblp"
 # CONNACK codes for a wrong access code: MQTT 3.1.1 bad credentials (4) / not authorised (5), and the
@@ -73,9 +75,9 @@ class _Mismatch(Exception):
 class BambuLink(PrinterLink):
     def __init__(
         self,
-        cfg: PrinterConfig,
-        bus: EventBus,
-        pins: CertPins,
+        settings: BambuSettings,
+        pins: TrustStore,
+        listener: LinkListener,
         *,
         backoff: Backoff | None = None,
         auth_backoff: Backoff | None = None,
@@ -88,11 +90,11 @@ class BambuLink(PrinterLink):
         max_payload: int = 256 * 1024,
         stop_timeout: float = 3.0,
     ):
-        self.cfg = cfg
-        self.bus = bus
+        self.settings = settings
         self.pins = pins
-        self.state = PrinterState(cfg.id, cfg.name, cfg.serial, cfg.model)
-        self.log = printer_logger(__name__, cfg.id)
+        self.listener = listener
+        self.state: BambuState = BambuState(settings.id, settings.name, settings.serial, settings.model)
+        self.log = printer_logger(__name__, settings.id)
         self.backoff = backoff or Backoff()
         self.auth_backoff = auth_backoff or slow_backoff()
         self.tls_backoff = tls_backoff or slow_backoff()
@@ -103,8 +105,8 @@ class BambuLink(PrinterLink):
         self.probe_timeout = probe_timeout
         self.max_payload = max_payload
         self.stop_timeout = stop_timeout
-        self.report_topic = f"device/{cfg.serial}/report"
-        self.request_topic = f"device/{cfg.serial}/request"
+        self.report_topic = f"device/{settings.serial}/report"
+        self.request_topic = f"device/{settings.serial}/request"
         self._seq = commands.SequenceIds()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +126,7 @@ class BambuLink(PrinterLink):
         if self._task is not None:
             return
         self._set_link(LinkState.CONNECTING)
-        self._task = asyncio.create_task(self._run(), name=f"bambu-link-{self.cfg.id}")
+        self._task = asyncio.create_task(self._run(), name=f"bambu-link-{self.settings.id}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -167,7 +169,7 @@ class BambuLink(PrinterLink):
             update = PrinterUpdate(
                 changes, state.view(), report="updated_at" in changes, full=full, identity=state.identity
             )
-            self.bus.publish(Event(PRINTER_EVENT, self.cfg.id, update))
+            self.listener.on_update(self.settings.id, update)
 
     async def _sleep(self, delay: float) -> None:
         # The event is cleared after the wait, not before: a wake-up (accept_certificate) that came
@@ -200,11 +202,11 @@ class BambuLink(PrinterLink):
             return self._offline(e)
         try:
             async with aiomqtt.Client(
-                self.cfg.host,
-                self.cfg.mqtt_port,
+                self.settings.host,
+                self.settings.mqtt_port,
                 username=USERNAME,
-                password=self.cfg.access_code,
-                identifier=f"bambu-edge-{self.cfg.id}-{os.urandom(3).hex()}",
+                password=self.settings.access_code,
+                identifier=f"bambu-edge-{self.settings.id}-{os.urandom(3).hex()}",
                 tls_context=ctx,
                 keepalive=self.keepalive,
                 timeout=self.connect_timeout,
@@ -250,26 +252,26 @@ class BambuLink(PrinterLink):
     # --- certificates ------------------------------------------------------------------------------
 
     async def _tls_context(self) -> ssl.SSLContext:
-        tls = self.cfg.tls
-        if tls.ca_file:
-            return ca_context(tls.ca_file, self.cfg.serial)
-        pin = await self.pins.get(self.cfg.id)
-        if pin is not None and pin.pem and (tls.fingerprint is None or pin.fingerprint == tls.fingerprint):
+        st = self.settings
+        if st.ca_file:
+            return ca_context(st.ca_file, st.serial)
+        pin = await self.pins.get(st.id)
+        if pin is not None and pin.pem and (st.fingerprint is None or pin.fingerprint == st.fingerprint):
             self._fingerprint = pin.fingerprint
             return pinned_context(pin.pem)
         # Nothing pinned (or a pin the config no longer names): look at the certificate, then pin it.
-        peer = await fetch_certificate(self.cfg.host, self.cfg.mqtt_port, self.probe_timeout, with_name=False)
-        if tls.fingerprint and peer.fingerprint != tls.fingerprint:
-            self._fingerprint = tls.fingerprint
+        peer = await fetch_certificate(st.host, st.mqtt_port, self.probe_timeout, with_name=False)
+        if st.fingerprint and peer.fingerprint != st.fingerprint:
+            self._fingerprint = st.fingerprint
             raise _Mismatch(
                 "the printer's certificate does not match tls.fingerprint in the config", peer, pending=False
             )
-        await self.pins.pin(self.cfg.id, peer.pem, peer.fingerprint)
+        await self.pins.pin(st.id, peer.pem, peer.fingerprint)
         self._fingerprint = peer.fingerprint
         self.log.info(
             "pinned the printer's certificate (SHA-256 %s)%s",
             peer.fingerprint,
-            "" if tls.fingerprint else " on first use",
+            "" if st.fingerprint else " on first use",
         )
         return pinned_context(peer.pem)
 
@@ -278,45 +280,45 @@ class BambuLink(PrinterLink):
         try:
             # Without its name: that takes a second handshake, wanted only for a new certificate.
             peer = await fetch_certificate(
-                self.cfg.host, self.cfg.mqtt_port, self.probe_timeout, with_name=False
+                self.settings.host, self.settings.mqtt_port, self.probe_timeout, with_name=False
             )
         except (OSError, TimeoutError):
             peer = None
         if is_serial_mismatch(e):
             return await self._mismatch(_Mismatch(describe_error(e), peer, pending=False))
-        if self.cfg.tls.ca_file:
+        if self.settings.ca_file:
             return await self._mismatch(
                 _Mismatch("the printer's certificate is not signed by tls.ca_file", peer, pending=False)
             )
         if peer is None or peer.fingerprint == self._fingerprint:
             return self._offline(e)  # not a new certificate: report the failure as it is
         message = "the printer presents a different certificate than the pinned one"
-        peer = await with_common_name(self.cfg.host, self.cfg.mqtt_port, peer, self.probe_timeout)
-        if peer.common_name and peer.common_name != self.cfg.serial:
+        peer = await with_common_name(self.settings.host, self.settings.mqtt_port, peer, self.probe_timeout)
+        if peer.common_name and peer.common_name != self.settings.serial:
             message += f", issued to {peer.common_name} (another printer at this address?)"
         return await self._mismatch(_Mismatch(message, peer, pending=True))
 
     async def _mismatch(self, e: _Mismatch) -> float:
         self._offered = e.offered.fingerprint if e.offered else None
         if e.pending and e.offered is not None:
-            await self.pins.set_pending(self.cfg.id, e.offered.pem, e.offered.fingerprint)
+            await self.pins.set_pending(self.settings.id, e.offered.pem, e.offered.fingerprint)
         self.backoff.reset()
         self._set_link(LinkState.TLS_MISMATCH, str(e))
         return self.tls_backoff.next()
 
     async def accept_certificate(self) -> None:
-        if self.cfg.tls.ca_file:
+        if self.settings.ca_file:
             raise CommandError(
                 "bad_request", "this printer is verified against tls.ca_file in the config, not pinned"
             )
-        if self.cfg.tls.fingerprint:
+        if self.settings.fingerprint:
             raise CommandError(
                 "bad_request",
                 "the config names the certificate (tls.fingerprint); change it there to trust another",
             )
-        if not await self.pins.accept_pending(self.cfg.id):
+        if not await self.pins.accept_pending(self.settings.id):
             raise CommandError("bad_request", "there is no new certificate to accept")
-        pin = await self.pins.get(self.cfg.id)
+        pin = await self.pins.get(self.settings.id)
         self._fingerprint = pin.fingerprint if pin else None
         self._offered = None
         self.log.info("the user accepted the printer's new certificate (SHA-256 %s)", self._fingerprint)
@@ -328,11 +330,11 @@ class BambuLink(PrinterLink):
     async def storage_context(self) -> ssl.SSLContext:
         """The MQTT link's trust, for the printer's other TLS ports (FTPS): the same CA and serial, or
         the same pinned certificate. A printer whose certificate is not pinned yet is not trusted."""
-        tls = self.cfg.tls
-        if tls.ca_file:
-            return ca_context(tls.ca_file, self.cfg.serial)
-        pin = await self.pins.get(self.cfg.id)
-        if pin is None or not pin.pem or (tls.fingerprint is not None and pin.fingerprint != tls.fingerprint):
+        st = self.settings
+        if st.ca_file:
+            return ca_context(st.ca_file, st.serial)
+        pin = await self.pins.get(st.id)
+        if pin is None or not pin.pem or (st.fingerprint is not None and pin.fingerprint != st.fingerprint):
             raise PrinterTLSError(
                 "the printer's certificate is not known yet; it is trusted once the printer has "
                 "connected over MQTT"
@@ -344,7 +346,7 @@ class BambuLink(PrinterLink):
         """The printer's storage over implicit FTPS (one instance per link: one session at a time)."""
         if self._files is None:
             self._files = PrinterFiles(
-                self.cfg.host, self.cfg.ftps_port, self.cfg.access_code, self.storage_context
+                self.settings.host, self.settings.ftps_port, self.settings.access_code, self.storage_context
             )
         return self._files
 
@@ -390,14 +392,7 @@ class BambuLink(PrinterLink):
         key = commands.reply_key(msg)
         if key is not None and key in self._pending:
             self._resolve(key, msg)
-        report = msg.get("print")
-        full = (
-            type(report) is dict
-            and report.get("command") == "push_status"
-            and type(report.get("msg")) is int
-            and report["msg"] == 0
-        )
-        self._publish_changes(self.state.apply_message(msg), full=full)
+        self._publish_changes(self.state.apply_message(msg), full=is_full_report(msg.get("print")))
 
     def _warn(self, text: str, exc_info: bool = False) -> None:
         now = time.monotonic()
@@ -413,7 +408,7 @@ class BambuLink(PrinterLink):
     async def send_command(self, action: str, params: Mapping[str, Any]) -> str:
         cmd = commands.build(action, params, self._seq.next(), model=self.state.model)
         if self._client is None or self.link_state != LinkState.CONNECTED:
-            raise CommandError("offline", f"{self.cfg.name} is not connected ({self.link_state})")
+            raise CommandError("offline", f"{self.settings.name} is not connected ({self.link_state})")
         timer = asyncio.get_running_loop().call_later(self.command_timeout, self._timed_out, cmd.key)
         self._pending[cmd.key] = (action, timer)  # before publishing: the reply can be quick
         try:
@@ -421,7 +416,9 @@ class BambuLink(PrinterLink):
         except aiomqtt.MqttError as e:
             timer.cancel()
             self._pending.pop(cmd.key, None)
-            raise CommandError("offline", f"could not send to {self.cfg.name}: {describe_error(e)}") from None
+            raise CommandError(
+                "offline", f"could not send to {self.settings.name}: {describe_error(e)}"
+            ) from None
         self.log.info("sent %s (sequence_id %s)", action, cmd.sequence_id)
         return cmd.sequence_id
 
@@ -460,7 +457,7 @@ class BambuLink(PrinterLink):
         self._command_event(key[2], action, "timeout", message)
 
     def _command_event(self, seq: str, action: str, result: str, message: str | None) -> None:
-        self.bus.publish(Event(COMMAND_EVENT, self.cfg.id, CommandOutcome(seq, action, result, message)))
+        self.listener.on_command(self.settings.id, CommandOutcome(seq, action, result, message))
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

@@ -11,19 +11,56 @@ Modes, in order of preference:
 
 Printer certificates are not web certificates: the CN is the serial and we dial an IP address, so
 there is no hostname check.
+
+Pins are kept by the program that uses the link, behind ``TrustStore`` (the daemon's is
+``store.pins.CertPins``, in its database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 from dataclasses import dataclass, replace
-
-from bambu_edge.certs import fingerprint_der
+from typing import Protocol
 
 SERIAL_MISMATCH = "the printer's certificate is for serial"  # marks our own handshake failure
 # X509_V_FLAG_NO_CHECK_TIME (OpenSSL >= 1.1): not exported by the ssl module.
 _NO_CHECK_TIME = 0x200000
+
+
+class TrustedCertificate(Protocol):
+    """A printer's pinned certificate as a trust store returns it."""
+
+    @property
+    def fingerprint(self) -> str: ...  # SHA-256 of the DER, lower-case hex without colons
+
+    @property
+    def pem(self) -> str: ...
+
+
+class TrustStore(Protocol):
+    """Where a link keeps each printer's pinned certificate, and a changed one the user has not
+    accepted yet (*pending*: never trusted on its own)."""
+
+    async def get(self, printer_id: str) -> TrustedCertificate | None: ...
+
+    async def pin(self, printer_id: str, pem: str, fingerprint: str) -> object:
+        """Trust this certificate, replacing any earlier pin and pending one."""
+        ...
+
+    async def set_pending(self, printer_id: str, pem: str, fingerprint: str) -> object:
+        """Remember a certificate that differs from the pinned one, for the user to accept."""
+        ...
+
+    async def accept_pending(self, printer_id: str) -> bool:
+        """Pin the pending certificate. False if there is none."""
+        ...
+
+
+def fingerprint_der(der: bytes) -> str:
+    """SHA-256 of a DER certificate, lower-case hex without separators (the pins' form)."""
+    return hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True)
