@@ -7,6 +7,7 @@ the print state machine), ``storage`` (the print files commands name), ``reports
 ``transport`` (the MQTT session), ``printer`` (all of it as one printer), ``cli``.
 """
 
+from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES, PRINT_ERROR_CANCELLED
 from bambu_edge.printers.virtual.cli import virtual_printer_main
 from bambu_edge.printers.virtual.firmware import (
     SPEED_MAGNITUDES,
@@ -28,7 +29,6 @@ from bambu_edge.printers.virtual.profiles import (
     version_reply,
 )
 from bambu_edge.printers.virtual.reports import diff_report
-from bambu_edge.printers.virtual.states import ACTIVE_STATES, PRINT_ERROR_CANCELLED
 from bambu_edge.printers.virtual.storage import (
     plate_from_param,
     resolve_storage_file,
@@ -37,7 +37,7 @@ from bambu_edge.printers.virtual.storage import (
 )
 
 __all__ = [
-    "ACTIVE_STATES",
+    "ACTIVE_PRINT_STATES",
     "DEMO_JOBS",
     "PRINT_ERROR_CANCELLED",
     "PROFILES",

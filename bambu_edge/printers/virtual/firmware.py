@@ -13,22 +13,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bambu_edge.printers import values
 from bambu_edge.printers.bambu import commands
-from bambu_edge.printers.virtual.physics import Heater, PrintJob
-from bambu_edge.printers.virtual.profiles import Profile, captured_report, initial_report, profile_for
-from bambu_edge.printers.virtual.reports import dig
-from bambu_edge.printers.virtual.states import (
-    ACTIVE_STATES,
+from bambu_edge.printers.bambu.protocol import (
+    ACTIVE_PRINT_STATES,
     FAILED,
     FINISH,
     PAUSE,
     PREPARE,
     PRINT_ERROR_CANCELLED,
     RUNNING,
-    STAGE_PAUSED_BY_USER,
-    STAGE_PREHEATING,
-    STAGE_PRINTING,
 )
+from bambu_edge.printers.virtual.physics import Heater, PrintJob
+from bambu_edge.printers.virtual.profiles import Profile, captured_report, initial_report, profile_for
+from bambu_edge.printers.virtual.states import STAGE_PAUSED_BY_USER, STAGE_PREHEATING, STAGE_PRINTING
 
 # Without Developer Mode, 2025 firmware answers unsigned control commands like this (seen in public
 # client code quoting real replies). Reading status stays allowed (BAMBU.md section 11).
@@ -64,7 +62,7 @@ class Firmware:
         self._rng = random.Random(seed if seed is not None else serial)
         self.report: dict[str, Any] = initial_report(self.model)
         self._idle_stage = self.report.get("stg_cur", self.profile.idle_stage)
-        if captured_report(self.model).get("gcode_state") in ACTIVE_STATES:
+        if captured_report(self.model).get("gcode_state") in ACTIVE_PRINT_STATES:
             self._idle_stage = self.profile.idle_stage
         self.nozzle = self._heater("nozzle_temper", "nozzle_target_temper", tau_cool=30.0)
         self.bed = self._heater("bed_temper", "bed_target_temper", tau_cool=90.0)
@@ -111,19 +109,19 @@ class Firmware:
                     job.state = RUNNING if job.work_s >= job.prepare_s else PREPARE
                     self.show_job(job)
             elif command == "stop":
-                if job is not None and job.state in ACTIVE_STATES:
+                if job is not None and job.state in ACTIVE_PRINT_STATES:
                     self.end_job(FAILED)
             elif command == "print_speed":
-                level = _int(body.get("param"))
+                level = values.integer(body.get("param"))
                 if level not in SPEED_MAGNITUDES:
                     return f"invalid speed level {body.get('param')!r}"  # our choice; no capture
                 self.report.update(spd_lvl=level, spd_mag=SPEED_MAGNITUDES[level])
-                if job is not None and job.state in ACTIVE_STATES:  # the estimate follows at once
+                if job is not None and job.state in ACTIVE_PRINT_STATES:  # the estimate follows at once
                     self.show_job(job)
             elif command == "gcode_line":
                 self._gcode(str(body.get("param", "")))
             elif command in ("project_file", "gcode_file"):
-                if job is not None and job.state in ACTIVE_STATES:
+                if job is not None and job.state in ACTIVE_PRINT_STATES:
                     return "printer is busy"  # our choice; no capture of a real refusal
                 return _start_print(command, body)
             elif command == "skip_objects" and isinstance(body.get("obj_list"), list):
@@ -198,7 +196,7 @@ class Firmware:
     def fail(self, print_error: int, hms: list[dict[str, int]] | None = None) -> None:
         if hms is not None:
             self.report["hms"] = hms
-        if self.job is not None and self.job.state in ACTIVE_STATES:
+        if self.job is not None and self.job.state in ACTIVE_PRINT_STATES:
             self.end_job(FAILED, print_error)
 
     def end_job(self, state: str, print_error: int = PRINT_ERROR_CANCELLED) -> None:
@@ -283,14 +281,15 @@ class Firmware:
         device = r.get("device")
         if isinstance(device, dict):  # newer firmware packs target << 16 | current (BAMBU.md section 5)
             bed_packed = _pack(self.bed)
-            bed_info = dig(device, "bed", "info")
+            bed_info = values.dig(device, "bed", "info")
             if isinstance(bed_info, dict) and "temp" in bed_info:
                 bed_info["temp"] = bed_packed
             if "bed_temp" in device:
                 device["bed_temp"] = bed_packed
             extruder = device.get("extruder")
             if isinstance(extruder, dict) and isinstance(extruder.get("info"), list):
-                active = (_int(extruder.get("state")) >> 4) & 0xF
+                state = values.integer(extruder.get("state"), 0)
+                active = (state >> 4) & 0xF if state is not None else None
                 for entry in extruder["info"]:
                     if isinstance(entry, dict) and entry.get("id") == active and "temp" in entry:
                         entry["temp"] = _pack(self.nozzle)
@@ -321,14 +320,8 @@ def _start_print(command: str, body: dict[str, Any]) -> StartPrint:
 
 
 def _float(v: Any, default: float) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
-
-
-def _int(v: Any) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return -1
+    f = values.num(v)
+    return default if f is None else f
 
 
 def _pack(heater: Heater) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bambu_edge.printers.virtual.states import FINISH, PREPARE, RUNNING
+from bambu_edge.printers.bambu.protocol import FINISH, PREPARE, RUNNING
 
 
 @dataclass

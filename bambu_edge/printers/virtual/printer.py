@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES, FINISH, PAUSE, PRINT_ERROR_CANCELLED
 from bambu_edge.printers.virtual.clock import SimClock
 from bambu_edge.printers.virtual.firmware import (
     VERIFY_FAILED_ERR_CODE,
@@ -28,7 +29,6 @@ from bambu_edge.printers.virtual.firmware import (
 from bambu_edge.printers.virtual.physics import PrintJob
 from bambu_edge.printers.virtual.profiles import version_reply
 from bambu_edge.printers.virtual.reports import copy, deep_update, diff_report
-from bambu_edge.printers.virtual.states import ACTIVE_STATES, FINISH, PAUSE, PRINT_ERROR_CANCELLED
 from bambu_edge.printers.virtual.storage import plan_from_storage
 from bambu_edge.printers.virtual.transport import MqttTransport
 
@@ -267,7 +267,7 @@ class VirtualPrinter(Firmware):
         """Run the current job (preparing or printing) to its end now: FINISH, reported. A paused
         job must be resumed first, as on the printer."""
         job = self.job
-        if job is None or job.state not in ACTIVE_STATES or job.state == PAUSE:
+        if job is None or job.state not in ACTIVE_PRINT_STATES or job.state == PAUSE:
             raise RuntimeError(f"virtual {self.serial}: no preparing or printing job to finish")
         while job.state != FINISH:
             await self.advance(job.seconds_left(self.speed) + 1e-6, steps)
@@ -326,10 +326,10 @@ class VirtualPrinter(Firmware):
         while True:
             name, layers = DEMO_JOBS[index % len(DEMO_JOBS)]
             index += 1
-            if self.job is None or self.job.state not in ACTIVE_STATES:
+            if self.job is None or self.job.state not in ACTIVE_PRINT_STATES:
                 await self.simulate_print(name, self.demo_print_s, layers, start_fraction=phase)
             phase = 0.0
-            if self.job is not None and self.job.state in ACTIVE_STATES:
+            if self.job is not None and self.job.state in ACTIVE_PRINT_STATES:
                 await self._job_ended.wait()
             await asyncio.sleep(self.demo_pause_s)
 

@@ -20,7 +20,7 @@ import orjson
 
 from bambu_edge.printers.bambu import models
 from bambu_edge.printers.bambu.fixtures import load_fixture
-from bambu_edge.printers.virtual.states import ACTIVE_STATES, IDLE
+from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES, IDLE
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def captured_report(model: str) -> dict[str, Any]:
 def initial_report(model: str) -> dict[str, Any]:
     """The ``print`` object the virtual printer powers on with (see the module docstring)."""
     report = captured_report(model)
-    if report.get("gcode_state") in ACTIVE_STATES:
+    if report.get("gcode_state") in ACTIVE_PRINT_STATES:
         for key in ("nozzle_target_temper", "bed_target_temper"):
             if key in report:
                 report[key] = 0.0 if isinstance(report[key], float) else 0

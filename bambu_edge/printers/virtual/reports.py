@@ -61,11 +61,3 @@ def deep_update(target: dict[str, Any], changes: Mapping[str, Any]) -> None:
                     before.append(copy(item))
         else:
             target[key] = copy(value) if isinstance(value, dict | list) else value
-
-
-def dig(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
