@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from tests.integration.running_daemon import PASSWORD
 from tests.integration.waiting import dashboard_tls
 
 CLIENT_BUDGET = 150
@@ -280,14 +281,18 @@ async def fuzzer(spine: dict) -> AsyncIterator[tuple[Fuzzer, list[Operation]]]:
         yield fz, sorted(operations(spec), key=lambda op: op.method == "DELETE")
     finally:
         await fz.close()
-    # Still serving, the admin still logged in, the printer still connected.
+    # Still serving, the admin's token still good and the admin still able to log in, the printer
+    # still connected, the queue still holding what it was given.
     async with http.get(spine["base"] + "/api/health") as r:
         assert r.status == 200 and (await r.json())["status"] == "ok"
-    async with http.get(
-        spine["base"] + "/api/printers/x1c", headers={"Authorization": f"Bearer {token}"}
-    ) as r:
+    async with http.get(spine["base"] + "/api/printers/x1c", headers=auth) as r:
         assert r.status == 200
         assert (await r.json())["link"]["state"] == "connected"
+    login = {"username": "admin", "password": PASSWORD}
+    async with http.post(spine["base"] + "/api/auth/login", json=login) as r:
+        assert r.status == 200
+    async with http.get(spine["base"] + "/api/queue/files", headers=auth) as r:
+        assert [f["id"] for f in (await r.json())["files"]] == [file_id]
 
 
 async def test_no_hostile_request_gives_a_500(fuzzer: tuple[Fuzzer, list[Operation]]) -> None:
