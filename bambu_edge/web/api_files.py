@@ -51,6 +51,14 @@ ENTRY = {
     },
 }
 
+FILE_PATH = {
+    "name": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the file on the printer's storage, e.g. /cache/cube.gcode.3mf",
+}
+FOLDER_PATH = {"name": "path", "schema": {"type": "string", "default": "/"}, "description": "a folder"}
+
 
 # --- helpers -------------------------------------------------------------------------------------------
 
@@ -116,10 +124,11 @@ def content_type(name: str) -> str:
 
 
 @documented(
+    query=[FOLDER_PATH],
     response={
         "type": "object",
         "properties": {"path": {"type": "string"}, "entries": {"type": "array", "items": ENTRY}},
-    }
+    },
 )
 async def list_files(request: web.Request) -> web.StreamResponse:
     """List a folder on the printer's storage (?path=/cache; default the root).
@@ -136,7 +145,8 @@ async def list_files(request: web.Request) -> web.StreamResponse:
 
 
 @documented(
-    response={"type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"}}}
+    query=[FILE_PATH],
+    response={"type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"}}},
 )
 async def upload_file(request: web.Request) -> web.StreamResponse:
     """Upload the raw request body to ?path=/cache/name.3mf on the printer.
@@ -181,6 +191,7 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
     return json_response({"path": stored, "size": size}, 201)
 
 
+@documented(query=[FILE_PATH])
 async def delete_file(request: web.Request) -> web.StreamResponse:
     """Delete ?path= on the printer's storage. 204; 404 if there is no such file."""
     _, files = _printer_files(request)
@@ -192,6 +203,7 @@ async def delete_file(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+@documented(query=[FILE_PATH])
 async def download_file(request: web.Request) -> web.StreamResponse:
     """Download ?path= from the printer's storage (timelapses too), streamed as it arrives.
 

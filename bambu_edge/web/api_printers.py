@@ -23,8 +23,10 @@ from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
 from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
 from bambu_edge.printers.temps import FIELDS
-from bambu_edge.web.api_auth import ApiError, bad, json_response, read_json, require_admin, service
+from bambu_edge.web.api_auth import json_response, require_admin, service
+from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import build_spec, documented
+from bambu_edge.web.params import body_int, json_int, read_json
 from bambu_edge.web.security import client_key
 
 ACTIONS = ("pause", "resume", "stop", "speed", "light", "gcode")
@@ -57,9 +59,10 @@ def command_params(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(action, str) or action not in ACTIONS:
         raise bad(f"'action' must be one of {', '.join(ACTIONS)}")
     if action == "speed":
-        level = body.get("level")
-        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 4:
-            raise bad("speed needs 'level': 1 (silent), 2 (standard), 3 (sport) or 4 (ludicrous)")
+        try:
+            level = body_int(body, "level", None, 1, 4)
+        except ApiError:
+            raise bad("speed needs 'level': 1 (silent), 2 (standard), 3 (sport) or 4 (ludicrous)") from None
         return action, {"level": level}
     if action == "light":
         on = body.get("on")
@@ -113,12 +116,6 @@ PRINTER_BODY = {
 }
 
 
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError("must be a whole number from 1 to 65535")
-    return value
-
-
 def _blank_is_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else check(v)
 
@@ -129,8 +126,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "serial": lambda v: check_serial(v.strip() if isinstance(v, str) else v),
     "access_code": check_access_code,  # as typed: spaces are refused, never trimmed into another code
     "model": _blank_is_none(check_model),
-    "mqtt_port": _port,
-    "ftps_port": _port,
+    "mqtt_port": lambda v: json_int(v, "mqtt_port", 1, 65535),
+    "ftps_port": lambda v: json_int(v, "ftps_port", 1, 65535),
 }
 
 

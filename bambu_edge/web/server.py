@@ -36,6 +36,7 @@ PUBLIC = frozenset(
     {
         ("GET", "/api/health"),
         ("POST", "/api/auth/login"),
+        ("GET", "/api/auth/status"),
         ("GET", "/api/setup"),
         ("POST", "/api/setup/admin"),
     }
