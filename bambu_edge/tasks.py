@@ -168,4 +168,6 @@ class TaskSet:
         self._closed = True
         procs, self._procs = self.processes, []
         # Both at once: a task reading a child's pipe and the child end in the same budget.
-        await asyncio.gather(self.cancel(self._tasks, timeout), *(self.stop_process(p, timeout) for p in procs))
+        await asyncio.gather(
+            self.cancel(self._tasks, timeout), *(self.stop_process(p, timeout) for p in procs)
+        )
