@@ -120,7 +120,7 @@ class _Doc:
         self.data = self._convert(node, ()) if node is not None else {}
 
     def _convert(self, node: yaml.Node, path: tuple) -> Any:
-        self.lines[path] = node.start_mark.line + 1
+        self.lines.setdefault(path, node.start_mark.line + 1)  # a key names its own line, not its value's
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for k, v in node.value:
