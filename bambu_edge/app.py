@@ -214,6 +214,7 @@ class Daemon:
         if not comp.optional:
             raise StartError(name, error)
         log.error("component %s failed to start; running without it: %s", name, error)
+        await slot.tasks.close()  # what it spawned before failing ends now, not at the daemon's stop
 
     async def stop(self) -> None:
         sdnotify.notify("STOPPING=1")
