@@ -308,18 +308,19 @@ async def delete_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/auth/login", login)
-    r.add_post("/api/auth/logout", logout)
-    r.add_post("/api/auth/password", change_password)
-    r.add_get("/api/session", session)
-    r.add_get("/api/auth/status", auth_status)
-    r.add_get("/api/setup", setup_status)
-    r.add_post("/api/setup/admin", setup_admin)
-    r.add_get("/api/users", list_users)
-    r.add_post("/api/users", create_user)
-    r.add_delete("/api/users/{id}", delete_user)
-    r.add_get("/api/tokens", list_tokens)
-    r.add_post("/api/tokens", create_token)
-    r.add_delete("/api/tokens/{id}", delete_token)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/auth/login", login),
+        web.post("/api/auth/logout", logout),
+        web.post("/api/auth/password", change_password),
+        web.get("/api/session", session),
+        web.get("/api/auth/status", auth_status),
+        web.get("/api/setup", setup_status),
+        web.post("/api/setup/admin", setup_admin),
+        web.get("/api/users", list_users),
+        web.post("/api/users", create_user),
+        web.delete("/api/users/{id}", delete_user),
+        web.get("/api/tokens", list_tokens),
+        web.post("/api/tokens", create_token),
+        web.delete("/api/tokens/{id}", delete_token),
+    ]

@@ -263,11 +263,12 @@ async def list_timelapses(request: web.Request) -> web.StreamResponse:
     return json_response({"entries": [entry_json(f) for f in videos]})
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/printers/{id}/files", list_files)
-    r.add_put("/api/printers/{id}/files", upload_file)
-    r.add_delete("/api/printers/{id}/files", delete_file)
-    # No automatic HEAD: it would start a whole download from the printer.
-    r.add_get("/api/printers/{id}/files/content", download_file, allow_head=False)
-    r.add_get("/api/printers/{id}/timelapses", list_timelapses)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/printers/{id}/files", list_files),
+        web.put("/api/printers/{id}/files", upload_file),
+        web.delete("/api/printers/{id}/files", delete_file),
+        # No automatic HEAD: it would start a whole download from the printer.
+        web.get("/api/printers/{id}/files/content", download_file, allow_head=False),
+        web.get("/api/printers/{id}/timelapses", list_timelapses),
+    ]

@@ -291,10 +291,11 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/history", list_history)
-    r.add_get("/api/history.csv", export_csv)
-    r.add_get("/api/history/totals", totals)
-    r.add_get(r"/api/history/{id:\d+}", get_record)
-    r.add_get(r"/api/history/{id:\d+}/thumbnail", get_thumbnail)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/history", list_history),
+        web.get("/api/history.csv", export_csv),
+        web.get("/api/history/totals", totals),
+        web.get(r"/api/history/{id:\d+}", get_record),
+        web.get(r"/api/history/{id:\d+}/thumbnail", get_thumbnail),
+    ]

@@ -507,22 +507,23 @@ async def print_file(request: web.Request) -> web.Response:
     return json_response(result, 202)
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/queue/files", upload_file)
-    r.add_get("/api/queue/files", list_files)
-    r.add_get(r"/api/queue/files/{id:\d+}", get_file)
-    r.add_delete(r"/api/queue/files/{id:\d+}", delete_file)
-    r.add_get(r"/api/queue/files/{id:\d+}/thumbnail", file_thumbnail)
-    r.add_post("/api/queue/pause", pause)
-    r.add_post("/api/queue/resume", resume)
-    r.add_get("/api/queue", get_queue)
-    r.add_get("/api/queue/printers", get_readiness)
-    r.add_post("/api/queue", create_job)
-    r.add_get(r"/api/queue/{id:\d+}", get_job)
-    r.add_put(r"/api/queue/{id:\d+}", update_job)
-    r.add_delete(r"/api/queue/{id:\d+}", delete_job)
-    r.add_post(r"/api/queue/{id:\d+}/move", move_job)
-    r.add_post(r"/api/queue/{id:\d+}/retry", retry_job)
-    r.add_post("/api/printers/{id}/bed", set_bed)
-    r.add_post("/api/printers/{id}/print", print_file)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/queue/files", upload_file),
+        web.get("/api/queue/files", list_files),
+        web.get(r"/api/queue/files/{id:\d+}", get_file),
+        web.delete(r"/api/queue/files/{id:\d+}", delete_file),
+        web.get(r"/api/queue/files/{id:\d+}/thumbnail", file_thumbnail),
+        web.post("/api/queue/pause", pause),
+        web.post("/api/queue/resume", resume),
+        web.get("/api/queue", get_queue),
+        web.get("/api/queue/printers", get_readiness),
+        web.post("/api/queue", create_job),
+        web.get(r"/api/queue/{id:\d+}", get_job),
+        web.put(r"/api/queue/{id:\d+}", update_job),
+        web.delete(r"/api/queue/{id:\d+}", delete_job),
+        web.post(r"/api/queue/{id:\d+}/move", move_job),
+        web.post(r"/api/queue/{id:\d+}/retry", retry_job),
+        web.post("/api/printers/{id}/bed", set_bed),
+        web.post("/api/printers/{id}/print", print_file),
+    ]
