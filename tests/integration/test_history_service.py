@@ -16,7 +16,8 @@ from bambu_edge.bus import Event
 from bambu_edge.config import load_config
 from bambu_edge.jobs.history import HistoryFilter
 from bambu_edge.jobs.history_service import HISTORY_EVENT
-from bambu_edge.jobs.tracker import REASON_REMOVED, ExpectedPrint, FilamentSlot
+from bambu_edge.jobs.records import ExpectedPrint, FilamentSlot
+from bambu_edge.jobs.tracker import REASON_REMOVED
 from bambu_edge.printers.base import PRINTER_REMOVED_EVENT
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
@@ -58,8 +59,8 @@ async def _next(sub, action: str, timeout: float = 20.0) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
             event = await sub.get()
-            if event.kind == HISTORY_EVENT and event.data["action"] == action:
-                return event.data["record"]
+            if event.kind == HISTORY_EVENT and event.data.action == action:
+                return event.data.to_json()["record"]
 
 
 async def test_the_dispatchers_announcement_labels_the_record(daemon):

@@ -11,14 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bambu_edge.jobs.tracker import (
-    FRESH_FALLBACK_S,
-    PRINT_ERROR_CANCELLED,
-    REASON_CANCELLED_ON_PRINTER,
-    REASON_NOT_WATCHING,
-    REASON_REMOVED,
-    REASON_STOPPED_HERE,
-    UNKNOWN_STATE_LIMIT_S,
+from bambu_edge.jobs.records import (
     Action,
     ExpectedPrint,
     FilamentSlot,
@@ -26,11 +19,21 @@ from bambu_edge.jobs.tracker import (
     Observation,
     PrintFileInfo,
     PrintRecord,
-    PrintTracker,
-    observe,
     plate_of,
 )
+from bambu_edge.jobs.tracker import (
+    FRESH_FALLBACK_S,
+    REASON_CANCELLED_ON_PRINTER,
+    REASON_NOT_WATCHING,
+    REASON_REMOVED,
+    REASON_STOPPED_HERE,
+    UNKNOWN_STATE_LIMIT_S,
+    PrintTracker,
+    observe,
+)
 from bambu_edge.printers.bambu.fixtures import load_fixture
+from bambu_edge.printers.bambu.protocol import PRINT_ERROR_CANCELLED
+from bambu_edge.printers.base import NO_IDENTITY
 from bambu_edge.printers.state import PrinterState
 
 T0 = 1_764_000_000.0
@@ -470,7 +473,7 @@ def _state_from(fixture: str) -> PrinterState:
 
 def test_observe_reads_a_real_running_report():
     s = _state_from("x1_pushall_running_hms")
-    o = observe(s.view(), s.raw, T0, report=True, full=s.raw.get("msg") == 0)
+    o = observe(s.view(), s.identity, T0, report=True, full=s.raw.get("msg") == 0)
     assert o.link == "connected" and o.state == "RUNNING" and o.full
     assert o.job == "CyberBrick Gridfinity Organizer Box" and o.file == "/data/Metadata/plate_2.gcode"
     assert o.progress == 22 and o.layer == 2 and o.total_layers == 37
@@ -483,7 +486,7 @@ def test_observe_reads_a_real_running_report():
 
 def test_observe_reads_trays_and_the_finish_of_a_real_x1c():
     s = _state_from("x1c_pushall_finish_multi_ams")
-    o = observe(s.view(), s.raw, T0, report=True)
+    o = observe(s.view(), s.identity, T0, report=True)
     assert o.state == "FINISH" and o.progress == 100
     active = [t for u in s.view()["ams"] for t in u["trays"] if t["active"]]
     assert len(o.trays) == len(active) + (1 if s.view()["external_spool"]["active"] else 0)
@@ -506,9 +509,22 @@ def test_observe_never_raises_on_junk():
             "external_spool": 3,
         },
     ]
+    # Junk where the identity comes from: the state folding parses it to nothing.
+    junk = PrinterState("x1", "X1 left")
+    junk.apply_message(
+        {
+            "print": {
+                "command": "push_status",
+                "msg": 0,
+                "print_error": "bad",
+                "task_id": {"x": 1},
+                "gcode_start_time": "soon",
+            }
+        }
+    )
     for view in views:
-        for raw in ({}, None, {"print_error": "bad", "task_id": {"x": 1}, "gcode_start_time": "soon"}):
-            o = observe(view, raw, T0)
+        for identity in (NO_IDENTITY, None, junk.identity):
+            o = observe(view, identity, T0)  # type: ignore[arg-type]
             assert o.link == "offline" and o.state is None and o.job is None
             assert o.progress is None and o.print_error is None and o.key == JobKey() and o.trays == ()
 
