@@ -172,8 +172,7 @@ class Dispatcher:
         # Subscribed first: what a printer said before is read here once, what it says next is in
         # ``sub``.
         for link in self.manager.links():
-            state = link.state
-            self._updates[link.printer_id] = PrinterUpdate({}, state.view(), identity=state.identity)
+            self._updates[link.printer_id] = PrinterUpdate({}, link.state.view())
         await self.evaluate()  # the API has reasons from the first request on (printers: "connecting")
         self._tasks = [
             asyncio.create_task(self._listen(sub), name="queue-events"),
