@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bambu_edge.jobs.history import _UPSERT, HistoryFilter, HistoryRepository, record_params  # noqa: E402
-from bambu_edge.jobs.tracker import FilamentSlot, JobKey, PrintRecord  # noqa: E402
+from bambu_edge.jobs.records import FilamentSlot, JobKey, PrintRecord  # noqa: E402
 from bambu_edge.store.db import Database  # noqa: E402
 
 RECORDS = 100_000

@@ -5,7 +5,9 @@ printers (every virtual model in turn, looping demo prints, so state changes all
 mosquitto, and 5 WebSocket clients on ``GET /api/ws`` that read every frame. After the warm-up (a
 minute scaled down to 20 s by default) it reads VmRSS and VmHWM of the daemon from /proc/PID/status.
 
-Baselines, measured the same way: a bare interpreter, and one importing the daemon's third-party
+CPU per printer report over the settled second half, against mosquitto relaying the reports and a
+bare paho + json.loads subscriber fed the same reports in the same run. Memory baselines, measured the
+same way: a bare interpreter, and one importing the daemon's third-party
 libraries (aiohttp, aiomqtt/paho, aiosqlite, argon2, PyYAML, orjson, ssl) and nothing
 else. Exit code 1 when the daemon's RSS is over the limit.
 
@@ -39,6 +41,37 @@ from tests.integration.daemon_proc import DaemonProcess  # noqa: E402
 # The daemon's own libraries. Not cryptography: certificates are made in a child process.
 LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, yaml, orjson, ssl"
 STATUS_SNIPPET = "print(open('/proc/self/status').read())"
+# The least a program can do with the same reports: one paho client per printer (TLS, like the
+# daemon's links), every report decoded with json.loads, all sockets polled by one thread.
+BARE_SUBSCRIBER = """
+import json, selectors, ssl, sys, time
+import paho.mqtt.client as mqtt
+host, port, ca, code, *serials = sys.argv[1:]
+sel = selectors.DefaultSelector()
+def on_message(client, userdata, msg):
+    json.loads(msg.payload)
+for serial in serials:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare-" + serial)
+    c.username_pw_set("bblp", code)
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    c.tls_set_context(ctx)
+    c.on_message = on_message
+    c.on_connect = lambda cl, u, f, rc, p, s=serial: cl.subscribe(f"device/{s}/report")
+    c.connect(host, int(port))
+    sel.register(c.socket(), selectors.EVENT_READ, c)
+misc = time.monotonic()
+while True:
+    for key, _ in sel.select(timeout=1.0):
+        key.data.loop_read()
+    for key in list(sel.get_map().values()):
+        if key.data.want_write():
+            key.data.loop_write()
+    if time.monotonic() - misc >= 1.0:
+        misc = time.monotonic()
+        for key in list(sel.get_map().values()):
+            key.data.loop_misc()
+"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,6 +160,7 @@ class Setup:
     serials: list[str]
     https: int
     proc: subprocess.Popen[bytes]
+    bare: subprocess.Popen[bytes]  # BARE_SUBSCRIBER
 
 
 async def measure(args: argparse.Namespace, setup: Setup) -> int:
@@ -166,21 +200,30 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
             started = proc_status(proc.pid)
             samples = []
             t0 = time.monotonic()
-            cpu0: tuple[float, float, float] | None = None  # from half-way: connects and pins are done
+            cpu0: tuple[float, float, float, float] | None = None  # from half-way: connects and pins are done
             while time.monotonic() - t0 < args.warmup:
                 await asyncio.sleep(1.0)
                 if proc.poll() is not None:
                     raise RuntimeError(f"the daemon exited with {proc.returncode}; see {tmp / 'daemon.log'}")
                 samples.append(proc_status(proc.pid)["VmRSS"])
                 if cpu0 is None and time.monotonic() - t0 >= args.warmup / 2:
-                    cpu0 = (time.monotonic(), cpu_seconds(proc.pid), cpu_seconds(setup.broker.pid))
+                    cpu0 = (
+                        time.monotonic(),
+                        cpu_seconds(proc.pid),
+                        cpu_seconds(setup.broker.pid),
+                        cpu_seconds(setup.bare.pid),
+                    )
                 if any(t.done() for t in tasks):
                     failed = next(t for t in tasks if t.done())
                     raise RuntimeError(f"a WebSocket client ended early: {failed.exception()!r}")
             final = proc_status(proc.pid)
             assert cpu0 is not None
             window = time.monotonic() - cpu0[0]
-            cpu = (cpu_seconds(proc.pid) - cpu0[1], cpu_seconds(setup.broker.pid) - cpu0[2])
+            cpu = (
+                cpu_seconds(proc.pid) - cpu0[1],
+                cpu_seconds(setup.broker.pid) - cpu0[2],
+                cpu_seconds(setup.bare.pid) - cpu0[3],
+            )
             async with session.get(base + "/api/printers", headers={"Authorization": f"Bearer {token}"}) as r:
                 views = await r.json()
     finally:
@@ -225,7 +268,12 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
         f" ({cpu[0] / reports * 1e6:.0f} us per printer report, WebSocket frames included),"
         f" mosquitto {cpu[1] / window * 100:5.1f} %"
     )
+    print(
+        f"bare paho + json.loads subscriber {cpu[2] / window * 100:5.1f} % of a core"
+        f" ({cpu[2] / reports * 1e6:.0f} us per printer report)"
+    )
     print(f"ratio daemon CPU / mosquitto CPU {cpu[0] / max(cpu[1], 1e-9):6.2f}x")
+    print(f"ratio daemon CPU / bare subscriber CPU {cpu[0] / max(cpu[2], 1e-9):6.2f}x (target <= 2)")
     ok = rss <= args.limit_mb
     print(f"target VmRSS <= {args.limit_mb:g} MB: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
@@ -251,9 +299,13 @@ def main() -> int:
         config = tmp / "config.yaml"
         write_config(config, tmp / "data", broker, code, serials, https)
         daemon = DaemonProcess(config, log_path=tmp / "daemon.log")
+        where = [broker.host, str(broker.port), str(broker.ca_path), code]
+        bare = subprocess.Popen([sys.executable, "-c", BARE_SUBSCRIBER, *where, *serials])
         try:
-            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, daemon.proc)))
+            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, daemon.proc, bare)))
         finally:
+            bare.terminate()
+            bare.wait()
             daemon.stop()
             broker.stop()
 

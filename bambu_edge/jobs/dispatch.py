@@ -29,16 +29,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bambu_edge.files.meta import FilamentUse, PrintFileMeta
+from bambu_edge.printers.bambu.protocol import (
+    EXTERNAL_TRAY,
+    NO_JOB_STATES,
+    PAUSE,
+    PREPARE,
+    RUNNING,
+    tray_index,
+)
 
-EXTERNAL_SPOOL = 254  # global tray index of the external spool (vt_tray)
 UNUSED = -1
-AMS_HT_FIRST_ID = 128  # AMS HT units (ids 128-135) have one slot; their tray index is the unit id
 
-# gcode_state values in which a printer can take a new job. FINISH and FAILED are what a printer
-# shows after a print until the next one; everything else (PREPARE, RUNNING, PAUSE, SLICING, INIT,
-# values we do not know) means busy or unknown.
-IDLE_STATES = frozenset({"IDLE", "FINISH", "FAILED"})
-ACTIVE_WORDS = {"PREPARE": "preparing a print", "RUNNING": "printing", "PAUSE": "paused mid-print"}
+# gcode_state values in which a printer can take a new job: NO_JOB_STATES (FINISH and FAILED are
+# what a printer shows after a print until the next one); everything else (PREPARE, RUNNING, PAUSE,
+# SLICING, INIT, values we do not know) means busy or unknown.
+ACTIVE_WORDS = {PREPARE: "preparing a print", RUNNING: "printing", PAUSE: "paused mid-print"}
 
 # CIE76 colour difference (Delta E in L*a*b*) under which a loaded spool counts as the slice's
 # colour. About 2 is "just noticeable"; 18 accepts the slicer's "#FFFFFF" for a spool reported as
@@ -117,11 +122,6 @@ class PrinterSnapshot:
         )
 
 
-def tray_index(unit: int, slot: int) -> int:
-    """Global tray index (BAMBU.md section 5.1): ams_id * 4 + slot; an AMS HT's is its unit id."""
-    return unit + slot if unit >= AMS_HT_FIRST_ID else unit * 4 + slot
-
-
 def trays_from_view(units: Iterable[Mapping[str, Any]]) -> list[Tray]:
     out = []
     for unit in units:
@@ -139,7 +139,7 @@ def external_from_view(spool: Mapping[str, Any] | None) -> Tray | None:
     if not spool or not spool.get("type"):
         return None
     # The external spool's remain is not measured (reports say 0): unknown, not empty.
-    return Tray(EXTERNAL_SPOOL, spool.get("type"), spool.get("color"), None)
+    return Tray(EXTERNAL_TRAY, spool.get("type"), spool.get("color"), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +423,7 @@ def readiness(p: PrinterSnapshot) -> Readiness:
         reason = "no status report yet"
     elif p.gcode_state in ACTIVE_WORDS:
         reason = ACTIVE_WORDS[p.gcode_state]  # no progress: reasons change only when readiness does
-    elif p.gcode_state not in IDLE_STATES:
+    elif p.gcode_state not in NO_JOB_STATES:
         reason = f"busy ({p.gcode_state})"
     elif p.run_in_flight:
         reason = "starting a queued print"

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from bambu_edge.jobs.tracker import OUTCOMES, FilamentSlot, JobKey, PrintRecord
+from bambu_edge.jobs.records import OUTCOMES, FilamentSlot, JobKey, PrintRecord
 from bambu_edge.store.db import Database
 
 MAX_LIMIT = 500

@@ -1,20 +1,25 @@
 """The history service: one print tracker per printer, fed from the event bus, its decisions written
 to the database and then announced.
 
-Inputs: ``printer`` events (after each, the printer's current state is observed: ``manager.get(id)
-.state``), ``command`` events (our stop accepted -> cancelled), ``printer_removed`` events, and
-``expect()`` from the queue's dispatcher. A tick every ``tick_s`` observes every printer once more,
-so time-based rules (an hour in an unknown state, no full report after a reconnect) and printers
-that disappeared are handled without a report.
+Inputs: ``printer`` events (each carries the printer's view after the change and the job's
+identity: ``PrinterUpdate``; the last one per printer is kept), ``command`` events (our stop
+accepted -> cancelled), ``printer_removed`` events, and ``expect()`` from the queue's dispatcher and
+print-now. A report that only moves progress, layer or remaining time (most reports of a print) is
+folded into the open record in place (``PrintTracker.progressed``) and the record is snapshotted
+only when its paced write is queued. A tick every ``tick_s`` observes every printer's last update
+once more, so time-based rules (an hour in an unknown state, no full report after a reconnect) and
+printers that disappeared are handled without a report.
 
 Writes go through one ordered queue and one writer task, so the database sees the tracker's
 decisions in the order they were made. Opening and closing a record, state changes (pause/resume)
 and reconciles are written at once; progress/layers at most every ``progress_write_s`` (SD card
 wear), and on stop. A write that fails for a passing reason (disk busy, I/O error) is retried, in
 order; one the schema refuses is logged and dropped. After each commit, and only then, a
-``history`` event is published: ``Event("history", printer_id, {"action": "started" | "updated" |
-"ended", "record": record_json(...)})``. ``ended`` may come twice for one record when its outcome
-is corrected (failed -> cancelled, when our stop's answer arrives after the printer's report).
+``history`` event is published: ``Event("history", printer_id, RecordChange(action, record))``
+(``action`` "started" | "updated" | "ended", ``record`` the PrintRecord as committed; its JSON is
+made at the socket). ``ended`` may come twice for one record when its outcome is corrected (failed
+-> cancelled, when our stop's answer arrives after the printer's report). The file of a print
+nobody announced is read from the printer (jobs/print_files.py) once it has run a while.
 """
 
 from __future__ import annotations
@@ -31,16 +36,14 @@ from typing import Any
 from bambu_edge.bus import Event, EventBus, Subscription
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError
 from bambu_edge.jobs.history import HistoryRepository, record_json
-from bambu_edge.jobs.tracker import (
-    Action,
-    ActionKind,
-    ExpectedPrint,
-    Observation,
-    PrintRecord,
-    PrintTracker,
-    observe,
+from bambu_edge.jobs.records import Action, ActionKind, ExpectedPrint, PrintRecord
+from bambu_edge.jobs.tracker import PROGRESS_FIELDS, PrintTracker, observe
+from bambu_edge.printers.base import (
+    COMMAND_EVENT,
+    PRINTER_EVENT,
+    PRINTER_REMOVED_EVENT,
+    PrinterUpdate,
 )
-from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.store.db import Database
 from bambu_edge.tasks import TaskSet
 
@@ -60,14 +63,37 @@ PRINT_FILE_DELAY_S = 30.0
 ANNOUNCE = {"open": "started", "update": "updated", "close": "ended", "amend": "ended"}
 # The sections of the printer's view that observe() reads. Most reports change none of them
 # (temperatures, fans, Wi-Fi): those are not observed once the tracker is watching. The tick
-# observes every printer anyway (last_seen_at, and the task ids that only ``raw`` holds).
+# observes every printer anyway (last_seen_at, time-based rules).
 TRACKED_SECTIONS = frozenset({"link", "print", "hms", "ams", "external_spool", "name", "model"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """The payload of a ``history`` event: a record as committed, and what happened to it."""
+
+    action: str  # "started" | "updated" | "ended"
+    record: PrintRecord  # a snapshot: never changed after it is published
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "record": record_json(self.record)}
 
 
 @dataclass(slots=True)
 class _Write:
     kind: ActionKind
     record: PrintRecord
+
+
+def _progress_only(update: PrinterUpdate, last: PrinterUpdate | None) -> bool:
+    """Did this report move only progress-like fields of what the tracker reads? (Same job
+    identity; of the tracked sections only ``print`` changed, and in it only PROGRESS_FIELDS.)"""
+    if last is None or (update.identity is not last.identity and update.identity != last.identity):
+        return False
+    changes = update.changes
+    moved = changes.get("print")
+    if type(moved) is not dict or not PROGRESS_FIELDS.issuperset(moved):
+        return False
+    return sum(1 for k in changes if k in TRACKED_SECTIONS) == 1
 
 
 class HistoryService:
@@ -102,6 +128,7 @@ class HistoryService:
         self._last_write: dict[str, float] = {}  # uid -> when it was last written
         self._written: dict[str, PrintRecord] = {}  # uid -> the snapshot last written (open records)
         self._missing: dict[str, float] = {}  # printer id -> first tick it had no link
+        self._updates: dict[str, PrinterUpdate] = {}  # printer id -> the last update seen
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -144,9 +171,12 @@ class HistoryService:
         ]
         now = time.time()
         for link in self.manager.links():
-            # Reports may have arrived before we subscribed: a state filled since start is current.
-            seen = link.state.updated_at is not None
-            self._handle(self._tracker(link.printer_id).observe(self._observation(link, now, report=seen)))
+            # Reports may have arrived before we subscribed. The links started with this process, so
+            # a state that has had a report holds nothing from before their current connection.
+            state = link.state
+            seen = state.updated_at is not None
+            update = PrinterUpdate({}, state.view(), report=seen, full=seen, identity=state.identity)
+            self._on_printer(link.printer_id, update, now)
 
     async def stop(self) -> None:
         tasks, self._tasks = [*self._tasks, *self._fetches], []
@@ -156,7 +186,7 @@ class HistoryService:
             self._sub = None
         # Progress not written yet is written now: a clean stop loses nothing.
         for rec in self._dirty.values():
-            self._enqueue("update", rec)
+            self._enqueue("update", rec.snapshot())
         self._dirty.clear()
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -202,12 +232,24 @@ class HistoryService:
             tracker = self._trackers[printer_id] = PrintTracker(printer_id)
         return tracker
 
-    @staticmethod
-    def _observation(link: Any, now: float, report: bool) -> Observation:
-        state = link.state
-        raw = state.raw
-        full = report and isinstance(raw, dict) and type(raw.get("msg")) is int and raw.get("msg") == 0
-        return observe(state.view(), raw, now, report=report, full=full)
+    def _on_printer(self, pid: str, update: PrinterUpdate, now: float) -> None:
+        tracker = self._tracker(pid)
+        last = self._updates.get(pid)
+        self._updates[pid] = update
+        if update.report and tracker.watching:
+            if (
+                TRACKED_SECTIONS.isdisjoint(update.changes)
+                and last is not None
+                and (update.identity is last.identity or update.identity == last.identity)
+            ):
+                return  # temperatures, fans, Wi-Fi: nothing the tracker reads
+            if _progress_only(update, last):
+                rec = tracker.progressed(update.view["print"], now)
+                if rec is not None:
+                    self._paced(rec, now)
+                    return
+        obs = observe(update.view, update.identity, now, report=update.report, full=update.full)
+        self._handle(tracker.observe(obs))
 
     async def _read_loop(self, sub: Subscription) -> None:
         while True:
@@ -224,18 +266,14 @@ class HistoryService:
         now = time.time()
         data = event.data
         if event.kind == PRINTER_EVENT:
-            link = self.manager.get(pid)
-            if link is None:
-                return
-            tracker = self._tracker(pid)
-            if data.report and tracker.watching and TRACKED_SECTIONS.isdisjoint(data.changes):
-                return
-            self._handle(tracker.observe(self._observation(link, now, data.report)))
+            if self.manager.get(pid) is not None:  # not the last words of one just removed
+                self._on_printer(pid, data, now)
         elif event.kind == COMMAND_EVENT:
             tracker = self._trackers.get(pid)
             if tracker is not None:
                 self._handle(tracker.command(data.action, data.result, now))
         elif event.kind == PRINTER_REMOVED_EVENT:
+            self._updates.pop(pid, None)
             tracker = self._trackers.pop(pid, None)
             if tracker is not None:
                 self._handle(tracker.removed(now))
@@ -249,26 +287,42 @@ class HistoryService:
                 self._warn("history: the periodic check failed", exc_info=True)
 
     def _tick(self, now: float) -> None:
-        for link in self.manager.links():
-            self._missing.pop(link.printer_id, None)
-            self._handle(self._tracker(link.printer_id).observe(self._observation(link, now, report=False)))
+        for pid, update in list(self._updates.items()):
+            if self.manager.get(pid) is None:
+                continue
+            self._missing.pop(pid, None)
+            obs = observe(update.view, update.identity, now, report=False, full=False)
+            self._handle(self._tracker(pid).observe(obs))
         for pid, tracker in list(self._trackers.items()):
             if self.manager.get(pid) is not None:
                 continue
             if tracker.record is None:
                 self._trackers.pop(pid, None)
+                self._updates.pop(pid, None)
                 continue
             if now - self._missing.setdefault(pid, now) >= self.removed_grace_s:
                 self._trackers.pop(pid, None)
+                self._updates.pop(pid, None)
                 self._missing.pop(pid, None)
                 self._handle(tracker.removed(now))
         for uid, rec in list(self._dirty.items()):
             if now - self._last_write.get(uid, -math.inf) >= self.progress_write_s:
                 del self._dirty[uid]
                 self._last_write[uid] = now
-                self._enqueue("update", rec)
+                self._enqueue("update", rec.snapshot())
 
     # --- internals: writes --------------------------------------------------------------------------
+
+    def _paced(self, rec: PrintRecord, now: float) -> None:
+        """The open record moved on (progress): written now if its last write is old enough, else
+        kept as the tracker's own record (not a copy) and snapshotted when its write is queued."""
+        uid = rec.uid
+        if now - self._last_write.get(uid, -math.inf) < self.progress_write_s:
+            self._dirty[uid] = rec
+            return
+        self._dirty.pop(uid, None)
+        self._last_write[uid] = now
+        self._enqueue("update", rec.snapshot())
 
     def _handle(self, actions: list[Action]) -> None:
         now = time.time()
@@ -337,12 +391,10 @@ class HistoryService:
         tracker = self._trackers.get(rec.printer_id)
         if tracker is not None and tracker.record is not None and tracker.record.uid == rec.uid:
             tracker.record.id = rec.id
-        if item.kind == "open" and rec.queue_job_id is None:
+        if item.kind == "open" and tracker is not None and tracker.needs_file(rec.uid):
             self._read_print_file_later(rec)
         # Committed: now it may be announced.
-        self.bus.publish(
-            Event(HISTORY_EVENT, rec.printer_id, {"action": ANNOUNCE[item.kind], "record": record_json(rec)})
-        )
+        self.bus.publish(Event(HISTORY_EVENT, rec.printer_id, RecordChange(ANNOUNCE[item.kind], rec)))
 
     # --- internals: the file of a print started elsewhere ----------------------------------------
 
@@ -360,8 +412,8 @@ class HistoryService:
             tracker = self._trackers.get(printer_id)
             rec = tracker.record if tracker is not None else None
             link = self.manager.get(printer_id)
-            if rec is None or rec.uid != uid or rec.queue_job_id is not None or link is None:
-                return  # ended, or labelled by the queue meanwhile
+            if rec is None or tracker is None or not tracker.needs_file(uid) or link is None:
+                return  # ended, or labelled by an announcement meanwhile
             # Imported on first use: the 3MF reader costs ~2.5 MB of RSS, and many units never need it.
             from bambu_edge.jobs import print_files
 

@@ -24,7 +24,7 @@ from typing import Any
 from bambu_edge.files.safezip import ArchiveError
 from bambu_edge.files.threemf import read_3mf, read_thumbnail
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError, key_for
-from bambu_edge.jobs.tracker import MAX_SLOTS, FilamentSlot, PrintFileInfo, plate_of
+from bambu_edge.jobs.records import MAX_SLOTS, FilamentSlot, PrintFileInfo, plate_of
 from bambu_edge.printers.bambu.ftps import PrinterFilesError
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,11 @@
 actions (open a record, update it, close it). Pure: no I/O and no clock (``now`` comes in with
 every input); the only randomness is the injected uid factory.
 
-Inputs: an ``Observation`` (built by ``observe()`` from ``PrinterState.view()`` and ``state.raw``)
-after every report or link change, the outcome of our own commands, and ``ExpectedPrint``s the
-queue's dispatcher announces. Outputs: ``Action``s, each carrying a snapshot of the record.
+Inputs: an ``Observation`` (built by ``observe()`` from the view and job identity a printer event
+carries) after every report or link change, or, for a report that only moved progress,
+``progressed()``; the outcome of our own commands; ``ExpectedPrint``s the queue's dispatcher and
+print-now announce. Outputs: ``Action``s, each carrying a snapshot of the record. The record types
+are in jobs/records.py.
 
 The rules (protocol/BAMBU.md section 5, 5.2):
   * PREPARE, RUNNING and PAUSE are a print. Seeing one with no record open opens one.
@@ -31,25 +33,43 @@ back means the same file was printed again.
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from bambu_edge.jobs.records import (
+    MAX_SLOTS,
+    Action,
+    ExpectedPrint,
+    FilamentSlot,
+    JobKey,
+    Observation,
+    PrintFileInfo,
+    PrintRecord,
+    clean_text,
+    plate_of,
+)
+from bambu_edge.printers import values
 from bambu_edge.printers.bambu.hms import print_error_code
+from bambu_edge.printers.bambu.protocol import (
+    ACTIVE_PRINT_STATES,
+    EXTERNAL_TRAY,
+    FAILED,
+    FINISH,
+    IDLE,
+    PRINT_ERROR_CANCELLED,
+    PRINTING_STATES,
+    SLICING,
+    TERMINAL_STATES,
+    tray_index,
+)
+from bambu_edge.printers.base import NO_IDENTITY, JobIdentity
 
-ACTIVE_STATES = frozenset({"PREPARE", "RUNNING", "PAUSE"})
-PRINTING_STATES = frozenset({"RUNNING", "PAUSE"})  # progress, layers and trays mean this print
-TERMINAL_STATES = frozenset({"FINISH", "FAILED"})
-OVER_STATES = frozenset({"IDLE", "SLICING"})  # nothing is printing
-OUTCOMES = ("running", "success", "failed", "cancelled", "unknown")
-
-PRINT_ERROR_CANCELLED = 0x0300400C  # 50348044: FAILED with this is a user's stop
+OVER_STATES = frozenset({IDLE, SLICING})  # nothing is printing
 CONNECTED = "connected"
-EXTERNAL_SPOOL_SLOT = 254
-AMS_HT_FIRST_ID = 128
+# The fields of the view's "print" section that a report may move while a print runs without
+# changing anything but the open record's progress (``PrintTracker.progressed``).
+PROGRESS_FIELDS = frozenset({"progress", "layer", "remaining_s", "speed_level", "stage"})
 
 FRESH_FALLBACK_S = 15.0  # no full report this long after the first report: decide on what we have
 UNKNOWN_STATE_LIMIT_S = 3600.0
@@ -57,12 +77,8 @@ PROGRESS_SLACK = 5  # percent: after a gap, progress this much lower is another 
 LAYER_SLACK = 2
 EXPECT_LATE_S = 300.0  # an ExpectedPrint announced this long after the print was seen still applies
 STOP_AMEND_S = 30.0  # our stop's answer may arrive after the printer's FAILED report
-DEFAULT_EXPECT_TTL_S = 900.0
 MAX_HMS = 32
-MAX_SLOTS = 32
 MAX_REASON = 1000
-MAX_TEXT = 1024
-_VALID_START = (1_000_000_000, 10_000_000_000)  # Unix seconds a printer can mean
 
 REASON_NOT_WATCHING = "ended while bambu-edge was not watching"
 REASON_WENT_IDLE = "the printer went idle without saying how the print ended"
@@ -72,250 +88,6 @@ REASON_REMOVED = "the printer was removed from bambu-edge"
 REASON_FAILED = "the printer reported the print as failed"
 REASON_REPLACED = "another print started before this one was seen to end"
 
-_PLATE_RE = re.compile(r"(?:^|/)plate_(\d{1,4})\.gcode$")
-
-
-# --- values ---------------------------------------------------------------------------------------
-
-
-def _int(v: Any, lo: int = 0, hi: int = 2**31) -> int | None:
-    if type(v) is bool:
-        return None
-    if type(v) is float and v.is_integer():
-        v = int(v)
-    if type(v) is str and 0 < len(v) <= 20:
-        try:
-            v = int(v.strip(), 10)
-        except ValueError:
-            return None
-    return v if type(v) is int and lo <= v <= hi else None
-
-
-def _num(v: Any, lo: float = 0.0, hi: float = 1e9) -> float | None:
-    if type(v) is bool or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) and lo <= f <= hi else None
-
-
-def _text(v: Any, limit: int = MAX_TEXT) -> str | None:
-    if type(v) is not str:
-        return None
-    v = v.strip()
-    return v[:limit] if v else None
-
-
-def plate_of(gcode_file: str | None) -> int | None:
-    """The plate number of a 3MF print (``/data/Metadata/plate_2.gcode`` -> 2)."""
-    m = _PLATE_RE.search(gcode_file or "")
-    return int(m.group(1)) if m else None
-
-
-# --- records --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FilamentSlot:
-    """Filament one print used from one place. ``slot`` is the global tray index (AMS unit * 4 +
-    tray, the AMS HT unit id, 254 for the external spool), None if unknown."""
-
-    slot: int | None = None
-    type: str | None = None
-    color: str | None = None  # "#RRGGBBAA"
-    grams: float | None = None
-    meters: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot,
-            "type": self.type,
-            "color": self.color,
-            "grams": self.grams,
-            "meters": self.meters,
-        }
-
-    @classmethod
-    def from_json(cls, d: Any) -> FilamentSlot | None:
-        if not isinstance(d, Mapping):
-            return None
-        return cls(
-            slot=_int(d.get("slot"), 0, 1023),
-            type=_text(d.get("type"), 64),
-            color=_text(d.get("color"), 16),
-            grams=_num(d.get("grams"), 0.0, 1e6),
-            meters=_num(d.get("meters"), 0.0, 1e6),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class JobKey:
-    """What tells one print from another on the same printer."""
-
-    job: str | None = None  # subtask_name
-    file: str | None = None  # gcode_file
-    task_id: str | None = None
-    subtask_id: str | None = None
-    job_id: str | None = None
-    start_time: int | None = None  # gcode_start_time (older firmware)
-
-    def conflicts(self, other: JobKey) -> bool:
-        """True if some field has a value in both keys and the values differ."""
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if a is not None and b is not None and a != b:
-                return True
-        return False
-
-    def merged(self, other: JobKey) -> JobKey:
-        """This key with the fields it lacks taken from ``other``."""
-        return JobKey(
-            **{f.name: getattr(self, f.name) or getattr(other, f.name) for f in dataclasses.fields(self)}
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
-        }
-
-    @classmethod
-    def from_json(cls, d: Any) -> JobKey:
-        if not isinstance(d, Mapping):
-            return cls()
-        return cls(
-            job=_text(d.get("job")),
-            file=_text(d.get("file")),
-            task_id=_ident(d.get("task_id")),
-            subtask_id=_ident(d.get("subtask_id")),
-            job_id=_ident(d.get("job_id")),
-            start_time=_start_time(d.get("start_time")),
-        )
-
-
-def _ident(v: Any) -> str | None:
-    """A task/subtask/job id; "0" and "" mean none (LAN prints)."""
-    if type(v) is int and not isinstance(v, bool):
-        v = str(v)
-    t = _text(v, 64)
-    return None if t is None or t == "0" else t
-
-
-def _start_time(v: Any) -> int | None:
-    n = _int(v, 0, _VALID_START[1])
-    return n if n is not None and n >= _VALID_START[0] else None
-
-
-@dataclass(slots=True)
-class PrintRecord:
-    """One print, as stored (jobs/history.py). ``id`` is the database row id once written."""
-
-    uid: str
-    printer_id: str
-    started_at: float
-    printer_name: str | None = None
-    model: str | None = None
-    file: str | None = None
-    job: str | None = None
-    plate: int | None = None
-    ended_at: float | None = None
-    duration_s: float | None = None
-    outcome: str = "running"
-    failure_reason: str | None = None
-    error_code: str | None = None
-    hms: tuple[str, ...] = ()
-    layers: int | None = None
-    total_layers: int | None = None
-    progress: int | None = None
-    filament: tuple[FilamentSlot, ...] = ()
-    thumbnail: str | None = None
-    queue_job_id: int | None = None
-    state: str | None = None
-    key: JobKey = field(default_factory=JobKey)
-    last_seen_at: float | None = None
-    remaining_s: int | None = None
-    id: int | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.outcome == "running"
-
-    def snapshot(self) -> PrintRecord:
-        return dataclasses.replace(self)  # every field is immutable: a shallow copy is a snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedPrint:
-    """What the queue's dispatcher announces about a print it has just started on a printer
-    (``HistoryService.expect``), so the record the tracker opens carries it.
-
-    ``job`` is the name sent as ``subtask_name``: the printer reports it back, which is how the
-    print is recognised. ``filament`` lists the AMS slots the print uses (from ``ams_mapping``)
-    with the slicer's type, colour, grams and metres. ``thumbnail`` is a thumbnail cache key. The
-    announcement expires ``ttl_s`` seconds after it is made if no matching print shows up.
-    """
-
-    job: str
-    file: str | None = None
-    plate: int | None = None
-    filament: tuple[FilamentSlot, ...] = ()
-    thumbnail: str | None = None
-    queue_job_id: int | None = None
-    ttl_s: float = DEFAULT_EXPECT_TTL_S
-
-    def matches(self, job: str | None) -> bool:
-        return job is None or _text(self.job) == job
-
-
-@dataclass(frozen=True, slots=True)
-class PrintFileInfo:
-    """What the print's own file says, for a print started elsewhere (the slicer, the printer's
-    screen): read from the printer's storage by the history service (jobs/print_files.py).
-    ``filament`` comes from the slicer, per filament, without AMS slots (``slot`` None)."""
-
-    file: str | None = None
-    plate: int | None = None
-    filament: tuple[FilamentSlot, ...] = ()
-    thumbnail: str | None = None
-    total_layers: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """The printer as the tracker needs it, at one moment."""
-
-    now: float
-    link: str
-    report: bool = False  # a status report was applied just now
-    full: bool = False  # ... and it was a full one (msg 0)
-    state: str | None = None
-    job: str | None = None
-    file: str | None = None
-    progress: int | None = None
-    layer: int | None = None
-    total_layers: int | None = None
-    remaining_s: int | None = None
-    print_error: int | None = None
-    hms: tuple[tuple[str, str], ...] = ()  # (code, text) of the active alarms
-    trays: tuple[FilamentSlot, ...] = ()  # active trays (type and colour from the AMS state)
-    key: JobKey = field(default_factory=JobKey)
-    printer_name: str | None = None
-    model: str | None = None
-
-
-ActionKind = Literal["open", "update", "close", "amend"]
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """``open``/``close`` must be written at once; ``update`` at once when ``urgent`` (a state
-    change, a reconcile, new metadata), else it may wait (progress); ``amend`` corrects the outcome
-    of a record already closed (failed -> cancelled when our stop's answer came late)."""
-
-    kind: ActionKind
-    record: PrintRecord
-    urgent: bool = True
-
 
 # --- observation ----------------------------------------------------------------------------------
 
@@ -323,77 +95,84 @@ class Action:
 def _active_trays(view: Mapping[str, Any]) -> tuple[FilamentSlot, ...]:
     out: list[FilamentSlot] = []
     units = view.get("ams")
-    for unit in units if isinstance(units, list) else ():
-        if not isinstance(unit, Mapping):
+    for unit in units if type(units) is list else ():
+        if type(unit) is not dict:
             continue
-        uid = _int(unit.get("unit"), 0, 255)
+        uid = values.integer(unit.get("unit"), 0, 255)
         trays = unit.get("trays")
-        for tray in trays if isinstance(trays, list) else ():
-            if not isinstance(tray, Mapping) or tray.get("active") is not True or uid is None:
+        for tray in trays if type(trays) is list else ():
+            if type(tray) is not dict or tray.get("active") is not True or uid is None:
                 continue
-            slot = _int(tray.get("slot"), 0, 15)
+            slot = values.integer(tray.get("slot"), 0, 15)
             if slot is None:
                 continue
-            index = uid + slot if uid >= AMS_HT_FIRST_ID else uid * 4 + slot
-            out.append(FilamentSlot(index, _text(tray.get("type"), 64), _text(tray.get("color"), 16)))
+            out.append(
+                FilamentSlot(
+                    tray_index(uid, slot),
+                    values.text(tray.get("type"), 64),
+                    values.text(tray.get("color"), 16),
+                )
+            )
     ext = view.get("external_spool")
-    if isinstance(ext, Mapping) and ext.get("active") is True:
-        out.append(FilamentSlot(EXTERNAL_SPOOL_SLOT, _text(ext.get("type"), 64), _text(ext.get("color"), 16)))
+    if type(ext) is dict and ext.get("active") is True:
+        out.append(
+            FilamentSlot(EXTERNAL_TRAY, values.text(ext.get("type"), 64), values.text(ext.get("color"), 16))
+        )
     return tuple(out)
 
 
 def _hms(view: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     items = view.get("hms")
     out = []
-    for item in items[:MAX_HMS] if isinstance(items, list) else ():
-        if isinstance(item, Mapping) and isinstance(item.get("code"), str):
-            out.append((item["code"][:32], _text(item.get("text"), 200) or "HMS alarm"))
+    for item in items[:MAX_HMS] if type(items) is list else ():
+        if type(item) is dict and type(item.get("code")) is str:
+            out.append((item["code"][:32], values.text(item.get("text"), 200) or "HMS alarm"))
     return tuple(out)
 
 
 def observe(
     view: Mapping[str, Any],
-    raw: Mapping[str, Any],
+    identity: JobIdentity,
     now: float,
     *,
     report: bool = False,
     full: bool = False,
 ) -> Observation:
-    """An Observation from ``PrinterState.view()`` and ``PrinterState.raw`` (for the fields the view
-    lacks: ids, ``gcode_start_time``, the numeric ``print_error``). Never raises on junk."""
+    """An Observation from a printer view (``PrinterUpdate.view``) and the job's identity
+    (``PrinterUpdate.identity``: the ids, start time and numeric print error the view lacks).
+    Never raises on junk."""
     view = view if isinstance(view, Mapping) else {}
+    identity = identity if isinstance(identity, JobIdentity) else NO_IDENTITY
     p = view.get("print")
-    p = p if isinstance(p, Mapping) else {}
+    p = p if type(p) is dict else {}
     link = view.get("link")
-    link_state = link.get("state") if isinstance(link, Mapping) else None
-    raw = raw if isinstance(raw, Mapping) else {}
-    remaining = _int(p.get("remaining_s"), 0, 10**8)
-    job, file = _text(p.get("job")), _text(p.get("file"))
+    link_state = link.get("state") if type(link) is dict else None
+    job, file = values.text(p.get("job")), values.text(p.get("file"))
     return Observation(
         now=now,
-        link=link_state if isinstance(link_state, str) else "offline",
+        link=link_state if type(link_state) is str else "offline",
         report=report,
         full=full,
-        state=_text(p.get("state"), 64),
+        state=values.text(p.get("state"), 64),
         job=job,
         file=file,
-        progress=_int(p.get("progress"), 0, 100),
-        layer=_int(p.get("layer"), 0, 10**6),
-        total_layers=_int(p.get("total_layers"), 0, 10**6),
-        remaining_s=remaining,
-        print_error=_int(raw.get("print_error"), 0, 0xFFFFFFFF),
+        progress=values.integer(p.get("progress"), 0, 100),
+        layer=values.integer(p.get("layer"), 0, 10**6),
+        total_layers=values.integer(p.get("total_layers"), 0, 10**6),
+        remaining_s=values.integer(p.get("remaining_s"), 0, 10**8),
+        print_error=identity.print_error,
         hms=_hms(view),
         trays=_active_trays(view),
         key=JobKey(
             job=job,
             file=file,
-            task_id=_ident(raw.get("task_id")),
-            subtask_id=_ident(raw.get("subtask_id")),
-            job_id=_ident(raw.get("job_id")),
-            start_time=_start_time(raw.get("gcode_start_time")),
+            task_id=identity.task_id,
+            subtask_id=identity.subtask_id,
+            job_id=identity.job_id,
+            start_time=identity.start_time,
         ),
-        printer_name=_text(view.get("name"), 200),
-        model=_text(view.get("model"), 64),
+        printer_name=values.text(view.get("name"), 200),
+        model=values.text(view.get("model"), 64),
     )
 
 
@@ -487,11 +266,20 @@ class PrintTracker:
         self._opened_at: float | None = None
         self._odd_since: float | None = None  # first observation of an INIT/unknown state
         self._last_closed: tuple[PrintRecord, float] | None = None
+        # The open record was labelled by an announcement (queue job or print-now), which carried
+        # what its file says: the file need not be read for it.
+        self._labelled = self.record is not None and self.record.queue_job_id is not None
 
     @property
     def watching(self) -> bool:
         """The printer's state is known to be current since the last (re)connect."""
         return self._synced
+
+    def needs_file(self, uid: str) -> bool:
+        """Is ``uid`` the open record, of a print nobody announced (started at the printer or from
+        the slicer), so only its file on the printer can say its grams and picture?"""
+        rec = self.record
+        return rec is not None and rec.uid == uid and not self._labelled
 
     # --- inputs -----------------------------------------------------------------------------------
 
@@ -517,6 +305,29 @@ class PrintTracker:
         self._last_state = obs.state
         return actions
 
+    def progressed(self, print_view: Mapping[str, Any], now: float) -> PrintRecord | None:
+        """A report that moved only ``PROGRESS_FIELDS`` of the view's ``print`` section (state, job,
+        file, identity, trays and alarms as last observed), folded into the open record in place:
+        what ``observe()`` would do with it, without an Observation or a snapshot per report.
+        Returns the open record (its ``last_seen_at`` at least has moved: a paced update), or None
+        when the report needs ``observe()`` (not watching, no record open, no print under way)."""
+        rec = self.record
+        if rec is None or not self._synced or self._last_state not in ACTIVE_PRINT_STATES:
+            return None
+        rec.last_seen_at = now
+        total = values.integer(print_view.get("total_layers"), 0, 10**6)
+        if total:
+            rec.total_layers = total
+        if self._last_state in PRINTING_STATES:  # in PREPARE they may still be the last print's
+            progress = values.integer(print_view.get("progress"), 0, 100)
+            if progress is not None:
+                rec.progress = progress
+            layer = values.integer(print_view.get("layer"), 0, 10**6)
+            if layer is not None:
+                rec.layers = layer
+            rec.remaining_s = values.integer(print_view.get("remaining_s"), 0, 10**8)
+        return rec
+
     def command(self, action: str, result: str, now: float) -> list[Action]:
         """The outcome of a command we sent (COMMAND_EVENT)."""
         if action != "stop" or result != "success":
@@ -537,7 +348,7 @@ class PrintTracker:
         rec = self.record
         if (
             rec is not None
-            and rec.queue_job_id is None
+            and not self._labelled
             and self._opened_at is not None
             and now - self._opened_at <= EXPECT_LATE_S
             and expected.matches(rec.job)
@@ -549,17 +360,17 @@ class PrintTracker:
 
     def enrich(self, uid: str, info: PrintFileInfo) -> list[Action]:
         """What the print's file says (a print started elsewhere); only for the record still open
-        and not labelled by the queue, whose announcement knows better."""
+        and not labelled by an announcement, which knows better."""
         rec = self.record
-        if rec is None or rec.uid != uid or rec.queue_job_id is not None:
+        if rec is None or not self.needs_file(uid):
             return []
         before = rec.snapshot()
-        rec.file = _text(info.file) or rec.file
+        rec.file = clean_text(info.file) or rec.file
         rec.plate = rec.plate if rec.plate is not None else info.plate
         if info.filament:
             seen = [s for s in rec.filament if s.slot is not None and s.grams is None]
             rec.filament = _merge_slots(info.filament[:MAX_SLOTS], seen)
-        rec.thumbnail = rec.thumbnail or _text(info.thumbnail, 256)
+        rec.thumbnail = rec.thumbnail or clean_text(info.thumbnail, 256)
         rec.total_layers = rec.total_layers or info.total_layers
         return [] if rec == before else [Action("update", rec.snapshot())]
 
@@ -574,7 +385,7 @@ class PrintTracker:
     def _decide(self, obs: Observation, gap: bool) -> list[Action]:
         rec = self.record
         state = obs.state
-        if state in ACTIVE_STATES:
+        if state in ACTIVE_PRINT_STATES:
             self._odd_since = None
             if rec is None:
                 return self._open(obs)
@@ -585,7 +396,7 @@ class PrintTracker:
         if state in TERMINAL_STATES:
             self._odd_since = None
             if rec is None:
-                if state == "FAILED" and not gap and self._last_state not in (None, "FAILED"):
+                if state == FAILED and not gap and self._last_state not in (None, FAILED):
                     # A print that failed before we saw it run (e.g. refused at once) is a print too.
                     opened = self._open(obs)
                     assert self.record is not None
@@ -642,6 +453,7 @@ class PrintTracker:
             key=obs.key,
             last_seen_at=obs.now,
         )
+        self._labelled = False
         self._track(rec, obs)
         expected = self._expected
         if expected is not None:
@@ -657,12 +469,13 @@ class PrintTracker:
         return [Action("open", rec.snapshot())]
 
     def _attach(self, rec: PrintRecord, exp: ExpectedPrint) -> None:
-        rec.job = rec.job or _text(exp.job)
-        rec.file = _text(exp.file) or rec.file
+        rec.job = rec.job or clean_text(exp.job)
+        rec.file = clean_text(exp.file) or rec.file
         rec.plate = exp.plate if exp.plate is not None else rec.plate
         rec.filament = _merge_slots(exp.filament[:MAX_SLOTS], rec.filament)
-        rec.thumbnail = _text(exp.thumbnail, 256) or rec.thumbnail
+        rec.thumbnail = clean_text(exp.thumbnail, 256) or rec.thumbnail
         rec.queue_job_id = exp.queue_job_id
+        self._labelled = True
 
     def _track(self, rec: PrintRecord, obs: Observation) -> None:
         """Fold what this observation says about the running print into ``rec``."""
@@ -685,7 +498,7 @@ class PrintTracker:
         if rec.key.conflicts(obs.key):  # corrected while preparing (see _is_other_print)
             rec.key = obs.key.merged(rec.key)
             rec.job = obs.job or rec.job
-            if rec.queue_job_id is None:
+            if not self._labelled:
                 rec.file = obs.file or rec.file
             rec.plate = plate_of(obs.file) or rec.plate
             urgent = True
@@ -710,7 +523,7 @@ class PrintTracker:
         self._track_final(rec, obs)
         now = obs.now
         seen = rec.last_seen_at if rec.last_seen_at is not None else rec.started_at
-        if obs.state == "FINISH":
+        if obs.state == FINISH:
             rec.progress = obs.progress if obs.progress is not None else 100
             if obs.layer is not None and (rec.total_layers is None or obs.layer <= rec.total_layers):
                 rec.layers = obs.layer
@@ -764,6 +577,7 @@ class PrintTracker:
             rec.filament = _scaled(rec.filament, rec.progress)
         snap = rec.snapshot()
         self.record = None
+        self._labelled = False
         self._stop_accepted = False
         self._seen_running = False
         self._opened_at = None

@@ -26,7 +26,7 @@ from bambu_edge.jobs.history import (
     HistoryFilter,
     record_json,
 )
-from bambu_edge.jobs.tracker import OUTCOMES
+from bambu_edge.jobs.records import OUTCOMES
 from bambu_edge.web.api_auth import json_response, service
 from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented

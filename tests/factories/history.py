@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bambu_edge.files.thumbnails import ThumbnailCache, key_for
 from bambu_edge.jobs.history import HistoryRepository
-from bambu_edge.jobs.tracker import FilamentSlot, JobKey, PrintRecord
+from bambu_edge.jobs.records import FilamentSlot, JobKey, PrintRecord
 from bambu_edge.store.db import Database
 from tests.factories.threemf import make_png
 

@@ -233,7 +233,7 @@ async def test_removing_a_job_stops_its_upload_and_gives_the_bed_back(rig_factor
     )
     big.write_bytes(made.path.read_bytes())
     await rig.store.db.execute("UPDATE queue_files SET size = ? WHERE id = ?", (big.stat().st_size, file_id))
-    rig.queue._files[file_id] = await rig.queue.get_file(file_id)  # the size for progress events
+    rig.queue.library.known[file_id] = await rig.queue.get_file(file_id)  # the size for progress events
     job = await rig.queue.create_job(file_id=file_id)
     await eventually(lambda: rig.ftps["p1s"].path("/cache").exists(), what="upload started")
     assert await rig.queue.remove_job(job["id"]) is None

@@ -16,7 +16,8 @@ from bambu_edge.bus import Event
 from bambu_edge.config import load_config
 from bambu_edge.jobs.history import HistoryFilter
 from bambu_edge.jobs.history_service import HISTORY_EVENT
-from bambu_edge.jobs.tracker import REASON_REMOVED, ExpectedPrint, FilamentSlot
+from bambu_edge.jobs.records import ExpectedPrint, FilamentSlot
+from bambu_edge.jobs.tracker import REASON_REMOVED
 from bambu_edge.printers.base import PRINTER_REMOVED_EVENT
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
@@ -65,8 +66,8 @@ async def _next(sub, action: str, timeout: float = 20.0) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
             event = await sub.get()
-            if event.kind == HISTORY_EVENT and event.data["action"] == action:
-                return event.data["record"]
+            if event.kind == HISTORY_EVENT and event.data.action == action:
+                return event.data.to_json()["record"]
 
 
 async def test_the_dispatchers_announcement_labels_the_record(daemon):
@@ -216,6 +217,39 @@ async def test_a_print_from_the_slicer_gets_grams_and_thumbnail_from_its_file_on
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     leftovers = [p.name for p in d.config.data_dir.rglob("*") if p.suffix == ".3mf"]
     assert leftovers == []
+
+
+def _retrievals(ftp: Any, name: str) -> int:
+    """How many times vsftpd sent ``name`` (its protocol log: one RETR per download)."""
+    return sum(1 for line in ftp.log().splitlines() if "RETR" in line and name in line)
+
+
+async def test_a_print_from_the_file_browser_reads_its_file_once(daemon_with_storage):
+    from tests.factories.threemf import PlateSpec, make_3mf
+
+    d, vp, ftp = daemon_with_storage
+    assert d.queue is not None
+    ftp.path("/cache").mkdir(parents=True)
+    make_3mf(
+        ftp.path("/cache/Gadget.gcode.3mf"),
+        plates=[PlateSpec(layers=42, filaments=[("PLA", "#0A2989", 21.5)])],
+    )
+    with d.bus.subscribe(HISTORY_EVENT) as sub:
+        # Print-now reads the file to match its filament (P1S tray 1 holds PLA #0A2989) ...
+        result = await d.queue.print_now("p1s", "/cache/Gadget.gcode.3mf")
+        assert result["ams_mapping"] == [1]
+        started = await _next(sub, "started")
+        await vp.finish(steps=3)
+        ended = await _next(sub, "ended")
+    # ... and what it read labels the record: grams, slot and picture, with no second download.
+    assert started["job"] == "Gadget" and started["file"] == "/cache/Gadget.gcode.3mf"
+    assert ended["outcome"] == "success" and ended["queue_job_id"] is None
+    (slot,) = ended["filament"]
+    assert (slot["slot"], slot["type"], slot["grams"]) == (1, "PLA", 21.5)
+    assert ended["thumbnail"] == f"/api/history/{ended['id']}/thumbnail"
+    # A second read would start print_file_delay_s after the record opened: wait past it.
+    await asyncio.sleep(d.history.print_file_delay_s + 0.5)  # type: ignore[union-attr]
+    assert _retrievals(ftp, "Gadget.gcode.3mf") == 1
 
 
 async def test_no_file_or_a_hostile_one_on_the_printer_costs_nothing_but_the_metadata(

@@ -10,6 +10,7 @@ import pytest
 from bambu_edge.files.meta import FilamentUse, PlateMeta, PrintFileMeta
 from bambu_edge.jobs import dispatch
 from bambu_edge.jobs.dispatch import PrinterSnapshot, Tray, WaitingJob, decide
+from bambu_edge.printers.bambu.protocol import tray_index
 from bambu_edge.printers.bambu.report import BambuState
 from bambu_edge.printers.virtual import initial_report
 
@@ -164,9 +165,9 @@ def test_filament_without_colour_matches_on_type():
 
 def test_ams_mapping_is_per_filament_global_tray_indices():
     trays = (
-        Tray(dispatch.tray_index(0, 2), "PLA", "#000000FF"),
-        Tray(dispatch.tray_index(1, 3), "PETG", "#FFFFFFFF"),
-        Tray(dispatch.tray_index(128, 0), "PA-CF", "#000000FF"),
+        Tray(tray_index(0, 2), "PLA", "#000000FF"),
+        Tray(tray_index(1, 3), "PETG", "#FFFFFFFF"),
+        Tray(tray_index(128, 0), "PA-CF", "#000000FF"),
     )
     m = meta(
         filaments=[

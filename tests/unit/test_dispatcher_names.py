@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from bambu_edge.jobs.dispatcher import _record_is_run, job_name, remote_path_for
+from bambu_edge.jobs.dispatcher import record_is_run
 from bambu_edge.jobs.queue import Run
+from bambu_edge.jobs.records import PrintRecord
+from bambu_edge.jobs.run import job_name, remote_path_for
 
 
 def test_job_name_is_the_file_name_without_its_extension():
@@ -32,11 +34,15 @@ def _run(**kw) -> Run:
     return Run(**base)
 
 
+def _record(queue_job_id: int | None, job: str | None = None, started_at: float = 0.0) -> PrintRecord:
+    return PrintRecord(uid="u", printer_id="p1", started_at=started_at, job=job, queue_job_id=queue_job_id)
+
+
 def test_a_record_is_the_run_by_queue_job_id_else_by_name_and_time():
     run = _run()
-    assert _record_is_run({"queue_job_id": 7}, run)
-    assert not _record_is_run({"queue_job_id": 8, "job": "cube", "started_at": 1001.0}, run)
-    assert _record_is_run({"queue_job_id": None, "job": "cube", "started_at": 1001.0}, run)
+    assert record_is_run(_record(7), run)
+    assert not record_is_run(_record(8, "cube", 1001.0), run)
+    assert record_is_run(_record(None, "cube", 1001.0), run)
     # The print that was on the printer before ours (it ended just as we started) is not ours.
-    assert not _record_is_run({"queue_job_id": None, "job": "cube", "started_at": 500.0}, run)
-    assert not _record_is_run({"queue_job_id": None, "job": "other", "started_at": 1001.0}, run)
+    assert not record_is_run(_record(None, "cube", 500.0), run)
+    assert not record_is_run(_record(None, "other", 1001.0), run)

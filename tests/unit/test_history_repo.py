@@ -17,7 +17,7 @@ from bambu_edge.jobs.history import (
     HistoryRepository,
     record_json,
 )
-from bambu_edge.jobs.tracker import FilamentSlot, JobKey, PrintRecord
+from bambu_edge.jobs.records import FilamentSlot, JobKey, PrintRecord
 from bambu_edge.store.db import Database
 
 T0 = 1_764_000_000.0

@@ -11,14 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bambu_edge.jobs.tracker import (
-    FRESH_FALLBACK_S,
-    PRINT_ERROR_CANCELLED,
-    REASON_CANCELLED_ON_PRINTER,
-    REASON_NOT_WATCHING,
-    REASON_REMOVED,
-    REASON_STOPPED_HERE,
-    UNKNOWN_STATE_LIMIT_S,
+from bambu_edge.jobs.records import (
     Action,
     ExpectedPrint,
     FilamentSlot,
@@ -26,12 +19,22 @@ from bambu_edge.jobs.tracker import (
     Observation,
     PrintFileInfo,
     PrintRecord,
-    PrintTracker,
-    observe,
     plate_of,
 )
+from bambu_edge.jobs.tracker import (
+    FRESH_FALLBACK_S,
+    REASON_CANCELLED_ON_PRINTER,
+    REASON_NOT_WATCHING,
+    REASON_REMOVED,
+    REASON_STOPPED_HERE,
+    UNKNOWN_STATE_LIMIT_S,
+    PrintTracker,
+    observe,
+)
 from bambu_edge.printers.bambu.fixtures import load_fixture
+from bambu_edge.printers.bambu.protocol import PRINT_ERROR_CANCELLED
 from bambu_edge.printers.bambu.report import BambuState
+from bambu_edge.printers.base import NO_IDENTITY
 
 T0 = 1_764_000_000.0
 GCODE = "/data/Metadata/plate_2.gcode"
@@ -470,7 +473,7 @@ def _state_from(fixture: str) -> BambuState:
 
 def test_observe_reads_a_real_running_report():
     s = _state_from("x1_pushall_running_hms")
-    o = observe(s.view(), s.raw, T0, report=True, full=s.raw.get("msg") == 0)
+    o = observe(s.view(), s.identity, T0, report=True, full=s.raw.get("msg") == 0)
     assert o.link == "connected" and o.state == "RUNNING" and o.full
     assert o.job == "CyberBrick Gridfinity Organizer Box" and o.file == "/data/Metadata/plate_2.gcode"
     assert o.progress == 22 and o.layer == 2 and o.total_layers == 37
@@ -483,7 +486,7 @@ def test_observe_reads_a_real_running_report():
 
 def test_observe_reads_trays_and_the_finish_of_a_real_x1c():
     s = _state_from("x1c_pushall_finish_multi_ams")
-    o = observe(s.view(), s.raw, T0, report=True)
+    o = observe(s.view(), s.identity, T0, report=True)
     assert o.state == "FINISH" and o.progress == 100
     active = [t for u in s.view()["ams"] for t in u["trays"] if t["active"]]
     assert len(o.trays) == len(active) + (1 if s.view()["external_spool"]["active"] else 0)
@@ -506,9 +509,22 @@ def test_observe_never_raises_on_junk():
             "external_spool": 3,
         },
     ]
+    # Junk where the identity comes from: the state folding parses it to nothing.
+    junk = BambuState("x1", "X1 left")
+    junk.apply_message(
+        {
+            "print": {
+                "command": "push_status",
+                "msg": 0,
+                "print_error": "bad",
+                "task_id": {"x": 1},
+                "gcode_start_time": "soon",
+            }
+        }
+    )
     for view in views:
-        for raw in ({}, None, {"print_error": "bad", "task_id": {"x": 1}, "gcode_start_time": "soon"}):
-            o = observe(view, raw, T0)
+        for identity in (NO_IDENTITY, None, junk.identity):
+            o = observe(view, identity, T0)  # type: ignore[arg-type]
             assert o.link == "offline" and o.state is None and o.job is None
             assert o.progress is None and o.print_error is None and o.key == JobKey() and o.trays == ()
 
@@ -601,3 +617,67 @@ def test_the_file_of_a_print_from_elsewhere_fills_grams_and_matches_ams_slots():
     q.expect(ExpectedPrint(job="cube", queue_job_id=5), T0)
     qrec = q.observe(ob(T0, "PREPARE"))[0].record
     assert q.enrich(qrec.uid, info) == []
+
+
+# --- reports that only move progress ---------------------------------------------------------------
+
+
+def test_a_report_that_only_moves_progress_changes_the_record_as_a_full_observation_would():
+    full, quick = tracker(), tracker()
+    for t in (full, quick):
+        t.observe(ob(T0, "PREPARE", total_layers=50))
+        t.observe(ob(T0 + 10, "RUNNING", progress=1, layer=1, total_layers=50, remaining_s=3000))
+    for i in range(2, 40):
+        now, fields = (
+            T0 + 10 * i,
+            {"progress": i, "layer": i, "total_layers": 50, "remaining_s": 3000 - 60 * i},
+        )
+        (upd,) = full.observe(ob(now, "RUNNING", **fields))
+        assert upd.kind == "update" and not upd.urgent  # progress: a paced write
+        rec = quick.progressed({"state": "RUNNING", "job": "cube", "file": GCODE, **fields}, now)
+        assert rec is quick.record  # the tracker's own record, changed in place: no copy per report
+        assert rec == full.record
+    assert quick.record is not None and quick.record.progress == 39 and quick.record.layers == 39
+    assert quick.record.last_seen_at == T0 + 390
+    # The print's end is an observation again, and both trackers close the same record.
+    end = ob(T0 + 400, "FINISH", progress=100, layer=50, total_layers=50, remaining_s=0)
+    assert closed(quick.observe(end)) == closed(full.observe(end))
+
+
+def test_progress_alone_is_not_folded_in_when_the_tracker_must_decide():
+    assert tracker().progressed({"progress": 5}, T0) is None  # no record open
+    t = tracker()
+    t.observe(ob(T0, "RUNNING", progress=5))
+    t.observe(ob(T0 + 1, "RUNNING", link="offline"))
+    assert t.progressed({"progress": 6}, T0 + 2) is None  # not watching: a reconnect reconciles first
+    t2 = tracker()
+    t2.observe(ob(T0, "RUNNING", progress=5))
+    t2.observe(ob(T0 + 1, "INIT"))
+    assert t2.progressed({"progress": 6}, T0 + 2) is None  # an odd state has its own clock
+    # In PREPARE progress and layers may still be the last print's: only last_seen_at moves.
+    t3 = tracker()
+    t3.observe(ob(T0, "PREPARE"))
+    rec = t3.progressed({"progress": 100, "layer": 480}, T0 + 5)
+    assert rec is not None and rec.progress is None and rec.layers is None and rec.last_seen_at == T0 + 5
+
+
+def test_a_print_announced_by_print_now_needs_no_file_but_one_from_elsewhere_does():
+    info = PrintFileInfo(file="/cache/cube.3mf", filament=(FilamentSlot(None, "PLA", None, 3.0, 1.0),))
+    elsewhere = tracker()
+    rec = elsewhere.observe(ob(T0, "PREPARE"))[0].record
+    assert elsewhere.needs_file(rec.uid) and not elsewhere.needs_file("other uid")
+    # Print-now: no queue job, but an announcement carrying what the file says.
+    t = tracker()
+    t.expect(ExpectedPrint(job="cube", file="/cache/cube.3mf", filament=(FilamentSlot(1, "PLA"),)), T0)
+    rec = t.observe(ob(T0, "PREPARE"))[0].record
+    assert rec.queue_job_id is None and rec.file == "/cache/cube.3mf"
+    assert not t.needs_file(rec.uid) and t.enrich(rec.uid, info) == []
+    # An announcement that comes just after the print showed up labels it too.
+    late = tracker()
+    rec = late.observe(ob(T0, "PREPARE"))[0].record
+    late.expect(ExpectedPrint(job="cube", file="/cache/cube.3mf"), T0 + 1)
+    assert not late.needs_file(rec.uid)
+    # The next print, nobody announced: its file is read again.
+    closed(late.observe(ob(T0 + 2, "FINISH")))
+    nxt = late.observe(ob(T0 + 3, "PREPARE", job="vase"))[0].record
+    assert late.needs_file(nxt.uid)
