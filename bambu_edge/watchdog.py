@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bambu_edge import sdnotify
+from bambu_edge.bus import Event
 from bambu_edge.component import Component
 from bambu_edge.printers.base import PRINTER_EVENT, LinkState
 from bambu_edge.printers.components import PrintersComponent
@@ -13,6 +14,10 @@ def status_line(manager: PrinterManager | None) -> str:
     links = manager.links() if manager else []
     connected = sum(1 for link in links if link.state.view()["link"]["state"] == LinkState.CONNECTED)
     return f"{len(links)} printers, {connected} connected"
+
+
+def _link_changed(event: Event) -> bool:
+    return "link" in event.data.changes
 
 
 class SystemdComponent(Component):
@@ -31,12 +36,10 @@ class SystemdComponent(Component):
     async def _status_loop(self) -> None:
         # systemctl status shows how many printers are up; updated only when a link changes.
         manager = self.ctx.require("printers", PrintersComponent).manager
-        with self.ctx.bus.subscribe(PRINTER_EVENT, maxsize=64) as sub:
+        with self.ctx.bus.subscribe(PRINTER_EVENT, maxsize=64, where=_link_changed) as sub:
             last = ""
             while True:
-                event = await sub.get()
-                if "link" not in event.data.changes:
-                    continue
+                await sub.get()
                 line = status_line(manager)
                 if line != last:
                     sdnotify.notify(f"STATUS={line}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bambu_edge.bus import Event, EventBus
+from bambu_edge.bus import Event, EventBus, Listener
 from bambu_edge.config import Config
 from bambu_edge.files.meta import PrintFileMeta
 from bambu_edge.files.thumbnails import ThumbnailCache
@@ -96,6 +96,15 @@ def record_is_run(record: PrintRecord, run: Run) -> bool:
 DECISION_SECTIONS = frozenset({"link", "model", "nozzle", "ams", "external_spool"})
 
 
+def _may_change_decisions(event: Event) -> bool:
+    """A printer report that moves neither the print's state nor what decisions read (temperatures,
+    progress) leaves every decision as it was."""
+    if event.kind != PRINTER_EVENT:
+        return True
+    changes = event.data.changes
+    return "state" in (changes.get("print") or {}) or not DECISION_SECTIONS.isdisjoint(changes)
+
+
 def _signature(view: Mapping[str, Any]) -> tuple[Any, ...]:
     """What in a printer view can change a dispatch decision (not temperatures, not progress)."""
     snap = PrinterSnapshot.from_view(view, bed_clear=False)
@@ -159,6 +168,7 @@ class Dispatcher:
         self._unsettled: dict[str, Run] = {}  # printer -> run a previous process left mid-dispatch
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._listener: Listener | None = None
         self._lock = asyncio.Lock()  # one evaluation at a time, and none while the API changes jobs
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -170,9 +180,11 @@ class Dispatcher:
         for run in await self.store.runs_in_flight():
             if run.state in ("uploading", "starting"):
                 self._unsettled[run.printer_id] = run
-        sub = self.bus.subscribe(
-            PRINTER_EVENT, HISTORY_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, maxsize=512
-        )
+        kinds = (PRINTER_EVENT, HISTORY_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT)
+        # Every printer's newest view is remembered in the publisher's turn; the dispatcher's task
+        # wakes only for what can change a decision (most reports move temperatures and progress).
+        self._listener = self.bus.listen(*kinds, callback=self._remember)
+        sub = self.bus.subscribe(*kinds, maxsize=512, where=_may_change_decisions)
         # Subscribed first: what a printer said before is read here once, what it says next is in
         # ``sub``.
         for link in self.manager.links():
@@ -186,6 +198,9 @@ class Dispatcher:
 
     async def stop(self) -> None:
         self.runs.stopping = True
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         tasks, self._tasks = self._tasks, []
         await self.tasks.cancel(tasks)
         await self.runs.stop()
@@ -234,21 +249,29 @@ class Dispatcher:
                 except Exception:
                     log.exception("queue: could not handle a %s event", event.kind)
 
+    def _remember(self, event: Event) -> None:
+        """In the publisher's turn, in order: each printer's newest view."""
+        pid = event.printer_id
+        if not pid:
+            return
+        if event.kind == PRINTER_EVENT:
+            self._updates[pid] = event.data
+        elif event.kind == PRINTER_ADDED_EVENT:
+            view = event.data.get("printer") if isinstance(event.data, Mapping) else None
+            if isinstance(view, Mapping):  # its newest view (the link runs already)
+                self._updates[pid] = PrinterUpdate({}, view)
+        elif event.kind == PRINTER_REMOVED_EVENT:
+            self._updates.pop(pid, None)
+
     async def _on_event(self, event: Event) -> None:
         pid = event.printer_id
         if event.kind == PRINTER_EVENT:
             if not pid:
                 return
             update: PrinterUpdate = event.data
-            self._updates[pid] = update
-            changes = update.changes
-            print_changes = changes.get("print") or {}
-            state = print_changes.get("state")
-            if state in (PREPARE, RUNNING):
+            if (update.changes.get("print") or {}).get("state") in (PREPARE, RUNNING):
                 # Any print, ours or started at the printer, leaves the bed not clear.
                 await self._mark_bed(pid, False)
-            if "state" not in print_changes and DECISION_SECTIONS.isdisjoint(changes):
-                return
             signature = _signature(update.view)
             if signature != self._signatures.get(pid):
                 self._signatures[pid] = signature
@@ -256,12 +279,7 @@ class Dispatcher:
         elif event.kind == HISTORY_EVENT:
             await self._on_history(pid, event.data)
         else:
-            if pid and event.kind == PRINTER_ADDED_EVENT:
-                view = event.data.get("printer") if isinstance(event.data, Mapping) else None
-                if isinstance(view, Mapping):  # its newest view (the link runs already)
-                    self._updates[pid] = PrinterUpdate({}, view)
-            elif pid and event.kind == PRINTER_REMOVED_EVENT:
-                self._updates.pop(pid, None)
+            if pid and event.kind == PRINTER_REMOVED_EVENT:
                 self._signatures.pop(pid, None)
             self._poke()
 

@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from bambu_edge.bus import Event, EventBus, Subscription
+from bambu_edge.bus import Event, EventBus, Listener
 from bambu_edge.files.thumbnails import ThumbnailCache, ThumbnailError
 from bambu_edge.jobs.history import HistoryRepository, record_json
 from bambu_edge.jobs.records import Action, ActionKind, ExpectedPrint, PrintRecord
@@ -129,7 +129,7 @@ class HistoryService:
         self._written: dict[str, PrintRecord] = {}  # uid -> the snapshot last written (open records)
         self._missing: dict[str, float] = {}  # printer id -> first tick it had no link
         self._updates: dict[str, PrinterUpdate] = {}  # printer id -> the last update seen
-        self._sub: Subscription | None = None
+        self._listener: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._warned_at = -1e18
@@ -162,13 +162,14 @@ class HistoryService:
             self._trackers[rec.printer_id] = PrintTracker(rec.printer_id, record=rec)
         if self._trackers:
             log.info("history: %d print(s) were open when bambu-edge last stopped", len(self._trackers))
-        # Subscribed and fed in one step (no await between): nothing published meanwhile is lost.
-        self._sub = self.bus.subscribe(PRINTER_EVENT, COMMAND_EVENT, PRINTER_REMOVED_EVENT, maxsize=4096)
+        # Listening and fed in one step (no await between): nothing published meanwhile is lost.
+        # Events are handled in the publisher's turn (all of it is in-memory bookkeeping; writes go
+        # to the writer task): no task switch per printer report.
+        self._listener = self.bus.listen(
+            PRINTER_EVENT, COMMAND_EVENT, PRINTER_REMOVED_EVENT, callback=self._on_event_guarded
+        )
         self._writer = self.tasks.spawn(self._write_loop(), name="history-writer")
-        self._tasks = [
-            self.tasks.spawn(self._read_loop(self._sub), name="history-reader"),
-            self.tasks.spawn(self._tick_loop(), name="history-tick"),
-        ]
+        self._tasks = [self.tasks.spawn(self._tick_loop(), name="history-tick")]
         now = time.time()
         for link in self.manager.links():
             # Reports may have arrived before we subscribed. The links started with this process, so
@@ -179,11 +180,11 @@ class HistoryService:
             self._on_printer(link.printer_id, update, now)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         tasks, self._tasks = [*self._tasks, *self._fetches], []
         await self.tasks.cancel(tasks)
-        if self._sub is not None:
-            self._sub.close()
-            self._sub = None
         # Progress not written yet is written now: a clean stop loses nothing.
         for rec in self._dirty.values():
             self._enqueue("update", rec.snapshot())
@@ -251,13 +252,11 @@ class HistoryService:
         obs = observe(update.view, update.identity, now, report=update.report, full=update.full)
         self._handle(tracker.observe(obs))
 
-    async def _read_loop(self, sub: Subscription) -> None:
-        while True:
-            event = await sub.get()
-            try:
-                self._on_event(event)
-            except Exception:  # one bad event must not end history
-                self._warn("history: an event could not be handled", exc_info=True)
+    def _on_event_guarded(self, event: Event) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # one bad event must not end history
+            self._warn("history: an event could not be handled", exc_info=True)
 
     def _on_event(self, event: Event) -> None:
         pid = event.printer_id

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiomqtt
@@ -70,6 +71,19 @@ class _Mismatch(Exception):
         super().__init__(message)
         self.offered = offered
         self.pending = pending  # keep it for the user to accept
+
+
+class _Inbox(asyncio.Queue):  # type: ignore[type-arg]
+    """aiomqtt's ``queue_type``: each message is handed to ``handler`` in paho's read callback, on
+    the event loop, as it arrives. aiomqtt's message iterator would cost a task and an
+    ``asyncio.wait`` per message (a quarter of the daemon's busy time with ten printers)."""
+
+    def __init__(self, handler: Callable[[aiomqtt.Message], None], maxsize: int = 0):
+        super().__init__(maxsize)
+        self._handler = handler
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        self._handler(item)
 
 
 class BambuLink(PrinterLink):
@@ -211,6 +225,7 @@ class BambuLink(PrinterLink):
                 keepalive=self.keepalive,
                 timeout=self.connect_timeout,
                 clean_session=True,
+                queue_type=functools.partial(_Inbox, self._on_message),  # type: ignore[arg-type]
             ) as client:
                 await self._session(client)
         except MqttConnectError as e:
@@ -353,13 +368,18 @@ class BambuLink(PrinterLink):
     # --- reports -----------------------------------------------------------------------------------
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            self._last_report = time.monotonic()
-            try:
-                self._on_payload(message.payload)
-            except Exception:  # one report we cannot handle must not drop the session
-                self._warn("ignored a report that could not be handled", exc_info=True)
+        # Reports are handled by _on_message as paho reads them (see _Inbox): nothing is ever
+        # queued, so this only waits for the session to end (aiomqtt raises MqttError then).
+        async for _ in client.messages:
+            pass
         raise _StaleLink("the printer closed the connection")
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        self._last_report = time.monotonic()
+        try:
+            self._on_payload(message.payload)
+        except Exception:  # one report we cannot handle must not drop the session
+            self._warn("ignored a report that could not be handled", exc_info=True)
 
     async def _watchdog(self) -> None:
         nudged = False
