@@ -156,11 +156,23 @@ def test_config_with_access_codes_is_not_world_readable(tmp_path):
     done = _run("systemd-tmpfiles", f"--root={root}", "--create", "-", stdin=TMPFILES)
     assert done.returncode == 0, done.stderr
     gid = _groups(root)["bambu-edge"][0]
-    for path, mode in ((config.parent, 0o750), (config, 0o640)):
+    uid = next(
+        int(u.split(":")[2])
+        for u in (root / "etc/passwd").read_text().splitlines()
+        if u.startswith("bambu-edge:")
+    )
+    for path, mode, owner in (
+        (config.parent, 0o750, 0),
+        (config, 0o640, 0),
+        # The data directory exists before the first start: the CLI, run as the service's user,
+        # can create the database there.
+        (root / "var/lib/bambu-edge", 0o750, uid),
+    ):
         st = path.stat()
-        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, 0, gid), path
-    # The same mode in the unit: systemd would warn at every start about a different one.
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, owner, gid), path
+    # The same modes in the unit: systemd would warn at every start about a different one.
     assert int(_service()["ConfigurationDirectoryMode"], 8) == 0o750
+    assert int(_service()["StateDirectoryMode"], 8) == 0o750
 
 
 def _login(port: int) -> int:
