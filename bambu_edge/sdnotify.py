@@ -6,7 +6,6 @@ so a pip install without libsystemd-dev behaves the same. Without NOTIFY_SOCKET 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -37,20 +36,22 @@ def notify(*lines: str) -> bool:
         return False
 
 
-def watchdog_interval() -> float | None:
-    """Seconds between WATCHDOG=1 pings (half the configured timeout), or None when not watched."""
+def watchdog_timeout() -> float | None:
+    """systemd's ``WatchdogSec=`` in seconds (from ``WATCHDOG_USEC``), or None when not watched
+    (no watchdog, or one meant for another process)."""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")
     if not usec or (pid and pid != str(os.getpid())):
         return None
     try:
-        return max(int(usec) / 1e6 / 2, 0.05)
+        seconds = int(usec) / 1e6
     except ValueError:
         return None
+    return seconds if seconds > 0 else None
 
 
-async def watchdog_loop(interval: float) -> None:
-    # Pings come from the event loop itself: a stuck loop stops them and systemd restarts us.
-    while True:
-        notify("WATCHDOG=1")
-        await asyncio.sleep(interval)
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half the timeout, as sd_watchdog_enabled(3) advises), or
+    None when not watched."""
+    timeout = watchdog_timeout()
+    return None if timeout is None else max(timeout / 2, 0.05)

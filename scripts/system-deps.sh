@@ -6,7 +6,8 @@ set -euo pipefail
 purpose=${1:-run}
 pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev)
 if [ "$purpose" = test ]; then
-  pkgs+=(vsftpd openssl chromium fonts-dejavu-core)
+  # systemd: systemd-analyze, -sysusers, -tmpfiles check the service files (tests/integration/test_systemd_unit.py)
+  pkgs+=(vsftpd openssl chromium fonts-dejavu-core systemd)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -90,7 +90,13 @@ class NotifySocket:
 
 
 class DaemonProcess:
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        config_path: Path,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        module: str = "bambu_edge",  # or a test runner that wraps bambu_edge.cli (tests/integration/)
+    ):
         self.config_path = config_path
         self.log_path = log_path or config_path.with_suffix(".log")
         base = {
@@ -99,7 +105,7 @@ class DaemonProcess:
         base.update(env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bambu_edge", "--config", str(config_path), "run"],
+            [sys.executable, "-m", module, "--config", str(config_path), "run"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
