@@ -91,7 +91,7 @@ def test_max_age_is_read_and_clamped() -> None:
 
     assert age("max-age=60") == 60
     assert age("no-cache, MAX-AGE = 120") == 120
-    assert age("max-age=1") == 10  # a flood of one-second entries would churn the table
+    assert age("max-age=0") == 1
     assert age("max-age=999999999") == 24 * 3600
     assert age("max-age=soon") == 1800
     assert parse_notify(packet(*BASE)).max_age_s == 1800  # type: ignore[union-attr]
@@ -134,7 +134,7 @@ def test_hostile_values_are_cut_and_cleaned() -> None:
 @given(st.binary(max_size=3000))
 def test_any_bytes_parse_to_none_or_a_clean_announcement(data: bytes) -> None:
     a = parse_notify(data)
-    assert a is None or (a.serial.isalnum() and 10 <= a.max_age_s <= 86400)
+    assert a is None or (a.serial.isalnum() and 1 <= a.max_age_s <= 86400)
 
 
 header_name = st.sampled_from(

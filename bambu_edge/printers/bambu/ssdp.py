@@ -21,7 +21,7 @@ MAX_HEADERS = 40
 MAX_VALUE = 128
 MAX_NAME = 64
 DEFAULT_MAX_AGE_S = 1800  # the printers' own value (Cache-Control: max-age=1800)
-MIN_MAX_AGE_S = 10
+MIN_MAX_AGE_S = 1
 MAX_MAX_AGE_S = 24 * 3600
 
 BAMBU_NT = "urn:bambulab-com:device:3dprinter:1"
