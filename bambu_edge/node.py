@@ -45,9 +45,10 @@ NODE_SECTION = SectionSpec("node", parse_node)
 
 
 class NodeComponent(Component):
-    """Core and without I/O: it holds the unit's identity for the components that announce it."""
+    """Without I/O (it cannot fail): the unit's identity for the components that announce it."""
 
     name = "node"
+    optional = True
     config_section = NODE_SECTION
 
     @property

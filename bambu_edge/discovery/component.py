@@ -9,7 +9,7 @@ Which printers are configured comes from the bus (the manager's list at start, t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,7 +18,6 @@ from bambu_edge.bus import Event
 from bambu_edge.component import Component, ComponentError, Context
 from bambu_edge.discovery import api
 from bambu_edge.discovery.config import DISCOVERY_SECTION, DiscoveryConfig
-from bambu_edge.discovery.mdns import Advertised, Mdns
 from bambu_edge.discovery.ssdp_listener import SsdpListener
 from bambu_edge.discovery.table import ConfiguredPrinters, PrinterTable
 from bambu_edge.node import NodeComponent
@@ -26,6 +25,9 @@ from bambu_edge.printers.bambu.ssdp import Announcement
 from bambu_edge.printers.base import PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.printers.components import PrintersComponent
 from bambu_edge.web.components import WebComponent
+
+if TYPE_CHECKING:
+    from bambu_edge.discovery.mdns import Mdns
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class DiscoveryComponent(Component):
         self.running = True
 
     async def _start_mdns(self) -> list[str]:
+        # zeroconf is imported only when mDNS is on: a unit without it starts faster.
+        from bambu_edge.discovery.mdns import Advertised, Mdns
+
         web_service = self.ctx.require("web", WebComponent).service
         https_port = web_service.https_port if web_service and web_service.https_port else 0
         node = self.ctx.require("node", NodeComponent).node
