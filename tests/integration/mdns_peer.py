@@ -42,15 +42,24 @@ async def main(address: str) -> None:
         await (await aiozc.async_register_service(info))
     print(json.dumps({"registered": True}), flush=True)
 
+    pending: set[asyncio.Task[None]] = set()
+
     def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
         if state_change is not ServiceStateChange.Removed and name != unit.name:  # not its own
-            asyncio.ensure_future(resolve(service_type, name))
+            task = asyncio.ensure_future(resolve(service_type, name))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
     async def resolve(service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
         if await info.async_request(aiozc.zeroconf, 3000):
             props = {k.decode(): (v or b"").decode() for k, v in (info.properties or {}).items()}
-            record = {"type": service_type, "name": name, "addresses": info.parsed_addresses(), "port": info.port}
+            record = {
+                "type": service_type,
+                "name": name,
+                "addresses": info.parsed_addresses(),
+                "port": info.port,
+            }
             print(json.dumps({**record, "properties": props}), flush=True)
 
     browser = AsyncServiceBrowser(aiozc.zeroconf, [UNIT, HTTPS], handlers=[on_change])

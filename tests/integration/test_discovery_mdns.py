@@ -127,6 +127,7 @@ def test_units_and_moonraker_printers_are_found_and_the_unit_is_announced(tmp_pa
             assert [(r["addresses"], r["port"], r["properties"]) for r in https] == [
                 ([net.a.address], daemon.https_port, {**txt, "path": "/"})
             ]
+
             def announced() -> dict | None:
                 health = get("/api/health")["components"]["discovery"]
                 return health if health.get("mdns_advertised_on") else None
