@@ -146,3 +146,28 @@ async def test_hostile_packets_list_nothing_and_a_flood_stays_bounded(spine: dic
     assert "01P09C000000012" not in serials and "01P000000000000" not in serials
     async with spine["http"].get(spine["base"] + "/api/health") as r:
         assert (await r.json())["components"]["discovery"]["printers_seen"] == 256
+
+
+async def test_discovery_that_cannot_listen_fails_visibly_while_the_daemon_runs(tmp_path) -> None:
+    from bambu_edge.app import Daemon
+    from bambu_edge.config import Config, WebConfig
+    from bambu_edge.discovery.config import DiscoveryConfig
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # bound without SO_REUSEADDR
+        taken.bind(("", 0))
+        port = taken.getsockname()[1]
+        d = Daemon(
+            Config(
+                data_dir=tmp_path / "data",
+                web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None),
+                sections={"discovery": DiscoveryConfig(ssdp=True, ssdp_ports=(port,), mdns=False)},
+            )
+        )
+        await d.start()
+        try:
+            health = d.health()
+            assert health["discovery"]["state"] == "failed"
+            assert health["discovery"]["error"] == f"cannot listen on UDP port {port}: Address already in use"
+            assert health["web"]["state"] == "running" and d.running("discovery") is None
+        finally:
+            await d.stop()
