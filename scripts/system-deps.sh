@@ -6,7 +6,7 @@ set -euo pipefail
 purpose=${1:-run}
 pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev)
 if [ "$purpose" = test ]; then
-  pkgs+=(vsftpd openssl chromium fonts-dejavu-core)
+  pkgs+=(vsftpd openssl chromium fonts-dejavu-core iproute2)  # iproute2: network namespaces (mDNS tests)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
