@@ -24,9 +24,11 @@ from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
 from bambu_edge.config import Config, SectionSpec, default_section
+from bambu_edge.discovery.component import DiscoveryComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
+from bambu_edge.node import NodeComponent
 from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 STOP_BUDGET_S = 5.0
 
 COMPONENTS: tuple[type[Component], ...] = (
+    NodeComponent,
     StoreComponent,
     PrintersComponent,
     HistoryComponent,
@@ -47,6 +50,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     TempsComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
+    DiscoveryComponent,  # after web: it announces the dashboard's port
     SystemdComponent,
 )
 

@@ -7,7 +7,8 @@ purpose=${1:-run}
 pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev)
 if [ "$purpose" = test ]; then
   # systemd: systemd-analyze, -sysusers, -tmpfiles check the service files (tests/integration/test_systemd_unit.py)
-  pkgs+=(vsftpd openssl chromium fonts-dejavu-core systemd)
+  # iproute2: network namespaces (mDNS tests)
+  pkgs+=(vsftpd openssl chromium fonts-dejavu-core systemd iproute2)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

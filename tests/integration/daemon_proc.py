@@ -20,15 +20,24 @@ DASHBOARD_LINE = re.compile(r"dashboard on https://\S+:(\d+)")
 
 
 def write_config(
-    path: Path, data_dir: Path, printers: list[dict] | None = None, *, https_port: int = 0
+    path: Path,
+    data_dir: Path,
+    printers: list[dict] | None = None,
+    *,
+    https_port: int = 0,
+    extra: dict | None = None,
 ) -> dict:
     """``https_port`` 0: the daemon binds a free port and logs it (``DaemonProcess.https_port``); no
-    plain-HTTP redirect listener (tests/integration/test_web_api.py tests that one)."""
+    plain-HTTP redirect listener (tests/integration/test_web_api.py tests that one). Discovery is
+    off (a test daemon neither listens on the printers' SSDP ports nor announces itself on the
+    LAN) unless ``extra``, more top-level keys, says otherwise."""
     cfg = {
         "data_dir": str(data_dir),
         "log_level": "info",
         "web": {"bind": "127.0.0.1", "https_port": https_port, "http_port": None},
         "printers": printers or [],
+        "discovery": {"ssdp": False, "mdns": False},
+        **(extra or {}),
     }
     path.write_text(yaml.safe_dump(cfg))
     return cfg

@@ -129,9 +129,20 @@ def add_admin(cfg_path: Path) -> None:
 
 
 @pytest.fixture
-async def spine(tmp_path, broker) -> AsyncIterator[dict]:
+def spine_config() -> dict:
+    """More top-level config keys for ``spine``'s daemon: a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def spine(tmp_path, broker, spine_config) -> AsyncIterator[dict]:
     cfg_path = tmp_path / "config.yaml"
-    write_config(cfg_path, tmp_path / "data", [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")])
+    write_config(
+        cfg_path,
+        tmp_path / "data",
+        [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")],
+        extra=spine_config,
+    )
     add_admin(cfg_path)
     vp = VirtualPrinter(
         broker.host, broker.port, SERIAL_X1C, ACCESS_CODE, "X1C", str(broker.ca_path), report_hz=2.0

@@ -17,6 +17,7 @@ from bambu_edge import __version__
 from bambu_edge.app import COMPONENTS, Daemon
 from bambu_edge.component import Component, ComponentError, StartError
 from bambu_edge.config import Config, WebConfig
+from bambu_edge.discovery.config import DiscoveryConfig
 from bambu_edge.web.openapi import build_spec
 from tests.integration.waiting import dashboard_tls
 
@@ -77,7 +78,11 @@ class Power(Component):
 
 
 def _config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "data", web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None))
+    return Config(
+        data_dir=tmp_path / "data",
+        web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None),
+        sections={"discovery": DiscoveryConfig(ssdp=False, mdns=False)},  # nothing on the LAN
+    )
 
 
 @pytest.fixture

@@ -380,10 +380,12 @@ def test_daemon_serves_https_without_loading_an_x509_library(tmp_path: Path) -> 
         from pathlib import Path
         from bambu_edge.config import Config, WebConfig
         from bambu_edge.app import Daemon
+        from bambu_edge.discovery.config import DiscoveryConfig
 
         async def main():
             d = Daemon(Config(data_dir=Path({str(tmp_path)!r}),
-                              web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None)))
+                              web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None),
+                              sections={{"discovery": DiscoveryConfig(ssdp=False, mdns=False)}}))
             await d.start()
             try:
                 ctx = ssl.create_default_context(cafile={str(tmp_path / "tls" / "server.crt")!r})

@@ -9,6 +9,7 @@ import { icon } from '../icons.js';
 import { MODEL_CHOICES } from '../models.js';
 import { store } from '../store.js';
 import { errorText, toast } from '../toast.js';
+import { discoveredPrinters } from './discovered-printers.js';
 import { createLinkBadge } from './link-badge.js';
 
 const TEST_TONE = { connected: 'good', auth_failed: 'bad', tls_mismatch: 'warn', unreachable: 'bad' };
@@ -55,7 +56,21 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   const save = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'printer-save' }, editing ? t('common.save') : t('printers.add'));
   const cancel = onCancel ? h('button', { type: 'button', class: 'btn btn-ghost', testid: 'printer-cancel', onclick: onCancel }, t('common.cancel')) : null;
 
+  // Adding: the printers heard on the network, one click fills in the fields they announce.
+  const discovered = editing ? null : discoveredPrinters({
+    onPick: (p) => {
+      host.value = p.host;
+      serial.value = p.serial;
+      model.value = p.model || '';
+      if (!name.value.trim()) name.value = p.name || p.serial;
+      for (const input of [host, serial, name]) invalid(input, false);
+      clear(resultSlot);
+      error.hidden = true;
+      code.focus();
+    },
+  });
   const form = h('form', { class: 'form', testid: editing ? 'printer-edit-form' : 'printer-form', novalidate: true },
+    discovered?.el,
     h('div', { class: 'form-grid' },
       field({ label: t('printers.name'), input: name, testid: 'printer-name-input' }),
       field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: t('printers.host_hint') }),

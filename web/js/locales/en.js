@@ -200,6 +200,11 @@ export default {
   'cert.accepted': 'New certificate accepted. Reconnecting…',
 
   'printers.title': 'Printers',
+  'discovery.title': 'Printers found on your network',
+  'discovery.none': 'No printer heard yet. Bambu printers announce themselves every few seconds when they are on and on this network.',
+  'discovery.use': 'Use',
+  'discovery.use_named': 'Fill in {name}',
+  'discovery.configured': 'Added',
   'printers.add_title': 'Add a printer',
   'printers.add': 'Add printer',
   'printers.none': 'No printers yet.',

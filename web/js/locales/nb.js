@@ -200,6 +200,11 @@ export default {
   'cert.accepted': 'Nytt sertifikat godtatt. Kobler til igjen …',
 
   'printers.title': 'Skrivere',
+  'discovery.title': 'Skrivere funnet på nettverket',
+  'discovery.none': 'Ingen skriver hørt ennå. Bambu-skrivere melder seg med noen sekunders mellomrom når de er på og på dette nettverket.',
+  'discovery.use': 'Bruk',
+  'discovery.use_named': 'Fyll inn {name}',
+  'discovery.configured': 'Lagt til',
   'printers.add_title': 'Legg til en skriver',
   'printers.add': 'Legg til skriver',
   'printers.none': 'Ingen skrivere ennå.',
