@@ -56,7 +56,7 @@ class DiscoveryComponent(Component):
         self.ctx.tasks.spawn(self._follow(sub), name="discovery-printers")
         failures: list[str] = []
         if self.config.ssdp:
-            self.ssdp = SsdpListener(self.config.ssdp_ports, self._announced)
+            self.ssdp = SsdpListener(self.config.ssdp_ports, self._announced, self.config.ssdp_interface)
             await self.ssdp.start()
             if not self.ssdp.bound:
                 failures.append("; ".join(self.ssdp.errors.values()))

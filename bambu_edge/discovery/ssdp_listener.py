@@ -41,9 +41,10 @@ def open_socket(port: int, bind: str = "") -> socket.socket:
     return sock
 
 
-def join_group(sock: socket.socket, group: str = SSDP_GROUP) -> None:
-    """Join ``group`` on the interface the kernel routes it to; OSError when there is none."""
-    mreq = socket.inet_aton(group) + socket.inet_aton("0.0.0.0")
+def join_group(sock: socket.socket, group: str = SSDP_GROUP, interface: str = "0.0.0.0") -> None:
+    """Join ``group`` on ``interface`` (0.0.0.0: the one the kernel routes the group to); OSError
+    when there is none."""
+    mreq = socket.inet_aton(group) + socket.inet_aton(interface)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 
 
@@ -64,6 +65,7 @@ class SsdpListener:
 
     ports: tuple[int, ...]
     on_announcement: OnAnnouncement
+    interface: str = "0.0.0.0"  # where the multicast group is joined
     bound: list[int] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)  # port -> why it is not listened on
     multicast_error: str | None = None
@@ -81,7 +83,7 @@ class SsdpListener:
                 log.error("SSDP: %s", self.errors[port])
                 continue
             try:
-                join_group(sock)
+                join_group(sock, interface=self.interface)
             except OSError as e:
                 self.multicast_error = f"cannot join {SSDP_GROUP} (no multicast route?): {e.strerror or e}"
                 log.warning("SSDP: port %d: %s; broadcasts are still heard", port, self.multicast_error)

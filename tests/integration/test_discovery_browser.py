@@ -14,7 +14,7 @@ PORTS = free_udp_ports(1)
 
 @pytest.fixture
 def spine_config() -> dict:
-    return {"discovery": {"ssdp": True, "ssdp_ports": PORTS, "mdns": False}}
+    return {"discovery": {"ssdp": True, "ssdp_ports": PORTS, "mdns": False, "ssdp_interface": "127.0.0.1"}}
 
 
 async def _pick_fills_the_form(pg) -> None:

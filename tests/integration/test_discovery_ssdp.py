@@ -30,7 +30,8 @@ PORTS = free_udp_ports(2)
 
 @pytest.fixture
 def spine_config() -> dict:
-    return {"discovery": {"ssdp": True, "ssdp_ports": PORTS, "mdns": False}}
+    # Joined on loopback: no IGMP report leaves this machine.
+    return {"discovery": {"ssdp": True, "ssdp_ports": PORTS, "mdns": False, "ssdp_interface": "127.0.0.1"}}
 
 
 def captured_packet() -> bytes:
@@ -160,7 +161,11 @@ async def test_discovery_that_cannot_listen_fails_visibly_while_the_daemon_runs(
             Config(
                 data_dir=tmp_path / "data",
                 web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None),
-                sections={"discovery": DiscoveryConfig(ssdp=True, ssdp_ports=(port,), mdns=False)},
+                sections={
+                    "discovery": DiscoveryConfig(
+                        ssdp=True, ssdp_ports=(port,), mdns=False, ssdp_interface="127.0.0.1"
+                    )
+                },
             )
         )
         await d.start()

@@ -27,6 +27,7 @@ def test_discovery_and_node_sections_defaults_and_errors() -> None:
     assert cfg.section("discovery") == DiscoveryConfig(ssdp=False, ssdp_ports=(4000,), mdns=False)
     assert cfg.section("node") == NodeConfig(id="garage", name="Garage")
     assert parse("node: {id: garage}\n").section("node") == NodeConfig(id="garage", name="garage")
+    assert parse("discovery: {ssdp_interface: 127.0.0.1}\n").section("discovery").ssdp_interface == "127.0.0.1"
     for text, where in [
         (
             "discovery:\n  ssdp_ports: [2021, 2021]\n",
@@ -36,6 +37,7 @@ def test_discovery_and_node_sections_defaults_and_errors() -> None:
         ("discovery:\n  ssdp_ports: []\n", "c.yaml:2: discovery.ssdp_ports: must list 1 to 8"),
         ("discovery:\n  mdns: yes please\n", "c.yaml:2: discovery.mdns: must be true or false"),
         ("discovery:\n  upnp: true\n", "c.yaml:2: discovery.upnp: unknown key"),
+        ("discovery:\n  ssdp_interface: eth0\n", "c.yaml:2: discovery.ssdp_interface: must be an IPv4"),
         ("node:\n  id: Garage Pi\n", "c.yaml:2: node.id: must be lower-case letters"),
     ]:
         with pytest.raises(ConfigError) as e:
