@@ -1,113 +1,237 @@
-"""The one place where services are built and wired: started in order, stopped in reverse.
+"""The ordered list of components: built (no I/O), started in order, stopped in reverse.
 
-Start-up order: store (database, migrations) -> printers (links) -> history (print tracker) ->
-queue (dispatcher) -> web (API, dashboard).
-A stop (SIGTERM/SIGINT) stops them in reverse within STOP_BUDGET_S, so systemd never has to kill us.
+Adding a subsystem is one component class in its own folder and one line in ``COMPONENTS``.
+An optional component whose start fails (raises, or takes longer than its ``start_timeout_s``) is
+logged and shown as failed in ``GET /api/health``, and the daemon runs on without it (so do the
+components that require it); a core one stops start-up with one message (``StartError``). A stop
+(SIGTERM/SIGINT) stops the started components in reverse within STOP_BUDGET_S, each one's TaskSet
+closed after its ``stop()`` (tasks cancelled, children reaped), so systemd never has to kill us.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
 
 from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
-from bambu_edge.config import Config
-from bambu_edge.files.thumbnails import ThumbnailCache
+from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
+from bambu_edge.config import Config, SectionSpec, default_section
+from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
-from bambu_edge.jobs.queue import QueueStore
-from bambu_edge.printers.base import PRINTER_EVENT, LinkState
+from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
+from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
+from bambu_edge.watchdog import SystemdComponent, status_line
+from bambu_edge.web.components import WebComponent, WsHubComponent
 from bambu_edge.web.server import WebService
 
 log = logging.getLogger(__name__)
 
 STOP_BUDGET_S = 5.0
 
+COMPONENTS: tuple[type[Component], ...] = (
+    StoreComponent,
+    PrintersComponent,
+    HistoryComponent,
+    QueueComponent,
+    TempsComponent,
+    WebComponent,
+    WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
+    SystemdComponent,
+)
 
-class Service(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+State = Literal["running", "failed", "stopped"]
+C = TypeVar("C", bound=Component)
+
+
+def config_sections(components: Sequence[type[Component]] = COMPONENTS) -> list[SectionSpec]:
+    """The config sections the components declare, for ``load_config`` and ``check-config``."""
+    return [c.config_section for c in components if c.config_section is not None]
+
+
+@dataclass
+class _Slot:
+    component: Component
+    tasks: TaskSet
+    state: State = "stopped"
+    error: str | None = None
+    started: bool = False  # start() returned: stop() is owed
+
+
+def _describe(e: BaseException) -> str:
+    return str(e) or type(e).__name__
 
 
 class Daemon:
-    def __init__(self, config: Config):
+    """The components of ``components`` (default: ``COMPONENTS``) over one bus and one store."""
+
+    def __init__(self, config: Config, components: Sequence[type[Component]] = COMPONENTS):
         self.config = config
         self.bus = EventBus()
         self.store = Store(config)
-        self.manager: PrinterManager | None = None
-        self.history: HistoryService | None = None
-        self.queue: Dispatcher | None = None
-        self.web: WebService | None = None
-        self._started: list[tuple[str, Service]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._slots: dict[str, _Slot] = {}
+        for cls in components:
+            self._build(cls)
         self._stop_requested = asyncio.Event()
         self.ready_at: float | None = None
+
+    def _build(self, cls: type[Component]) -> None:
+        name = cls.name
+        if name in self._slots:
+            raise ValueError(f"two components are named {name!r}")
+        missing = [r for r in cls.requires if r not in self._slots]
+        if missing:
+            raise ValueError(f"component {name!r} requires {missing}, which must come before it in the list")
+        spec = cls.config_section
+        section = None
+        if spec is not None:
+            section = self.config.section(spec.key)
+            if section is None:  # a Config built in code: the section's defaults
+                section = default_section(spec)
+        tasks = TaskSet(name)
+        ctx = Context(
+            config=self.config,
+            section=section,
+            bus=self.bus,
+            store=self.store,
+            tasks=tasks,
+            requires={r: self._slots[r].component for r in cls.requires},
+            registry=self,
+        )
+        self._slots[name] = _Slot(cls(ctx), tasks)
+
+    # --- what the components see (Registry) ---------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [route for slot in self._slots.values() for route in slot.component.routes()]
+
+    def event_kinds(self) -> tuple[str, ...]:
+        kinds: dict[str, None] = {}
+        for slot in self._slots.values():
+            kinds.update(dict.fromkeys(slot.component.event_kinds))
+        return tuple(kinds)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, slot in self._slots.items():
+            comp = slot.component
+            entry: dict[str, Any] = {"state": slot.state, "optional": comp.optional, "error": slot.error}
+            if slot.state == "running":
+                try:
+                    extra = comp.health()
+                except Exception as e:  # a health report must never break the health route
+                    log.exception("component %s: health() failed", name)
+                    extra = {"health_error": _describe(e)}
+                entry.update({k: v for k, v in extra.items() if k not in entry})
+            out[name] = entry
+        return out
+
+    def running(self, name: str) -> Component | None:
+        slot = self._slots.get(name)
+        return slot.component if slot is not None and slot.state == "running" else None
+
+    def component(self, name: str) -> Component:
+        return self._slots[name].component
+
+    # --- the services tests and tools reach for -------------------------------------------------------
+
+    def _find(self, name: str, kind: type[C]) -> C | None:
+        slot = self._slots.get(name)
+        return slot.component if slot is not None and isinstance(slot.component, kind) else None
+
+    @property
+    def manager(self) -> PrinterManager | None:
+        comp = self._find("printers", PrintersComponent)
+        return comp.service if comp else None
+
+    @property
+    def history(self) -> HistoryService | None:
+        comp = self._find("history", HistoryComponent)
+        return comp.service if comp else None
+
+    @property
+    def queue(self) -> Dispatcher | None:
+        comp = self._find("queue", QueueComponent)
+        return comp.dispatcher if comp else None
+
+    @property
+    def web(self) -> WebService | None:
+        comp = self._find("web", WebComponent)
+        return comp.service if comp else None
+
+    # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         t0 = time.monotonic()
         try:
-            await self._start("store", self.store)
-            self.manager = PrinterManager(self.config, self.bus, self.store.pins, self.store.printers)
-            await self._start("printers", self.manager)
-            # One thumbnail cache, shared by the job services.
-            thumbnails = await asyncio.to_thread(ThumbnailCache.in_data_dir, self.config.data_dir)
-            self.history = HistoryService(self.store, self.manager, self.bus, thumbnails=thumbnails)
-            await self._start("history", self.history)
-            self.queue = Dispatcher(
-                self.config,
-                QueueStore(self.store.db),
-                self.manager,
-                self.bus,
-                self.history,
-                thumbnails=thumbnails,
-            )
-            await self._start("queue", self.queue)
-            self.web = WebService(
-                self.config, self.store, self.manager, self.bus, history=self.history, queue=self.queue
-            )
-            await self._start("web", self.web)
+            for name, slot in self._slots.items():
+                await self._start(name, slot)
         except BaseException:
             await self.stop()
             raise
         self.ready_at = time.monotonic()
-        log.info("bambu-edge %s ready in %.2f s", __version__, self.ready_at - t0)
+        failed = [name for name, slot in self._slots.items() if slot.state == "failed"]
+        log.info(
+            "bambu-edge %s ready in %.2f s%s",
+            __version__,
+            self.ready_at - t0,
+            f" (without {', '.join(failed)})" if failed else "",
+        )
         sdnotify.notify("READY=1", f"STATUS={self.status_line()}")
-        interval = sdnotify.watchdog_interval()
-        if interval:
-            self._tasks.append(asyncio.create_task(sdnotify.watchdog_loop(interval), name="watchdog"))
-        self._tasks.append(asyncio.create_task(self._status_loop(), name="sd-status"))
 
-    async def _start(self, name: str, service: Service) -> None:
-        sdnotify.notify(f"STATUS=starting {name}")
-        await service.start()
-        self._started.append((name, service))
-        log.debug("service %s started", name)
+    async def _start(self, name: str, slot: _Slot) -> None:
+        comp = slot.component
+        down = [r for r in comp.requires if self._slots[r].state != "running"]
+        if down:
+            error = f"needs {', '.join(down)}, which did not start"
+        else:
+            sdnotify.notify(f"STATUS=starting {name}")
+            timeout = comp.start_timeout_s if comp.optional else None
+            try:
+                await asyncio.wait_for(comp.start(), timeout)
+            except TimeoutError:
+                error = f"did not start within {timeout:g} s"
+            except (OSError, ComponentError) as e:
+                error = _describe(e)
+            except Exception as e:
+                log.error("component %s failed to start", name, exc_info=e)
+                error = _describe(e)
+            else:
+                slot.state, slot.started = "running", True
+                log.debug("component %s started", name)
+                return
+        slot.state, slot.error = "failed", error
+        if not comp.optional:
+            raise StartError(name, error)
+        log.error("component %s failed to start; running without it: %s", name, error)
+        await slot.tasks.close()  # what it spawned before failing ends now, not at the daemon's stop
 
     async def stop(self) -> None:
         sdnotify.notify("STOPPING=1")
         deadline = time.monotonic() + STOP_BUDGET_S
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        while self._started:
-            name, service = self._started.pop()
-            remaining = max(deadline - time.monotonic(), 0.1)
-            try:
-                await asyncio.wait_for(service.stop(), remaining)
-            except TimeoutError:
-                log.error("service %s did not stop in time", name)
-            except Exception:
-                log.exception("service %s failed while stopping", name)
+        for name, slot in reversed(self._slots.items()):
+            if slot.started:
+                slot.started = False
+                try:
+                    await asyncio.wait_for(slot.component.stop(), max(deadline - time.monotonic(), 0.1))
+                except TimeoutError:
+                    log.error("component %s did not stop in time", name)
+                except Exception:
+                    log.exception("component %s failed while stopping", name)
+            # Whatever the component left running (or spawned before its start failed) ends here.
+            await slot.tasks.close(max(deadline - time.monotonic(), 0.1))
+            if slot.state == "running":
+                slot.state = "stopped"
 
     def request_stop(self) -> None:
         self._stop_requested.set()
@@ -127,19 +251,4 @@ class Daemon:
                 loop.remove_signal_handler(sig)
 
     def status_line(self) -> str:
-        links = self.manager.links() if self.manager else []
-        connected = sum(1 for link in links if link.state.view()["link"]["state"] == LinkState.CONNECTED)
-        return f"{len(links)} printers, {connected} connected"
-
-    async def _status_loop(self) -> None:
-        # systemctl status shows how many printers are up; updated only when a link changes.
-        with self.bus.subscribe(PRINTER_EVENT, maxsize=64) as sub:
-            last = ""
-            while True:
-                event = await sub.get()
-                if "link" not in event.data.changes:
-                    continue
-                line = self.status_line()
-                if line != last:
-                    sdnotify.notify(f"STATUS={line}")
-                    last = line
+        return status_line(self.manager)

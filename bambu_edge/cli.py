@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(config_path_from_env(args.config))
+    from bambu_edge.app import config_sections  # every component's section is validated
+
+    return load_config(config_path_from_env(args.config), sections=config_sections())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_daemon(config: Config) -> int:
     from bambu_edge.app import Daemon
+    from bambu_edge.component import StartError
 
     setup_logging(config.log_level)
     try:
         asyncio.run(Daemon(config).run())
-    except OSError as e:  # e.g. port already in use: say so plainly, no traceback
+    except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
         print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
         return 1
     return 0

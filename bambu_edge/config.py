@@ -2,13 +2,18 @@
 
 Every error names the file, the line and the key, so a user editing ``config.yaml`` on a Pi over SSH
 knows exactly what to fix. Access codes are kept out of ``repr`` so they never reach a log line.
+
+Each top-level section belongs to a component, which declares it as a ``SectionSpec`` (its key and a
+parser from a ``ConfigNode`` to its typed, frozen section). ``parse_config`` is handed the specs to
+validate (the daemon's come from its component list, ``app.config_sections()``), so this module
+never imports a component. ``web`` and ``printers`` are defined here: much of the daemon reads them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,10 +83,21 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     printers: tuple[PrinterConfig, ...] = ()
     source: str | None = None  # file the config came from
+    # Every other component's typed section, by its top-level key (see SectionSpec).
+    sections: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "bambu-edge.db"
+
+    def section(self, key: str) -> Any:
+        """The parsed section ``key``; None when it was not parsed (a Config built in code)."""
+        if key in _FIELD_SECTIONS:
+            return getattr(self, key)
+        return self.sections.get(key)
+
+
+_FIELD_SECTIONS = frozenset({"web", "printers"})  # kept as Config fields: much of the daemon reads them
 
 
 # --- YAML with line numbers ------------------------------------------------------------------------
@@ -106,7 +122,7 @@ class _Doc:
         self.data = self._convert(node, ()) if node is not None else {}
 
     def _convert(self, node: yaml.Node, path: tuple) -> Any:
-        self.lines[path] = node.start_mark.line + 1
+        self.lines.setdefault(path, node.start_mark.line + 1)  # a key names its own line, not its value's
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for k, v in node.value:
@@ -142,7 +158,40 @@ def _dotted(path: tuple) -> str:
 # --- field readers -----------------------------------------------------------------------------------
 
 
-class _Section:
+class ConfigNode:
+    """One value of the document and where it is: what a section parser reads. Its errors name
+    the file, line and dotted key like every other config error."""
+
+    def __init__(self, doc: _Doc, path: tuple, value: Any):
+        self.doc, self.path, self.value = doc, path, value
+
+    def mapping(self, allowed: set[str] | frozenset[str]) -> Section:
+        """The value as a mapping of ``allowed`` keys (missing or null: empty); any other key is
+        refused, naming the allowed ones."""
+        return Section(self.doc, self.path, self.value, set(allowed))
+
+    def items(self, what: str) -> list[ConfigNode]:
+        """The value as a list (missing or null: empty)."""
+        if self.value is None:
+            return []
+        if not isinstance(self.value, list):
+            raise self.error(f"must be a list of {what}")
+        return [ConfigNode(self.doc, (*self.path, i), v) for i, v in enumerate(self.value)]
+
+    def error(self, message: str) -> ConfigError:
+        return self.doc.error(self.path, message)
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """A component's top-level config key and the parser of its section. The parser gets the
+    node even when the key is missing (value None), so it alone decides the defaults."""
+
+    key: str
+    parse: Callable[[ConfigNode], Any]
+
+
+class Section:
     def __init__(self, doc: _Doc, path: tuple, data: Any, allowed: set[str]):
         if data is None:
             data = {}
@@ -155,6 +204,18 @@ class _Section:
 
     def err(self, key: str, message: str) -> ConfigError:
         return self.doc.error((*self.path, key), message)
+
+    def node(self, key: str) -> ConfigNode:
+        """The value under ``key``, to read as a nested section or list."""
+        return ConfigNode(self.doc, (*self.path, key), self.data.get(key))
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.data.get(key, default)
+        if v is None and key not in self.data:
+            return default
+        if not isinstance(v, bool):
+            raise self.err(key, "must be true or false")
+        return v
 
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         v = self.data.get(key, default)
@@ -250,19 +311,15 @@ def check_model(model: Any) -> str | None:
     raise ValueError(f"must be one of {', '.join(MODELS)}, or left out to detect it")
 
 
-def _checked(s: _Section, key: str, check: Any, value: Any) -> Any:
+def _checked(s: Section, key: str, check: Any, value: Any) -> Any:
     try:
         return check(value)
     except ValueError as e:
         raise s.err(key, str(e)) from None
 
 
-def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
-    path = ("printers", index)
-    s = _Section(
-        doc,
-        path,
-        data,
+def _printer(node: ConfigNode) -> PrinterConfig:
+    s = node.mapping(
         {
             "id",
             "name",
@@ -278,7 +335,7 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
             "tls",
             "camera",
             "power",
-        },
+        }
     )
     pid = s.str("id", required=True)
     if not PRINTER_ID_RE.match(pid):
@@ -292,7 +349,7 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
     model = s.str("model")
     if ptype == "bambu":
         model = _checked(s, "model", check_model, model)
-    t = _Section(doc, (*path, "tls"), s.data.get("tls"), {"ca_file", "fingerprint"})
+    t = s.node("tls").mapping({"ca_file", "fingerprint"})
     ca_file = t.str("ca_file")
     if ca_file is not None and not Path(ca_file).is_file():
         raise t.err("ca_file", f"file {ca_file!r} does not exist")
@@ -325,14 +382,20 @@ def _printer(doc: _Doc, index: int, data: Any) -> PrinterConfig:
     )
 
 
-def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    doc = _Doc(text, file)
-    _apply_env(doc, os.environ if env is None else env)
-    top = _Section(doc, (), doc.data, {"data_dir", "log_level", "web", "printers"})
-    w = _Section(
-        doc,
-        ("web",),
-        top.data.get("web"),
+def parse_printers(node: ConfigNode) -> tuple[PrinterConfig, ...]:
+    if not node.value:  # "printers:" left empty, or [] / {}
+        return ()
+    printers = tuple(_printer(item) for item in node.items("printers"))
+    seen: set[str] = set()
+    for i, p in enumerate(printers):
+        if p.id in seen:
+            raise node.doc.error((*node.path, i, "id"), f"printer id {p.id!r} is used twice")
+        seen.add(p.id)
+    return printers
+
+
+def parse_web(node: ConfigNode) -> WebConfig:
+    w = node.mapping(
         {
             "bind",
             "http_port",
@@ -340,7 +403,7 @@ def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | No
             "tls_cert",
             "tls_key",
             "session_hours",
-        },
+        }
     )
     web = WebConfig(
         bind=w.str("bind", "0.0.0.0"),
@@ -359,26 +422,51 @@ def parse_config(text: str, file: str | None = None, env: Mapping[str, str] | No
         value = getattr(web, key)
         if value is not None and not Path(value).is_file():
             raise w.err(key, f"file {value!r} does not exist")
-    raw_printers = top.data.get("printers") or []
-    if not isinstance(raw_printers, list):
-        raise top.err("printers", "must be a list of printers")
-    printers = tuple(_printer(doc, i, p) for i, p in enumerate(raw_printers))
-    seen: set[str] = set()
-    for i, p in enumerate(printers):
-        if p.id in seen:
-            raise doc.error(("printers", i, "id"), f"printer id {p.id!r} is used twice")
-        seen.add(p.id)
+    return web
+
+
+WEB_SECTION = SectionSpec("web", parse_web)
+PRINTERS_SECTION = SectionSpec("printers", parse_printers)
+# What is validated when no component list is given (the sections every daemon has).
+BUILTIN_SECTIONS: tuple[SectionSpec, ...] = (WEB_SECTION, PRINTERS_SECTION)
+
+
+def parse_config(
+    text: str,
+    file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    sections: Sequence[SectionSpec] = BUILTIN_SECTIONS,
+) -> Config:
+    """Parse and validate ``text``: ``data_dir``, ``log_level`` and the ``sections`` (any other
+    top-level key is refused)."""
+    keys = [spec.key for spec in sections]
+    if len(set(keys)) != len(keys) or {"data_dir", "log_level"} & set(keys):
+        raise ValueError(f"config sections must have distinct keys of their own: {keys}")
+    doc = _Doc(text, file)
+    _apply_env(doc, os.environ if env is None else env)
+    top = Section(doc, (), doc.data, {"data_dir", "log_level", *keys})
+    parsed = {spec.key: spec.parse(top.node(spec.key)) for spec in sections}
     data_dir = top.str("data_dir", "/var/lib/bambu-edge")
     return Config(
         data_dir=Path(data_dir),
         log_level=top.choice("log_level", "info", LOG_LEVELS),
-        web=web,
-        printers=printers,
+        web=parsed.pop("web", WebConfig()),
+        printers=parsed.pop("printers", ()),
         source=file,
+        sections=parsed,
     )
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+def default_section(spec: SectionSpec) -> Any:
+    """The section ``spec`` parses from a config that leaves it out."""
+    return spec.parse(ConfigNode(_Doc("", None), (spec.key,), None))
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    sections: Sequence[SectionSpec] = BUILTIN_SECTIONS,
+) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -386,7 +474,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
         raise ConfigError("file not found", file=str(p)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read: {e}", file=str(p)) from None
-    return parse_config(text, str(p), env)
+    return parse_config(text, str(p), env, sections)
 
 
 def config_path_from_env(explicit: str | None = None) -> str:

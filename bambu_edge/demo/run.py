@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from bambu_edge.component import StartError
 from bambu_edge.config import Config, load_config
 from bambu_edge.demo.broker import BrokerError, LocalBroker, free_port, mosquitto_binaries
 from bambu_edge.printers.bambu import models
@@ -314,7 +315,9 @@ def demo_main(
             state["broker_port"] = broker.port
             _write_private(files.state, json.dumps(state, indent=2) + "\n")
         write_config(files, state, broker, https, http, {p.id: free_port(BIND) for p in DEMO_PRINTERS})
-        config = load_config(files.config)
+        from bambu_edge.app import config_sections
+
+        config = load_config(files.config, sections=config_sections())
     except (OSError, BrokerError) as e:
         print(f"bambu-edge demo: {e}", file=sys.stderr)
         return 1
@@ -324,7 +327,7 @@ def demo_main(
     setup_logging(config.log_level)
     try:
         return asyncio.run(_serve(files, config, state, broker))
-    except (OSError, BrokerError, ConnectionError) as e:
+    except (OSError, BrokerError, ConnectionError, StartError) as e:
         print(f"bambu-edge demo: cannot start: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place

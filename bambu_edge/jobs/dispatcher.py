@@ -58,6 +58,7 @@ from bambu_edge.printers.base import (
     CommandOutcome,
 )
 from bambu_edge.printers.transfers import TransferReporter
+from bambu_edge.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,10 @@ class Dispatcher:
         reply_timeout: float | None = None,
         debounce_s: float = 0.1,
         clock: Callable[[], float] = time.time,
+        tasks: TaskSet | None = None,
     ):
         self.config = config
+        self.tasks = tasks or TaskSet("queue")
         self.store = store
         self.manager = manager
         self.bus = bus
@@ -207,8 +210,8 @@ class Dispatcher:
         )
         await self.evaluate()  # the API has reasons from the first request on (printers: "connecting")
         self._tasks = [
-            asyncio.create_task(self._listen(sub), name="queue-events"),
-            asyncio.create_task(self._loop(), name="queue-dispatcher"),
+            self.tasks.spawn(self._listen(sub), name="queue-events"),
+            self.tasks.spawn(self._loop(), name="queue-dispatcher"),
         ]
         self._poke()
 
@@ -222,11 +225,7 @@ class Dispatcher:
         self._stopping = True
         tasks = [*self._tasks, *self._flights.values()]
         self._tasks = []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.tasks.cancel(tasks)
         self._flights.clear()
 
     def _poke(self) -> None:
@@ -397,9 +396,7 @@ class Dispatcher:
         self._beds[pid] = False
         log.info("queue: job %d (%s, plate %d) goes to printer %s", job.id, qf.name, job.plate, pid)
         self._flight_runs[run.id] = "uploading"
-        self._flights[pid] = asyncio.create_task(
-            self._dispatch(run, job, qf, start), name=f"queue-run-{run.id}"
-        )
+        self._flights[pid] = self.tasks.spawn(self._dispatch(run, job, qf, start), name=f"queue-run-{run.id}")
 
     async def _dispatch(self, run: Run, job: Job, qf: QueueFile, start: Start) -> None:
         pid = run.printer_id
@@ -847,9 +844,7 @@ class Dispatcher:
             for run in uploading:
                 task = self._flights.get(run.printer_id)
                 if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                    await self.tasks.cancel([task])
             runs = (await self.store.runs_for([job_id]))[job_id]
             if any(r.in_flight for r in runs):
                 await self.store.cancel_job(job_id)

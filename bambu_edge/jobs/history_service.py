@@ -20,7 +20,6 @@ is corrected (failed -> cancelled, when our stop's answer arrives after the prin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import sqlite3
@@ -43,6 +42,7 @@ from bambu_edge.jobs.tracker import (
 )
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.store.db import Database
+from bambu_edge.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,13 @@ class HistoryService:
         bus: EventBus,
         *,
         thumbnails: ThumbnailCache | None = None,
+        tasks: TaskSet | None = None,
     ):
         self.store = store
         self.manager = manager
         self.bus = bus
         self.thumbnails = thumbnails
+        self.tasks = tasks or TaskSet("history")
         self.print_file_delay_s = PRINT_FILE_DELAY_S
         self._fetch_lock = asyncio.Lock()  # one print file in memory at a time
         self._fetches: set[asyncio.Task[None]] = set()
@@ -135,10 +137,10 @@ class HistoryService:
             log.info("history: %d print(s) were open when bambu-edge last stopped", len(self._trackers))
         # Subscribed and fed in one step (no await between): nothing published meanwhile is lost.
         self._sub = self.bus.subscribe(PRINTER_EVENT, COMMAND_EVENT, PRINTER_REMOVED_EVENT, maxsize=4096)
-        self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
+        self._writer = self.tasks.spawn(self._write_loop(), name="history-writer")
         self._tasks = [
-            asyncio.create_task(self._read_loop(self._sub), name="history-reader"),
-            asyncio.create_task(self._tick_loop(), name="history-tick"),
+            self.tasks.spawn(self._read_loop(self._sub), name="history-reader"),
+            self.tasks.spawn(self._tick_loop(), name="history-tick"),
         ]
         now = time.time()
         for link in self.manager.links():
@@ -148,11 +150,7 @@ class HistoryService:
 
     async def stop(self) -> None:
         tasks, self._tasks = [*self._tasks, *self._fetches], []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.tasks.cancel(tasks)
         if self._sub is not None:
             self._sub.close()
             self._sub = None
@@ -166,9 +164,7 @@ class HistoryService:
                 await asyncio.wait_for(self._drained(), STOP_FLUSH_S)
             except TimeoutError:
                 log.error("history: %d write(s) not done at stop", len(self._queue))
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            await self.tasks.cancel([writer])
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.close()
@@ -354,7 +350,7 @@ class HistoryService:
         link = self.manager.get(rec.printer_id)
         if link is None or not hasattr(link, "files"):
             return
-        task = asyncio.create_task(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
+        task = self.tasks.spawn(self._read_print_file(rec.printer_id, rec.uid), name="history-print-file")
         self._fetches.add(task)
         task.add_done_callback(self._fetches.discard)
 

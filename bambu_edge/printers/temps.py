@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bambu_edge.printers.values import num
+from bambu_edge.tasks import TaskSet
 
 FIELDS = ("t", "nozzle", "nozzle_target", "bed", "bed_target", "chamber")
 Point = tuple[float, float | None, float | None, float | None, float | None, float | None]
@@ -69,21 +70,23 @@ class TempHistory:
 class TempSampler:
     """Service: samples every printer's view once per period."""
 
-    def __init__(self, history: TempHistory, views: Callable[[], Iterable[dict[str, Any]]]):
+    def __init__(
+        self,
+        history: TempHistory,
+        views: Callable[[], Iterable[dict[str, Any]]],
+        tasks: TaskSet | None = None,
+    ):
         self.history = history
         self._views = views
+        self.tasks = tasks or TaskSet("temperature sampler")
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="temp-sampler")
+        self._task = self.tasks.spawn(self._run(), name="temp-sampler")
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self.tasks.cancel([self._task])
             self._task = None
 
     async def _run(self) -> None:

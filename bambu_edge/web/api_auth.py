@@ -1,5 +1,5 @@
-"""Login, sessions, setup, users and API tokens; plus the helpers every API module shares
-(JSON errors, bounded JSON bodies, the authenticated caller)."""
+"""Login, sessions, setup, users and API tokens; plus the helpers every API module shares (JSON
+answers, the service, the authenticated caller). Reading the request itself is params.py's job."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from aiohttp import web
 
 from bambu_edge.store.tokens import TokenInfo
 from bambu_edge.store.users import User
+from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
+from bambu_edge.web.params import get_str, path_id, read_json
 from bambu_edge.web.security import client_key
 
 if TYPE_CHECKING:
     from bambu_edge.web.server import WebService
 
 SESSION_COOKIE = "bambu_edge_session"
-MAX_BODY = 64 * 1024
 SERVICE: web.AppKey[Any] = web.AppKey("bambu_edge_service", object)
 # Set by the auth middleware on an authenticated request: the TokenInfo and the token string.
 AUTH: web.RequestKey[TokenInfo] = web.RequestKey("bambu_edge_auth", TokenInfo)
@@ -27,18 +28,6 @@ AUTH_TOKEN: web.RequestKey[str] = web.RequestKey("bambu_edge_auth_token", str)
 
 
 # --- shared helpers -----------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """Turned into ``{"error": code, "message": message}`` with ``status`` by the error middleware."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def bad(message: str) -> ApiError:
-    return ApiError(400, "bad_request", message)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -49,38 +38,6 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
     return json_response({"error": code, "message": message}, status, headers)
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, at most MAX_BODY bytes; ApiError 400 otherwise."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)") from None
-    if len(raw) > MAX_BODY:
-        raise bad(f"the request body is too large (at most {MAX_BODY} bytes)")
-    if not raw:
-        raise bad("a JSON object is required in the request body")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise bad("the request body must be a JSON object")
-    return body
-
-
-def get_str(body: dict[str, Any], key: str, *, max_len: int = 1024, required: bool = True) -> str | None:
-    v = body.get(key)
-    if v is None and not required:
-        return None
-    if not isinstance(v, str) or not v:
-        raise bad(f"'{key}' must be a non-empty string")
-    if len(v) > max_len:
-        raise bad(f"'{key}' must be at most {max_len} characters")
-    return v
 
 
 def service(request: web.Request) -> WebService:
@@ -99,13 +56,6 @@ def require_admin(request: web.Request) -> User:
     if not user.is_admin:
         raise ApiError(403, "forbidden", "Only an admin may do this.")
     return user
-
-
-def path_int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(404, "not_found", f"no such {name}") from None
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -182,28 +132,49 @@ async def logout(request: web.Request) -> web.Response:
     return resp
 
 
+SESSION = {
+    "user": {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "role": {"type": "string"}},
+    },
+    "csrf": {"type": "string"},
+    "expires_at": {"type": ["number", "null"]},
+}
+
+
+def _session_json(request: web.Request, info: TokenInfo) -> dict[str, Any]:
+    u = info.user
+    return {
+        "user": {"id": u.id, "name": u.name, "role": u.role},
+        "csrf": service(request).csrf.token_for(request[AUTH_TOKEN]),
+        "expires_at": info.expires_at,
+    }
+
+
+@documented(response={"type": "object", "properties": SESSION})
+async def session(request: web.Request) -> web.Response:
+    """Who is logged in, and the CSRF token for cookie-authenticated writes."""
+    return json_response(_session_json(request, caller(request)))
+
+
 @documented(
     response={
         "type": "object",
-        "properties": {
-            "user": {"type": "object"},
-            "csrf": {"type": "string"},
-            "expires_at": {"type": ["number", "null"]},
-        },
-    }
+        "required": ["authenticated"],
+        "properties": {"authenticated": {"type": "boolean"}, **SESSION},
+    },
+    public=True,
 )
-async def session(request: web.Request) -> web.Response:
-    """Who is logged in, and the CSRF token for cookie-authenticated writes."""
-    info = caller(request)
-    svc = service(request)
-    u = info.user
-    return json_response(
-        {
-            "user": {"id": u.id, "name": u.name, "role": u.role},
-            "csrf": svc.csrf.token_for(request[AUTH_TOKEN]),
-            "expires_at": info.expires_at,
-        }
-    )
+async def auth_status(request: web.Request) -> web.Response:
+    """Whether this request is logged in: always 200, never 401.
+
+    `{"authenticated": false}`, or `{"authenticated": true}` with what `GET /api/session` gives. The
+    dashboard asks this on every page load, before anyone has logged in (a 401 there would be an
+    error in the browser's console)."""
+    info = request.get(AUTH)
+    if info is None:
+        return json_response({"authenticated": False})
+    return json_response({"authenticated": True, **_session_json(request, info)})
 
 
 @documented(
@@ -295,7 +266,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     """Delete a user and its tokens (admin). The last admin cannot be deleted."""
     require_admin(request)
-    user_id = path_int(request, "id")
+    user_id = path_id(request)
     try:
         deleted = await service(request).store.users.delete(user_id)
     except ValueError as e:
@@ -331,23 +302,25 @@ async def create_token(request: web.Request) -> web.Response:
 async def delete_token(request: web.Request) -> web.Response:
     """Revoke one of your API tokens."""
     info = caller(request)
-    token_id = path_int(request, "id")
+    token_id = path_id(request)
     if not await service(request).store.tokens.revoke(token_id, info.user_id):
         raise ApiError(404, "not_found", "No such token.")
     return web.Response(status=204)
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/auth/login", login)
-    r.add_post("/api/auth/logout", logout)
-    r.add_post("/api/auth/password", change_password)
-    r.add_get("/api/session", session)
-    r.add_get("/api/setup", setup_status)
-    r.add_post("/api/setup/admin", setup_admin)
-    r.add_get("/api/users", list_users)
-    r.add_post("/api/users", create_user)
-    r.add_delete("/api/users/{id}", delete_user)
-    r.add_get("/api/tokens", list_tokens)
-    r.add_post("/api/tokens", create_token)
-    r.add_delete("/api/tokens/{id}", delete_token)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/auth/login", login),
+        web.post("/api/auth/logout", logout),
+        web.post("/api/auth/password", change_password),
+        web.get("/api/session", session),
+        web.get("/api/auth/status", auth_status),
+        web.get("/api/setup", setup_status),
+        web.post("/api/setup/admin", setup_admin),
+        web.get("/api/users", list_users),
+        web.post("/api/users", create_user),
+        web.delete("/api/users/{id}", delete_user),
+        web.get("/api/tokens", list_tokens),
+        web.post("/api/tokens", create_token),
+        web.delete("/api/tokens/{id}", delete_token),
+    ]

@@ -51,6 +51,14 @@ ENTRY = {
     },
 }
 
+FILE_PATH = {
+    "name": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the file on the printer's storage, e.g. /cache/cube.gcode.3mf",
+}
+FOLDER_PATH = {"name": "path", "schema": {"type": "string", "default": "/"}, "description": "a folder"}
+
 
 # --- helpers -------------------------------------------------------------------------------------------
 
@@ -116,10 +124,11 @@ def content_type(name: str) -> str:
 
 
 @documented(
+    query=[FOLDER_PATH],
     response={
         "type": "object",
         "properties": {"path": {"type": "string"}, "entries": {"type": "array", "items": ENTRY}},
-    }
+    },
 )
 async def list_files(request: web.Request) -> web.StreamResponse:
     """List a folder on the printer's storage (?path=/cache; default the root).
@@ -136,7 +145,8 @@ async def list_files(request: web.Request) -> web.StreamResponse:
 
 
 @documented(
-    response={"type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"}}}
+    query=[FILE_PATH],
+    response={"type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"}}},
 )
 async def upload_file(request: web.Request) -> web.StreamResponse:
     """Upload the raw request body to ?path=/cache/name.3mf on the printer.
@@ -181,6 +191,7 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
     return json_response({"path": stored, "size": size}, 201)
 
 
+@documented(query=[FILE_PATH])
 async def delete_file(request: web.Request) -> web.StreamResponse:
     """Delete ?path= on the printer's storage. 204; 404 if there is no such file."""
     _, files = _printer_files(request)
@@ -192,6 +203,7 @@ async def delete_file(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+@documented(query=[FILE_PATH])
 async def download_file(request: web.Request) -> web.StreamResponse:
     """Download ?path= from the printer's storage (timelapses too), streamed as it arrives.
 
@@ -251,11 +263,12 @@ async def list_timelapses(request: web.Request) -> web.StreamResponse:
     return json_response({"entries": [entry_json(f) for f in videos]})
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/printers/{id}/files", list_files)
-    r.add_put("/api/printers/{id}/files", upload_file)
-    r.add_delete("/api/printers/{id}/files", delete_file)
-    # No automatic HEAD: it would start a whole download from the printer.
-    r.add_get("/api/printers/{id}/files/content", download_file, allow_head=False)
-    r.add_get("/api/printers/{id}/timelapses", list_timelapses)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/printers/{id}/files", list_files),
+        web.put("/api/printers/{id}/files", upload_file),
+        web.delete("/api/printers/{id}/files", delete_file),
+        # No automatic HEAD: it would start a whole download from the printer.
+        web.get("/api/printers/{id}/files/content", download_file, allow_head=False),
+        web.get("/api/printers/{id}/timelapses", list_timelapses),
+    ]

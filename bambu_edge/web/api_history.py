@@ -27,13 +27,16 @@ from bambu_edge.jobs.history import (
     record_json,
 )
 from bambu_edge.jobs.tracker import OUTCOMES
-from bambu_edge.web.api_auth import ApiError, bad, json_response, path_int, service
+from bambu_edge.web.api_auth import json_response, service
+from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
+from bambu_edge.web.params import path_id, query_int
 
 MAX_VALUES = 50  # printers or outcomes in one filter
 MAX_ID = 200
 MAX_Q = 200
 MAX_OFFSET = 10**9
+MAX_TIME = 1e11  # Unix seconds: the year 5138; anything later is a typo
 
 FILAMENT = {
     "type": "object",
@@ -119,35 +122,33 @@ def parse_time(value: str, name: str, *, end: bool = False) -> float:
     try:
         t = float(text)
     except ValueError:
-        pass
-    else:
-        if not math.isfinite(t) or not 0 <= t < 1e11:
-            raise bad(f"'{name}' is out of range")
-        return t
+        t = _iso_time(text, name, end)
+    if not math.isfinite(t) or not 0 <= t < MAX_TIME:
+        raise _out_of_range(name)
+    return t
+
+
+def _iso_time(text: str, name: str, end: bool) -> float:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime.combine(day + timedelta(days=1) if end else day, time())
         else:
             moment = datetime.fromisoformat(text)
+    except OverflowError:  # the day after 9999-12-31
+        raise _out_of_range(name) from None
     except ValueError:
         raise bad(
             f"'{name}' must be Unix seconds or an ISO date such as 2025-01-31 or 2025-01-31T18:00"
         ) from None
-    return moment.timestamp()  # naive -> local time
-
-
-def _int(query: MultiMapping[str], name: str, default: int, hi: int) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
     try:
-        n = int(text)
-    except ValueError:
-        raise bad(f"'{name}' must be a whole number") from None
-    if not 0 <= n <= hi:
-        raise bad(f"'{name}' must be between 0 and {hi}")
-    return n
+        return moment.timestamp()  # naive -> local time
+    except (OverflowError, ValueError):  # year 1 in local time falls before year 1 in UTC
+        raise _out_of_range(name) from None
+
+
+def _out_of_range(name: str) -> ApiError:
+    return bad(f"'{name}' is out of range (1970 to the year 5138)")
 
 
 def parse_filter(query: MultiMapping[str]) -> HistoryFilter:
@@ -200,7 +201,8 @@ async def list_history(request: web.Request) -> web.Response:
     history = _history(request)
     q = request.rel_url.query
     f, sort = parse_filter(q), parse_sort(q)
-    limit, offset = _int(q, "limit", DEFAULT_LIMIT, MAX_LIMIT), _int(q, "offset", 0, MAX_OFFSET)
+    limit = query_int(q, "limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
+    offset = query_int(q, "offset", 0, 0, MAX_OFFSET)
     items, total = await history.repo.page(f, sort, limit, offset)
     return json_response({"items": [record_json(r) for r in items], "total": total})
 
@@ -264,7 +266,7 @@ async def totals(request: web.Request) -> web.Response:
 
 async def _record(request: web.Request) -> Any:
     history = _history(request)
-    rec = await history.repo.get(path_int(request, "id"))
+    rec = await history.repo.get(path_id(request))
     if rec is None:
         raise ApiError(404, "not_found", "No such print record.")
     return history, rec
@@ -289,10 +291,11 @@ async def get_thumbnail(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/history", list_history)
-    r.add_get("/api/history.csv", export_csv)
-    r.add_get("/api/history/totals", totals)
-    r.add_get(r"/api/history/{id:\d+}", get_record)
-    r.add_get(r"/api/history/{id:\d+}/thumbnail", get_thumbnail)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/history", list_history),
+        web.get("/api/history.csv", export_csv),
+        web.get("/api/history/totals", totals),
+        web.get(r"/api/history/{id:\d+}", get_record),
+        web.get(r"/api/history/{id:\d+}/thumbnail", get_thumbnail),
+    ]

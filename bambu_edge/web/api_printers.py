@@ -1,5 +1,5 @@
-"""Health, printers (list, add, edit, remove, connection test), commands, certificate acceptance,
-temperature history, the OpenAPI document."""
+"""Printers (list, add, edit, remove, connection test), commands, certificate acceptance,
+temperature history."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bambu_edge import __version__
 from bambu_edge.config import (
     PrinterConfig,
     check_access_code,
@@ -23,8 +22,10 @@ from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
 from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
 from bambu_edge.printers.temps import FIELDS
-from bambu_edge.web.api_auth import ApiError, bad, json_response, read_json, require_admin, service
-from bambu_edge.web.openapi import build_spec, documented
+from bambu_edge.web.api_auth import json_response, require_admin, service
+from bambu_edge.web.errors import ApiError, bad
+from bambu_edge.web.openapi import documented
+from bambu_edge.web.params import body_int, json_int, read_json
 from bambu_edge.web.security import client_key
 
 ACTIONS = ("pause", "resume", "stop", "speed", "light", "gcode")
@@ -57,9 +58,10 @@ def command_params(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(action, str) or action not in ACTIONS:
         raise bad(f"'action' must be one of {', '.join(ACTIONS)}")
     if action == "speed":
-        level = body.get("level")
-        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 4:
-            raise bad("speed needs 'level': 1 (silent), 2 (standard), 3 (sport) or 4 (ludicrous)")
+        try:
+            level = body_int(body, "level", None, 1, 4)
+        except ApiError:
+            raise bad("speed needs 'level': 1 (silent), 2 (standard), 3 (sport) or 4 (ludicrous)") from None
         return action, {"level": level}
     if action == "light":
         on = body.get("on")
@@ -74,15 +76,6 @@ def command_params(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             raise bad(f"'line' must be one printable line of at most {MAX_GCODE} characters")
         return action, {"line": line}
     return action, {}
-
-
-@documented(
-    response={"type": "object", "properties": {"status": {"type": "string"}, "version": {"type": "string"}}},
-    public=True,
-)
-async def health(request: web.Request) -> web.Response:
-    """Liveness: the daemon answers."""
-    return json_response({"status": "ok", "version": __version__})
 
 
 async def list_printers(request: web.Request) -> web.Response:
@@ -113,12 +106,6 @@ PRINTER_BODY = {
 }
 
 
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError("must be a whole number from 1 to 65535")
-    return value
-
-
 def _blank_is_none(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else check(v)
 
@@ -129,8 +116,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "serial": lambda v: check_serial(v.strip() if isinstance(v, str) else v),
     "access_code": check_access_code,  # as typed: spaces are refused, never trimmed into another code
     "model": _blank_is_none(check_model),
-    "mqtt_port": _port,
-    "ftps_port": _port,
+    "mqtt_port": lambda v: json_int(v, "mqtt_port", 1, 65535),
+    "ftps_port": lambda v: json_int(v, "ftps_port", 1, 65535),
 }
 
 
@@ -317,21 +304,15 @@ async def temps(request: web.Request) -> web.Response:
     return json_response({"fields": list(FIELDS), "points": [list(p) for p in points]})
 
 
-async def openapi(request: web.Request) -> web.Response:
-    """This document."""
-    return json_response(build_spec(request.app))
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/api/health", health)
-    r.add_get("/api/openapi.json", openapi)
-    r.add_get("/api/printers", list_printers)
-    r.add_post("/api/printers", add_printer)
-    r.add_post("/api/printers/test", try_connection)
-    r.add_get("/api/printers/{id}", get_printer)
-    r.add_put("/api/printers/{id}", update_printer)
-    r.add_delete("/api/printers/{id}", delete_printer)
-    r.add_post("/api/printers/{id}/commands", send_command)
-    r.add_post("/api/printers/{id}/certificate/accept", accept_certificate)
-    r.add_get("/api/printers/{id}/temps", temps)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/printers", list_printers),
+        web.post("/api/printers", add_printer),
+        web.post("/api/printers/test", try_connection),
+        web.get("/api/printers/{id}", get_printer),
+        web.put("/api/printers/{id}", update_printer),
+        web.delete("/api/printers/{id}", delete_printer),
+        web.post("/api/printers/{id}/commands", send_command),
+        web.post("/api/printers/{id}/certificate/accept", accept_certificate),
+        web.get("/api/printers/{id}/temps", temps),
+    ]

@@ -23,8 +23,10 @@ from aiohttp import BodyPartReader, web
 from bambu_edge.files.safezip import MAX_ARCHIVE_BYTES, ArchiveError
 from bambu_edge.jobs.dispatcher import Dispatcher, QueueError
 from bambu_edge.printers.bambu import commands
-from bambu_edge.web.api_auth import ApiError, bad, json_response, path_int, read_json, service
+from bambu_edge.web.api_auth import json_response, service
+from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
+from bambu_edge.web.params import body_id, body_int, path_id, query_int, read_json
 
 MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES  # what read_3mf would accept anyway
 GCODE_MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES
@@ -32,6 +34,7 @@ MIN_FREE_BYTES = 64 * 1024 * 1024  # left on the SD card after an upload (databa
 CHUNK = 256 * 1024
 MAX_MULTIPART_FIELDS = 8
 MAX_FORM_FIELD = 64 * 1024
+MALFORMED_FORM = "the multipart form is malformed: send the file as field 'file'"
 MAX_COPIES = 1000
 MAX_PRIORITY = 100
 MAX_PLATE = 1000
@@ -128,14 +131,6 @@ def _queue_errors(handler: Handler) -> Handler:
 # --- body validation ---------------------------------------------------------------------------------
 
 
-def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    """``body[key]`` (``default`` when absent); null is refused like any other non-number."""
-    v = body.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-        raise bad(f"'{key}' must be a whole number from {low} to {high}")
-    return v
-
-
 def _target(body: dict[str, Any]) -> str | None:
     v = body.get("target", "any")
     if v is None or v == "any":
@@ -179,27 +174,37 @@ def file_name(raw: Any) -> tuple[str, str]:
 async def _chunks(request: web.Request) -> tuple[str | None, AsyncIterator[bytes]]:
     """(file name from the form, body chunks): a raw body, or the 'file' field of a multipart form."""
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        for _ in range(MAX_MULTIPART_FIELDS):
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise bad("nested multipart bodies are not supported")
-            if part.name == "file":
-                # Some clients (aiohttp, urllib) percent-encode the file name; browsers send it as is.
-                name = urllib.parse.unquote(part.filename) if part.filename else None
-                return name, _part_chunks(part)
-            if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
-                raise bad(f"form field {part.name!r} is too large")
-            await part.release()
-        raise bad("the form has no field 'file'")
+        try:
+            return await _form_file(request)
+        except ValueError:  # aiohttp's word for a broken form (no boundary, cut short, ...)
+            raise bad(MALFORMED_FORM) from None
     return None, request.content.iter_chunked(CHUNK)
 
 
+async def _form_file(request: web.Request) -> tuple[str | None, AsyncIterator[bytes]]:
+    reader = await request.multipart()
+    for _ in range(MAX_MULTIPART_FIELDS):
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise bad("nested multipart bodies are not supported")
+        if part.name == "file":
+            # Some clients (aiohttp, urllib) percent-encode the file name; browsers send it as is.
+            name = urllib.parse.unquote(part.filename) if part.filename else None
+            return name, _part_chunks(part)
+        if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
+            raise bad(f"form field {part.name!r} is too large")
+        await part.release()
+    raise bad("the form has no field 'file'")
+
+
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
-        yield chunk
+    try:
+        while chunk := await part.read_chunk(CHUNK):
+            yield chunk
+    except ValueError:
+        raise bad(MALFORMED_FORM) from None
 
 
 def _write(f: IO[bytes], chunk: bytes, sha: Any, md5: Any) -> None:
@@ -219,7 +224,10 @@ def _read_meta(path: Path, kind: str) -> Any:
     return read_gcode_header(path)
 
 
-@documented(response=FILE_SCHEMA)
+@documented(
+    query=[{"name": "name", "schema": {"type": "string"}, "description": "the file's name, for a raw body"}],
+    response=FILE_SCHEMA,
+)
 async def upload_file(request: web.Request) -> web.Response:
     """Upload a print file to the queue (raw body with ?name=, or multipart field 'file').
 
@@ -286,26 +294,30 @@ async def list_files(request: web.Request) -> web.Response:
 @_queue_errors
 async def get_file(request: web.Request) -> web.Response:
     """One queue file with its metadata."""
-    qf = await _queue(request).get_file(path_int(request, "id"))
+    qf = await _queue(request).get_file(path_id(request))
     return json_response(qf.to_json())
 
 
 @_queue_errors
 async def delete_file(request: web.Request) -> web.Response:
     """Delete a queue file (and its finished jobs). 409 while a job in the queue needs it."""
-    await _queue(request).delete_file(path_int(request, "id"))
+    await _queue(request).delete_file(path_id(request))
     return web.Response(status=204)
 
 
+@documented(
+    query=[
+        {"name": "plate", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PLATE, "default": 1}}
+    ],
+    response={"type": "string", "format": "binary"},
+    media_type="image/png",
+)
 @_queue_errors
 async def file_thumbnail(request: web.Request) -> web.StreamResponse:
     """A plate's picture (image/png; ?plate=N, default 1); 404 if the file has none."""
     q = _queue(request)
-    qf = await q.get_file(path_int(request, "id"))
-    try:
-        plate = int(request.query.get("plate", "1"))
-    except ValueError:
-        raise bad("'plate' must be a number") from None
+    qf = await q.get_file(path_id(request))
+    plate = query_int(request.query, "plate", 1, 1, MAX_PLATE)
     if qf.kind != "3mf":
         raise ApiError(404, "not_found", "G-code files carry no plate picture.")
     png = await q.thumbnail(qf, plate)
@@ -357,14 +369,11 @@ async def get_readiness(request: web.Request) -> web.Response:
 async def create_job(request: web.Request) -> web.Response:
     """Queue a plate of an uploaded file (201 with the job)."""
     body = await read_json(request)
-    file_id = body.get("file_id")
-    if isinstance(file_id, bool) or not isinstance(file_id, int):
-        raise bad("'file_id' must be the id of an uploaded file (POST /api/queue/files)")
     job = await _queue(request).create_job(
-        file_id=file_id,
-        plate=_int(body, "plate", 1, 1, MAX_PLATE),
-        copies=_int(body, "copies", 1, 1, MAX_COPIES),
-        priority=_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
+        file_id=body_id(body, "file_id", "the id of an uploaded file (POST /api/queue/files)"),
+        plate=body_int(body, "plate", 1, 1, MAX_PLATE),
+        copies=body_int(body, "copies", 1, 1, MAX_COPIES),
+        priority=body_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
         target=_target(body),
         options=_options(body),
     )
@@ -375,7 +384,7 @@ async def create_job(request: web.Request) -> web.Response:
 @_queue_errors
 async def get_job(request: web.Request) -> web.Response:
     """One job."""
-    return json_response(await _queue(request).job_view(path_int(request, "id")))
+    return json_response(await _queue(request).job_view(path_id(request)))
 
 
 @documented(body=JOB_BODY, response=JOB_SCHEMA)
@@ -388,23 +397,23 @@ async def update_job(request: web.Request) -> web.Response:
         raise bad(f"cannot change {sorted(unknown)[0]!r}")
     changes: dict[str, Any] = {}
     if "plate" in body:
-        changes["plate"] = _int(body, "plate", 1, 1, MAX_PLATE)
+        changes["plate"] = body_int(body, "plate", 1, 1, MAX_PLATE)
     if "copies" in body:
-        changes["copies"] = _int(body, "copies", 1, 1, MAX_COPIES)
+        changes["copies"] = body_int(body, "copies", 1, 1, MAX_COPIES)
     if "priority" in body:
-        changes["priority"] = _int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY)
+        changes["priority"] = body_int(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY)
     if "target" in body:
         changes["target"] = _target(body)
     if "options" in body:
         changes["options"] = _options(body)
-    return json_response(await _queue(request).update_job(path_int(request, "id"), changes))
+    return json_response(await _queue(request).update_job(path_id(request), changes))
 
 
 @_queue_errors
 async def delete_job(request: web.Request) -> web.Response:
     """Remove a job (204). One with a copy on a printer is cancelled instead (200 with the job):
     that copy goes on printing; stop it on the printer if it must not."""
-    job = await _queue(request).remove_job(path_int(request, "id"))
+    job = await _queue(request).remove_job(path_id(request))
     return web.Response(status=204) if job is None else json_response(job)
 
 
@@ -415,17 +424,15 @@ async def delete_job(request: web.Request) -> web.Response:
 async def move_job(request: web.Request) -> web.Response:
     """Reorder: put the job just before another one (``before``: job id), or last (null)."""
     body = await read_json(request)
-    before = body.get("before")
-    if before is not None and (isinstance(before, bool) or not isinstance(before, int)):
-        raise bad("'before' must be a job id or null")
-    return json_response(await _queue(request).move_job(path_int(request, "id"), before))
+    before = body_id(body, "before", "a job id", nullable=True)
+    return json_response(await _queue(request).move_job(path_id(request), before))
 
 
 @documented(response=JOB_SCHEMA)
 @_queue_errors
 async def retry_job(request: web.Request) -> web.Response:
     """A failed or cancelled job waits again (with fresh attempts)."""
-    return json_response(await _queue(request).retry_job(path_int(request, "id")))
+    return json_response(await _queue(request).retry_job(path_id(request)))
 
 
 @documented(response={"type": "object", "properties": {"paused": {"type": "boolean"}}})
@@ -489,7 +496,7 @@ async def print_file(request: web.Request) -> web.Response:
     path = body.get("path")
     if not isinstance(path, str) or not path:
         raise bad("'path' must be a file on the printer, e.g. /cache/cube.gcode.3mf")
-    plate = _int(body, "plate", 1, 1, MAX_PLATE)
+    plate = body_int(body, "plate", 1, 1, MAX_PLATE)
     options = _options(body)
     mapping = body.get("ams_mapping")
     if mapping is not None and not isinstance(mapping, list):
@@ -500,22 +507,23 @@ async def print_file(request: web.Request) -> web.Response:
     return json_response(result, 202)
 
 
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/queue/files", upload_file)
-    r.add_get("/api/queue/files", list_files)
-    r.add_get(r"/api/queue/files/{id:\d+}", get_file)
-    r.add_delete(r"/api/queue/files/{id:\d+}", delete_file)
-    r.add_get(r"/api/queue/files/{id:\d+}/thumbnail", file_thumbnail)
-    r.add_post("/api/queue/pause", pause)
-    r.add_post("/api/queue/resume", resume)
-    r.add_get("/api/queue", get_queue)
-    r.add_get("/api/queue/printers", get_readiness)
-    r.add_post("/api/queue", create_job)
-    r.add_get(r"/api/queue/{id:\d+}", get_job)
-    r.add_put(r"/api/queue/{id:\d+}", update_job)
-    r.add_delete(r"/api/queue/{id:\d+}", delete_job)
-    r.add_post(r"/api/queue/{id:\d+}/move", move_job)
-    r.add_post(r"/api/queue/{id:\d+}/retry", retry_job)
-    r.add_post("/api/printers/{id}/bed", set_bed)
-    r.add_post("/api/printers/{id}/print", print_file)
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/queue/files", upload_file),
+        web.get("/api/queue/files", list_files),
+        web.get(r"/api/queue/files/{id:\d+}", get_file),
+        web.delete(r"/api/queue/files/{id:\d+}", delete_file),
+        web.get(r"/api/queue/files/{id:\d+}/thumbnail", file_thumbnail),
+        web.post("/api/queue/pause", pause),
+        web.post("/api/queue/resume", resume),
+        web.get("/api/queue", get_queue),
+        web.get("/api/queue/printers", get_readiness),
+        web.post("/api/queue", create_job),
+        web.get(r"/api/queue/{id:\d+}", get_job),
+        web.put(r"/api/queue/{id:\d+}", update_job),
+        web.delete(r"/api/queue/{id:\d+}", delete_job),
+        web.post(r"/api/queue/{id:\d+}/move", move_job),
+        web.post(r"/api/queue/{id:\d+}/retry", retry_job),
+        web.post("/api/printers/{id}/bed", set_bed),
+        web.post("/api/printers/{id}/print", print_file),
+    ]

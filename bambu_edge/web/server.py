@@ -1,21 +1,22 @@
 """The web service: HTTPS API + dashboard, and an optional plain-HTTP listener that only redirects.
 
 Middlewares, outermost first: security headers, per-client rate limit, JSON errors, authentication
-(Bearer token or session cookie) with CSRF checks for cookie-authenticated writes.
+(Bearer token or session cookie) with CSRF checks for cookie-authenticated writes. The API routes
+are those the components declare (handed in as ``routes``); the dashboard's files are served here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
-from bambu_edge.printers.temps import TempHistory, TempSampler
-from bambu_edge.web import api_auth, api_files, api_history, api_printers, api_queue, ws
+from bambu_edge.printers.temps import TempHistory
 from bambu_edge.web.api_auth import AUTH, AUTH_TOKEN, SERVICE, SESSION_COOKIE, ApiError, error_response
 from bambu_edge.web.ratelimit import LoginThrottle, TokenBucketLimiter
 from bambu_edge.web.security import (
@@ -36,6 +37,7 @@ PUBLIC = frozenset(
     {
         ("GET", "/api/health"),
         ("POST", "/api/auth/login"),
+        ("GET", "/api/auth/status"),
         ("GET", "/api/setup"),
         ("POST", "/api/setup/admin"),
     }
@@ -92,16 +94,21 @@ class WebService:
         manager: Any,
         bus: EventBus,
         *,
+        routes: Sequence[web.RouteDef] = (),
         history: Any = None,
         queue: Any = None,
+        temps: TempHistory | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ):
         self.config = config
         self.store = store
         self.manager = manager
         self.bus = bus
-        # Job services (jobs/), wired in app.py; their routes answer 503 while they are absent.
+        # Optional components' services, wired in app.py; their routes answer 503 while absent.
         self.history = history
         self.queue = queue
+        self.temps = temps if temps is not None else TempHistory()  # empty without the sampler
+        self.health = health or dict
         self.limiter = TokenBucketLimiter(per_minute=200)
         self.login_throttle = LoginThrottle()
         # "Test connection" opens a real connection to a device on the LAN: a few per minute per
@@ -111,29 +118,21 @@ class WebService:
         self.probe_timeout = 10.0
         self.csrf = CsrfTokens.from_file(config.data_dir / "csrf.key")
         self.setup_lock = asyncio.Lock()
-        self.temps = TempHistory()
-        self.sampler = TempSampler(self.temps, manager.views)
-        self.hub = ws.WsHub(bus, manager)
         self.static = StaticFiles(find_web_root())
-        self.app = self._build_app()
+        self.app = self._build_app(routes)
         self._runners: list[web.AppRunner] = []
         self.https_port: int | None = None
         self.http_port: int | None = None
 
     # --- app -----------------------------------------------------------------------------------
 
-    def _build_app(self) -> web.Application:
+    def _build_app(self, routes: Sequence[web.RouteDef]) -> web.Application:
         app = web.Application(
             middlewares=[security_headers, rate_limit(self.limiter), errors, self._auth],
             client_max_size=CLIENT_MAX_SIZE,
         )
         app[SERVICE] = self
-        api_printers.add_routes(app)
-        api_files.add_routes(app)
-        api_auth.add_routes(app)
-        api_history.add_routes(app)
-        api_queue.add_routes(app)
-        ws.add_routes(app)
+        app.router.add_routes(routes)
         app.router.add_get("/", self.static.handle)
         for path in self.static.paths():
             if path != "/":
@@ -184,8 +183,6 @@ class WebService:
     async def start(self) -> None:
         web_cfg = self.config.web
         ssl_context = await asyncio.to_thread(server_context, self.config)
-        await self.hub.start()
-        await self.sampler.start()
         try:
             self.https_port = await self._serve(self.app, web_cfg.https_port, ssl_context)
             if web_cfg.http_port is not None:
@@ -201,8 +198,6 @@ class WebService:
         )
 
     async def stop(self) -> None:
-        await self.sampler.stop()
-        await self.hub.stop()  # WebSockets are closed with 1001 (going away)
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()

@@ -10,28 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bambu_edge.bus import Event, EventBus, Subscription
-from bambu_edge.web.api_auth import service
+from bambu_edge.tasks import TaskSet
+from bambu_edge.web.api_auth import ApiError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("printer", "command", "printer_added", "printer_removed")
-# Events forwarded as they are: {"type": kind, "id": printer_id (if any), **data}. A service that
-# publishes one of these kinds owns its data's shape (documented in docs/api.md).
-PASS_THROUGH = ("history", "queue", "transfer")
+# The kinds forwarded are those the components declare (``Component.event_kinds``); each frame is
+# {"type": kind, "id": printer_id (if any), **data}, and the component that publishes a kind owns
+# its data's shape (documented in docs/api.md).
 CLIENT_QUEUE = 64
 HEARTBEAT_S = 30.0
 
 
-def frame(event: Event) -> dict[str, Any] | None:
+def frame(event: Event, kinds: frozenset[str] | set[str]) -> dict[str, Any] | None:
     """``{"type": kind, "id": printer_id (if any), **data}``: the one place a bus event becomes
     JSON. A typed payload gives its JSON shape through ``to_json()``."""
-    if event.kind not in KINDS and event.kind not in PASS_THROUGH:
+    if event.kind not in kinds:
         return None
     out: dict[str, Any] = {"type": event.kind}
     if event.printer_id is not None:
@@ -42,8 +43,9 @@ def frame(event: Event) -> dict[str, Any] | None:
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse):
+    def __init__(self, ws: web.WebSocketResponse, tasks: TaskSet | None = None):
         self.ws = ws
+        self.tasks = tasks or TaskSet("ws client")
         self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
         self.writer: asyncio.Task[None] | None = None
         self.dropped = False
@@ -57,7 +59,7 @@ class _Client:
             self.dropped = True
             if self.writer is not None:
                 self.writer.cancel()
-            asyncio.get_running_loop().create_task(self._close(WSCloseCode.TRY_AGAIN_LATER, b"too slow"))
+            self.tasks.spawn(self._close(WSCloseCode.TRY_AGAIN_LATER, b"too slow"), name="ws-close")
 
     async def _close(self, code: int, message: bytes) -> None:
         with contextlib.suppress(Exception):
@@ -69,22 +71,24 @@ class _Client:
 
 
 class WsHub:
-    def __init__(self, bus: EventBus, manager: Any):
+    """Forwards the bus events of ``kinds`` to every WebSocket client."""
+
+    def __init__(self, bus: EventBus, manager: Any, kinds: Iterable[str], tasks: TaskSet | None = None):
         self.bus = bus
         self.manager = manager
+        self.kinds = frozenset(kinds)
+        self.tasks = tasks or TaskSet("ws hub")
         self.clients: set[_Client] = set()
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._sub = self.bus.subscribe(*KINDS, *PASS_THROUGH, maxsize=1024)
-        self._task = asyncio.create_task(self._fan_out(), name="ws-fan-out")
+        self._sub = self.bus.subscribe(*self.kinds, maxsize=1024)
+        self._task = self.tasks.spawn(self._fan_out(), name="ws-fan-out")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self.tasks.cancel([self._task])
             self._task = None
         if self._sub is not None:
             self._sub.close()
@@ -101,7 +105,7 @@ class WsHub:
         assert self._sub is not None
         while True:
             event = await self._sub.get()
-            f = frame(event)
+            f = frame(event, self.kinds)
             if f is None or not self.clients:
                 continue
             text = orjson.dumps(f).decode()
@@ -117,11 +121,11 @@ class WsHub:
             )
         ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
         await ws.prepare(request)
-        client = _Client(ws)
+        client = _Client(ws, self.tasks)
         self.clients.add(client)  # before the snapshot: nothing published meanwhile is lost
         try:
             await ws.send_str(orjson.dumps({"type": "snapshot", "printers": self.manager.views()}).decode())
-            client.writer = asyncio.create_task(client.write(), name="ws-writer")
+            client.writer = self.tasks.spawn(client.write(), name="ws-writer")
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
@@ -130,16 +134,18 @@ class WsHub:
         finally:
             self.clients.discard(client)
             if client.writer is not None:
-                client.writer.cancel()
-                with contextlib.suppress(BaseException):
-                    await client.writer
+                await self.tasks.cancel([client.writer])
         return ws
 
 
-async def ws_handler(request: web.Request) -> web.StreamResponse:
-    """Live updates (WebSocket): a snapshot, then `printer` changes and `command` outcomes."""
-    return await service(request).hub.handle(request)
+def routes(hub: Callable[[], WsHub | None]) -> list[web.RouteDef]:
+    """``GET /api/ws``, served by the hub ``hub()`` returns (503 while there is none)."""
 
+    async def ws_handler(request: web.Request) -> web.StreamResponse:
+        """Live updates (WebSocket): a snapshot, then `printer` changes and `command` outcomes."""
+        current = hub()
+        if current is None:
+            raise ApiError(503, "unavailable", "Live updates are not running; see the log.")
+        return await current.handle(request)
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/ws", ws_handler)
+    return [web.get("/api/ws", ws_handler)]

@@ -24,6 +24,7 @@ from tests.conftest import ACCESS_CODE, SERIAL
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.vsftpd import VsftpdServer
 from tests.integration.waiting import eventually
+from tests.integration.web_stack import WebStack
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +87,9 @@ async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any, closed_port: in
     bus = EventBus()
     manager = PrinterManager(config, bus, store.pins)
     await manager.start()
-    svc = WebService(config, store, manager, bus)
-    await svc.start()
+    stack = WebStack(config, store, manager, bus)
+    svc = stack.svc
+    await stack.start()
     ctx = ssl.create_default_context(cafile=str(data_dir / "tls" / "server.crt"))
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
     try:
@@ -103,7 +105,7 @@ async def farm(tmp_path: Path, broker: Any, vsftpd_factory: Any, closed_port: in
     finally:
         # Bounded: twice under heavy load this teardown hung for good (the suspect: a stop whose
         # aiomqtt exit waits for a DISCONNECT; wait_for's cancel is the second one that cuts it).
-        for step in (http.close, svc.stop, manager.stop, vp.stop, store.stop):
+        for step in (http.close, stack.stop, manager.stop, vp.stop, store.stop):
             try:
                 await asyncio.wait_for(step(), 15)
             except TimeoutError:

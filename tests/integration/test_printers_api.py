@@ -30,6 +30,7 @@ from bambu_edge.web import api_auth
 from bambu_edge.web.server import WebService
 from tests.conftest import ACCESS_CODE, SERIAL
 from tests.integration.waiting import eventually
+from tests.integration.web_stack import WebStack
 
 ADMIN, PASSWORD = "admin", "correct horse battery"
 USER, USER_PASSWORD = "viewer", "another long password"
@@ -60,6 +61,7 @@ class Env:
         self.bus = EventBus()
         self.store = Store(self.config)
         self.manager: PrinterManager | None = None
+        self.stack: WebStack | None = None
         self.svc: WebService | None = None
         self.http: aiohttp.ClientSession | None = None
         self.auth: dict[str, str] = {}
@@ -71,8 +73,9 @@ class Env:
             await self.store.users.create(USER, USER_PASSWORD, "user")
         self.manager = PrinterManager(self.config, self.bus, self.store.pins, self.store.printers)
         await self.manager.start()
-        self.svc = WebService(self.config, self.store, self.manager, self.bus)
-        await self.svc.start()
+        self.stack = WebStack(self.config, self.store, self.manager, self.bus)
+        self.svc = self.stack.svc
+        await self.stack.start()
         ctx = ssl.create_default_context(cafile=str(self.config.data_dir / "tls" / "server.crt"))
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx), cookie_jar=aiohttp.DummyCookieJar()
@@ -82,8 +85,8 @@ class Env:
     async def stop(self) -> None:
         if self.http:
             await self.http.close()
-        if self.svc:
-            await self.svc.stop()
+        if self.stack:
+            await self.stack.stop()
         if self.manager:
             await self.manager.stop()
         await self.store.stop()

@@ -18,9 +18,9 @@ from bambu_edge.files.thumbnails import ThumbnailCache, key_for
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.store.db import Store
-from bambu_edge.web.server import WebService
 from tests.factories.threemf import HOSTILE, PlateSpec, make_3mf
 from tests.integration.fakes import ADMIN, PASSWORD, FakeLink, FakeManager
+from tests.integration.web_stack import WebStack
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +54,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     thumbnails = ThumbnailCache.in_data_dir(data)
     queue = Dispatcher(config, QueueStore(store.db), manager, bus, thumbnails=thumbnails, tick_s=3600)
     await queue.start()
-    svc = WebService(config, store, manager, bus, queue=queue)
-    await svc.start()
+    stack = WebStack(config, store, manager, bus, queue=queue)
+    svc = stack.svc
+    await stack.start()
     ctx = ssl.create_default_context(cafile=str(data / "tls" / "server.crt"))
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
     base = f"https://127.0.0.1:{svc.https_port}"
@@ -65,7 +66,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         yield Api(http, base, token, data, queue)
     finally:
         await http.close()
-        await svc.stop()
+        await stack.stop()
         await queue.stop()
         await store.stop()
 

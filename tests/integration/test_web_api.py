@@ -16,15 +16,16 @@ from bambu_edge.config import Config, WebConfig
 from bambu_edge.printers.base import CommandOutcome, PrinterUpdate
 from bambu_edge.store.db import Store
 from bambu_edge.web import api_auth
-from bambu_edge.web.server import PUBLIC, WebService
+from bambu_edge.web.server import PUBLIC
 from bambu_edge.web.ws import CLIENT_QUEUE, _Client
 from tests.integration.fakes import ADMIN, PASSWORD, FakeLink, FakeManager
+from tests.integration.web_stack import WebStack
 
 
 class Env:
-    def __init__(self, svc: WebService, http: aiohttp.ClientSession, bus: EventBus, manager: FakeManager):
-        self.svc, self.http, self.bus, self.manager = svc, http, bus, manager
-        self.base = f"https://127.0.0.1:{svc.https_port}"
+    def __init__(self, stack: WebStack, http: aiohttp.ClientSession, bus: EventBus, manager: FakeManager):
+        self.svc, self.hub, self.http, self.bus, self.manager = stack.svc, stack.hub, http, bus, manager
+        self.base = f"https://127.0.0.1:{stack.svc.https_port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -48,16 +49,16 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await store.users.create(ADMIN, PASSWORD, "admin")
     bus = EventBus()
     manager = FakeManager(FakeLink("p1"), FakeLink("p2", online=False))
-    svc = WebService(config, store, manager, bus)
-    await svc.start()
+    stack = WebStack(config, store, manager, bus)
+    await stack.start()
     ctx = ssl.create_default_context(cafile=str(tmp_path / "tls" / "server.crt"))
     # The client's cookie jar would ignore cookies for an IP address; tests send them explicitly.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), cookie_jar=aiohttp.DummyCookieJar())
     try:
-        yield Env(svc, http, bus, manager)
+        yield Env(stack, http, bus, manager)
     finally:
         await http.close()
-        await svc.stop()
+        await stack.stop()
         await store.stop()
 
 
@@ -278,7 +279,7 @@ async def test_websocket_snapshot_then_changes(env: Env) -> None:
             "message": None,
         }
         # Stopping the service closes the socket with 1001 (going away).
-        await env.svc.hub.stop()
+        await env.hub.stop()
         msg = await ws.receive(timeout=5)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         assert msg.data == 1001  # the server said "going away"

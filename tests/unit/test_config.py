@@ -2,11 +2,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bambu_edge.config import ConfigError, load_config, parse_config
+from bambu_edge.config import (
+    BUILTIN_SECTIONS,
+    ConfigError,
+    ConfigNode,
+    SectionSpec,
+    load_config,
+    parse_config,
+)
 
 GOOD = """\
 data_dir: /tmp/be
@@ -177,3 +185,84 @@ def test_printer_fields_follow_the_shared_rules(field, value, words):
     with pytest.raises(ConfigError) as e:
         parse_config(text, "c.yaml", env={})
     assert e.value.key == f"printers[0].{field}" and words in e.value.message
+
+
+# --- sections declared by components ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    idle_s: int = 30
+    hw_encoder: bool = False
+    devices: tuple[str, ...] = ()
+
+
+def _camera(node: ConfigNode) -> CameraSection:
+    s = node.mapping({"idle_s", "hw_encoder", "devices"})
+    devices = tuple(
+        s.str("dev", required=True) for s in (d.mapping({"dev"}) for d in s.node("devices").items("devices"))
+    )
+    return CameraSection(
+        idle_s=s.int("idle_s", 30, lo=1, hi=3600),
+        hw_encoder=s.bool("hw_encoder", False),
+        devices=devices,
+    )
+
+
+CAMERA = SectionSpec("camera", _camera)
+WITH_CAMERA = (*BUILTIN_SECTIONS, CAMERA)
+
+
+def test_a_component_section_becomes_its_typed_value():
+    text = GOOD + "camera:\n  idle_s: 12\n  hw_encoder: true\n  devices:\n    - {dev: /dev/video0}\n"
+    c = parse_config(text, "c.yaml", env={}, sections=WITH_CAMERA)
+    assert c.section("camera") == CameraSection(idle_s=12, hw_encoder=True, devices=("/dev/video0",))
+    assert c.section("web") is c.web and c.section("printers") is c.printers
+    # Left out: the parser's defaults, as for any other section.
+    assert parse_config(GOOD, "c.yaml", env={}, sections=WITH_CAMERA).section("camera") == CameraSection()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line", "key", "words"),
+    [
+        (
+            "camera:\n  idle_s: 12\n  idle: 3\n",
+            3,
+            "camera.idle",
+            "unknown key (allowed: devices, hw_encoder, idle_s)",
+        ),
+        ("camera:\n  idle_s: 0\n", 2, "camera.idle_s", "must be from 1 to 3600, got 0"),
+        ("camera:\n  hw_encoder: 1\n", 2, "camera.hw_encoder", "must be true or false"),
+        ("camera: [1]\n", 1, "camera", "must be a mapping"),
+        (
+            "camera:\n  devices:\n    - {dev: /dev/video0, fps: 5}\n",
+            3,
+            "camera.devices[0].fps",
+            "unknown key",
+        ),
+        ("camera:\n  devices: /dev/video0\n", 2, "camera.devices", "must be a list of devices"),
+    ],
+)
+def test_a_component_section_is_checked_with_file_line_and_key(yaml_text, line, key, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(GOOD + yaml_text, "c.yaml", env={}, sections=WITH_CAMERA)
+    msg = str(e.value)
+    assert msg.startswith(f"c.yaml:{line + GOOD.count(chr(10))}: {key}: "), msg
+    assert words in msg
+
+
+def test_a_section_no_component_declares_is_refused():
+    with pytest.raises(ConfigError) as e:
+        parse_config(GOOD + "camera:\n  idle_s: 12\n", "c.yaml", env={})
+    assert str(e.value).startswith(f"c.yaml:{GOOD.count(chr(10)) + 1}: camera: unknown key (allowed: ")
+
+
+def test_the_daemon_validates_every_section_its_components_declare():
+    from bambu_edge.app import COMPONENTS, config_sections
+
+    assert [s.key for s in config_sections()] == [
+        c.config_section.key for c in COMPONENTS if c.config_section is not None
+    ]
+    assert {"web", "printers"} <= {s.key for s in config_sections()}
+    with pytest.raises(ValueError, match="distinct keys"):
+        parse_config(GOOD, sections=(*BUILTIN_SECTIONS, SectionSpec("web", _camera)))

@@ -1,19 +1,28 @@
-"""WebSocket frames: job services' events reach the browser as they were published."""
+"""WebSocket frames: the kinds the daemon's components declare reach the browser as published."""
 
+from bambu_edge.app import Daemon
 from bambu_edge.bus import Event
+from bambu_edge.config import Config
 from bambu_edge.web.ws import frame
+
+# Building the daemon does no I/O: its components' declarations can be read without starting it.
+KINDS = frozenset(Daemon(Config()).event_kinds())
 
 
 def test_service_events_pass_through_with_their_printer():
     ev = Event("history", "x1c", {"action": "ended", "record": {"id": 7, "outcome": "success"}})
-    assert frame(ev) == {
+    assert frame(ev, KINDS) == {
         "type": "history",
         "id": "x1c",
         "action": "ended",
         "record": {"id": 7, "outcome": "success"},
     }
-    assert frame(Event("queue", None, {"paused": True})) == {"type": "queue", "paused": True}
+    assert frame(Event("queue", None, {"paused": True}), KINDS) == {"type": "queue", "paused": True}
 
 
 def test_internal_events_stay_internal():
-    assert frame(Event("power", "x1c", {"on": True})) is None
+    assert frame(Event("power", "x1c", {"on": True}), KINDS) is None
+
+
+def test_the_components_declare_every_kind_the_dashboard_reads():
+    assert {"printer", "command", "printer_added", "printer_removed", "history", "queue", "transfer"} <= KINDS

@@ -1,7 +1,9 @@
-// Who is logged in: GET /api/session gives the user, the CSRF token for writes and the expiry.
-import { get, post, setCsrf, setCsrfRefresher, ApiError } from './api.js';
+// Who is logged in: GET /api/auth/status gives the user, the CSRF token for writes and the expiry.
+// It answers 200 whether or not anyone is logged in, so a fresh page logs no 401 in the console.
+import { get, post, setCsrf, setCsrfRefresher } from './api.js';
 import { emit } from './bus.js';
 
+const STATUS = '/api/auth/status';
 let current = null; // {user: {id, name, role}, csrf, expires_at}
 let expiryTimer = null;
 
@@ -26,27 +28,25 @@ function armExpiry() {
   expiryTimer = setTimeout(async () => {
     try {
       await loadSession(true);
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 401)) armExpiry();
+    } catch {
+      armExpiry(); // the unit did not answer; a lost session would have come back as null
     }
   }, Math.min(ms, 2 ** 31 - 1));
 }
 
-/** Load the session; returns it, or null when not logged in. With auth=true a 401 emits auth:lost. */
+/** The probe: the session when logged in, else null. Throws ApiError only when the unit cannot
+ *  answer (network, timeout, 5xx); "not logged in" is an answer, not an error. */
+async function probe(timeout) {
+  const s = await get(STATUS, { auth: false, timeout });
+  return s && s.authenticated && s.user ? s : null;
+}
+
+/** Load the session; returns it, or null when not logged in. With auth=true losing it emits auth:lost. */
 export async function loadSession(auth = false) {
-  let s;
-  try {
-    s = await get('/api/session', { auth });
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) {
-      clearSession();
-      return null;
-    }
-    throw e;
-  }
-  if (!s || !s.user) {
+  const s = await probe();
+  if (!s) {
+    if (auth) emit('auth:lost', { path: STATUS }); // first: the app tells "expired" from "never in"
     clearSession();
-    if (auth) emit('auth:lost', { path: '/api/session' });
     return null;
   }
   current = s;
@@ -79,14 +79,14 @@ export async function logout() {
   }
 }
 
-/** For the WebSocket's reconnect loop: false when the session is gone (api emits auth:lost). */
+/** For the WebSocket's reconnect loop: false when the session is gone (and auth:lost is emitted). */
 export async function sessionAlive() {
+  let s;
   try {
-    const s = await get('/api/session', { auth: true, timeout: 8000 });
-    if (s && s.user) return true;
-    emit('auth:lost', { path: '/api/session' });
-    return false;
-  } catch (e) {
-    return !(e instanceof ApiError && e.status === 401);
+    s = await probe(8000);
+  } catch {
+    return true; // the unit did not answer: the loop tries again
   }
+  if (!s) emit('auth:lost', { path: STATUS });
+  return Boolean(s);
 }

@@ -228,17 +228,34 @@ export function printerAdmin({ showForm = true } = {}) {
     empty.hidden = printers.length > 0;
   }
 
+  // While the WebSocket is live the store holds the same views as GET /api/printers (its snapshot
+  // and printer_added/removed frames), so the list comes from there; it is fetched only when the
+  // store is not live, and then once: the snapshot that follows repaints it without a second fetch.
+  function fromStore() {
+    printers = store.list();
+    paint();
+  }
+
   async function load() {
+    if (store.isLive()) {
+      fromStore();
+      return;
+    }
     try {
-      printers = asList(await get('/api/printers'), 'printers').filter((p) => p && p.id !== undefined);
-      paint();
+      const fetched = asList(await get('/api/printers'), 'printers').filter((p) => p && p.id !== undefined);
+      if (store.isLive()) fromStore(); // the snapshot came in meanwhile: it is the newer one
+      else {
+        printers = fetched;
+        paint();
+      }
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 401)) toast(errorText(e), { kind: 'error' });
     }
   }
 
   if (showForm) formSlot.appendChild(printerForm({ onSaved: () => load() }));
-  sc.add(store.onList(() => load()));
+  sc.add(store.onList(() => { if (store.isLive()) fromStore(); }));
+  sc.add(store.onLive((live) => { if (live) fromStore(); }));
   load();
   const el = h('div', { class: 'form' }, list, empty);
   return { el, formEl: formSlot, reload: load, destroy: () => { rowScope.dispose(); sc.dispose(); } };

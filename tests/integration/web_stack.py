@@ -1,0 +1,44 @@
+"""The web API as the daemon serves it, around a printer manager a test chooses (a fake, or a real
+one without the rest of the daemon): every component's routes, a running WebSocket hub forwarding
+every declared event kind, and the web service. The daemon wires the same pieces as components
+(bambu_edge/app.py); tests/unit/test_components.py checks that the routes and kinds agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bambu_edge.app import Daemon
+from bambu_edge.bus import EventBus
+from bambu_edge.config import Config
+from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
+from bambu_edge.web.server import WebService
+
+EVENT_KINDS = Daemon(Config()).event_kinds()
+
+
+def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
+    return [
+        *api_printers.routes(),
+        *api_files.routes(),
+        *api_history.routes(),
+        *api_queue.routes(),
+        *api_auth.routes(),
+        *api_health.routes(),
+        *ws.routes(lambda: hub),
+    ]
+
+
+class WebStack:
+    def __init__(self, config: Config, store: Any, manager: Any, bus: EventBus, **services: Any):
+        self.hub = ws.WsHub(bus, manager, EVENT_KINDS)
+        self.svc = WebService(config, store, manager, bus, routes=api_routes(self.hub), **services)
+
+    async def start(self) -> None:
+        await self.hub.start()
+        await self.svc.start()
+
+    async def stop(self) -> None:
+        await self.hub.stop()  # first, as the daemon does: clients hear "going away" (1001)
+        await self.svc.stop()
