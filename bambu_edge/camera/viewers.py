@@ -60,6 +60,14 @@ class ViewerQueue:
         self._items.extend(keep)
         self._size = sum(len(b) for b in keep)
 
+    def put_head(self, chunk: bytes) -> None:
+        """Something the viewer must get before anything queued (an init segment that arrived after
+        the viewer joined); never dropped."""
+        self._items.appendleft(chunk)
+        self._size += len(chunk)
+        self._pinned += 1
+        self._ready.set()
+
     async def get(self) -> bytes:
         """The next chunk; ViewerClosed once the queue is closed and empty."""
         while not self._items:
