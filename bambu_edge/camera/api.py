@@ -96,18 +96,20 @@ def routes(component: Callable[[], CameraComponent]) -> list[web.RouteDef]:
         try:
             await ws.prepare(request)
             reader = asyncio.ensure_future(_until_closed(ws))
+            get: asyncio.Future[bytes] | None = None
             try:
                 while True:
                     get = asyncio.ensure_future(queue.get())
                     await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
                     if not get.done():  # the browser left
-                        get.cancel()
                         break
                     await ws.send_bytes(get.result())
             finally:
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
+                for task in (reader, get):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(BaseException):
+                            await task
         except ViewerClosed as e:
             await ws.close(code=1011 if "restarted" not in str(e) else 1012, message=str(e).encode()[:120])
         except ConnectionResetError:
