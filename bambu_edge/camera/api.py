@@ -30,9 +30,14 @@ STATUS_SCHEMA = {
 }
 
 
-def routes(component: Callable[[], CameraComponent]) -> list[web.RouteDef]:
+def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef]:
+    """The camera routes, served by the component ``component()`` returns (503 while none)."""
+
     async def supervisor(request: web.Request) -> CameraSupervisor:
-        sup = await component().camera(request.match_info["id"])
+        cameras = component()
+        if cameras is None:
+            raise ApiError(503, "unavailable", "The cameras are not running; see the log.")
+        sup = await cameras.camera(request.match_info["id"])
         if sup is None:
             raise ApiError(404, "not_found", "No such printer.")
         return sup
@@ -74,9 +79,9 @@ def routes(component: Callable[[], CameraComponent]) -> list[web.RouteDef]:
                 "Cache-Control": "no-store",
             }
         )
+        await resp.prepare(request)
         queue = sup.attach()
         try:
-            await resp.prepare(request)
             while True:
                 frame = await queue.get()
                 head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
@@ -92,9 +97,9 @@ def routes(component: Callable[[], CameraComponent]) -> list[web.RouteDef]:
         segment first), one JPEG per message for JPEG cameras."""
         sup = await streaming(request)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        await ws.prepare(request)  # a request that is no WebSocket handshake ends here (400)
         queue = sup.attach()
         try:
-            await ws.prepare(request)
             reader = asyncio.ensure_future(_until_closed(ws))
             get: asyncio.Future[bytes] | None = None
             try:

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
+from bambu_edge.certs import make_server_cert
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration import waiting
@@ -63,24 +64,37 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
     await asyncio.to_thread(rtsp.start)
     jpeg = JpegCamera(broker.server_pair, tmp_path / "jpeg", ACCESS_CODE, fps=10)
     await jpeg.start()
-    x1c = printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c") | {"camera": {"kind": "rtsps", "port": rtsp.port}}
-    p1s = printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s") | {"camera": {"kind": "jpeg6000", "port": jpeg.port}}
+    # A camera presenting another certificate than the one the printer's MQTT link pinned.
+    stranger = JpegCamera(make_server_cert("01P09C000000099", ["127.0.0.1"]), tmp_path / "other", ACCESS_CODE)
+    await stranger.start()
+    x1c = printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c") | {
+        "camera": {"kind": "rtsps", "port": rtsp.port}
+    }
+    p1s = printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s") | {
+        "camera": {"kind": "jpeg6000", "port": jpeg.port}
+    }
     gone = printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "gone") | {
         "camera": {"kind": "jpeg6000", "port": closed_port}
     }
     gone["serial"] = "01P09C000000010"
+    fake = printer_entry(broker, "01P09C000000012", ACCESS_CODE, "fake") | {
+        "camera": {"kind": "jpeg6000", "port": stranger.port}
+    }
     off = printer_entry(broker, "00M00A000000011", ACCESS_CODE, "off") | {"camera": "off"}
     cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [x1c, p1s, gone, off])
+    cfg = write_config(cfg_path, tmp_path / "data", [x1c, p1s, gone, off, fake])
     cfg["cameras"] = {"idle_timeout_s": IDLE_S}
     cfg_path.write_text(yaml.safe_dump(cfg))
     add_admin(cfg_path)
     vps = {
-        pid: VirtualPrinter(broker.host, broker.port, serial, ACCESS_CODE, model, str(broker.ca_path), report_hz=1.0)
+        pid: VirtualPrinter(
+            broker.host, broker.port, serial, ACCESS_CODE, model, str(broker.ca_path), report_hz=1.0
+        )
         for pid, serial, model in (
             ("x1c", SERIAL_X1C, "X1C"),
             ("p1s", SERIAL_P1S, "P1S"),
             ("gone", "01P09C000000010", "P1S"),
+            ("fake", "01P09C000000012", "P1S"),
         )
     }
     for vp in vps.values():
@@ -96,10 +110,11 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
 
         # The cameras are trusted like the MQTT link: once it has pinned the certificate.
         await eventually(connected, 30, "the printers connected")
-        yield {"farm": farm, "rtsp": rtsp, "jpeg": jpeg}
+        yield {"farm": farm, "rtsp": rtsp, "jpeg": jpeg, "stranger": stranger}
     finally:
         await farm.close()
         await jpeg.stop()
+        await stranger.stop()
         rtsp.stop()
     farm.check_logs()
 
@@ -250,3 +265,14 @@ async def test_a_camera_switched_off_is_404(cams: dict[str, Any]) -> None:
     assert status_code == 404 and body["error"] == "camera_off"
     status_code, _ = await farm.call("GET", "/api/printers/nope/camera")
     assert status_code == 404
+
+
+async def test_a_camera_with_another_certificate_is_tls_mismatch_and_gets_no_access_code(
+    cams: dict[str, Any],
+) -> None:
+    farm, stranger = cams["farm"], cams["stranger"]
+    status_code, body = await farm.call("GET", "/api/printers/fake/camera/snapshot.jpg")
+    assert status_code == 503 and body["error"] == "tls_mismatch"
+    status = await farm.ok("GET", "/api/printers/fake/camera")
+    assert status["state"] == "error" and status["error"].startswith("tls_mismatch")
+    assert stranger.logins == []  # the handshake failed before the login was sent
