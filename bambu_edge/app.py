@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bambu_edge import __version__, sdnotify
 from bambu_edge.bus import EventBus
+from bambu_edge.camera.component import CameraComponent
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
 from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.discovery.component import DiscoveryComponent
@@ -48,6 +49,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     HistoryComponent,
     QueueComponent,
     TempsComponent,
+    CameraComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port

@@ -20,13 +20,13 @@ from typing import Any
 
 import yaml
 
+from bambu_edge.camera.source import CameraSetting, CameraSettingError, parse_camera
 from bambu_edge.printers.bambu.models import MODELS
 
 DEFAULT_CONFIG_PATH = "/etc/bambu-edge/config.yaml"
 ENV_PREFIX = "BAMBU_EDGE_"
 PRINTER_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 FINGERPRINT_RE = re.compile(r"^(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
-CAMERA_MODES = ("auto", "rtsps", "jpeg6000", "off")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -61,7 +61,7 @@ class PrinterConfig:
     api_key: str | None = field(default=None, repr=False)  # moonraker
     model: str | None = None  # overrides detection
     tls: TlsConfig = field(default_factory=TlsConfig)
-    camera: str = "auto"
+    camera: str | CameraSetting = "auto"  # a string (auto, off, rtsps, jpeg6000, a URL) or a mapping
     power: Mapping[str, Any] | None = None
     read_only: bool = True  # declared in YAML: the dashboard may not edit it
 
@@ -265,6 +265,16 @@ MAX_HOST = 253
 MAX_ACCESS_CODE = 64
 
 
+def _camera(s: Section) -> str | CameraSetting:
+    """DESIGN §3 ``camera:``; strings stay strings (the dashboard's printers store them)."""
+    value = s.data.get("camera", "auto")
+    try:
+        setting = parse_camera(value)
+    except CameraSettingError as e:
+        raise s.doc.error((*s.path, "camera", *([e.key] if e.key else [])), str(e)) from None
+    return value if isinstance(value, str) else setting
+
+
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValueError("must be a name, e.g. X1C left")
@@ -358,9 +368,7 @@ def _printer(node: ConfigNode) -> PrinterConfig:
         if not FINGERPRINT_RE.match(fingerprint):
             raise t.err("fingerprint", "must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
         fingerprint = fingerprint.replace(":", "").lower()
-    camera = s.str("camera", "auto")
-    if camera not in CAMERA_MODES and not re.match(r"^(rtsps?|https?)://", camera):
-        raise s.err("camera", f"must be one of {', '.join(CAMERA_MODES)} or a URL")
+    camera = _camera(s)
     power = s.data.get("power")
     if power is not None and not isinstance(power, dict):
         raise s.err("power", "must be a mapping, e.g. {relay_gpio: 17}")

@@ -4,11 +4,14 @@
 #   scripts/system-deps.sh test   -> what `make test` needs (real peers for the integration tests)
 set -euo pipefail
 purpose=${1:-run}
-pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev)
+pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev ffmpeg)
 if [ "$purpose" = test ]; then
   # systemd: systemd-analyze, -sysusers, -tmpfiles check the service files (tests/integration/test_systemd_unit.py)
   # iproute2: network namespaces (mDNS tests)
   pkgs+=(vsftpd openssl chromium fonts-dejavu-core systemd iproute2)
+  # The camera tests' RTSPS peer: GStreamer's RTSP server, run by Debian's python3 (python3-gi).
+  pkgs+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-gi gstreamer1.0-plugins-base
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

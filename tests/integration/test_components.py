@@ -27,7 +27,7 @@ SLEEPER = "import time; print('up', flush=True); time.sleep(60)"
 class Camera(Component):
     """Starts a child, then finds no camera: the child must not outlive the failure."""
 
-    name = "camera"
+    name = "webcam"
     optional = True
     requires = ("printers",)
     children: list[asyncio.subprocess.Process] = []
@@ -43,11 +43,11 @@ class Camera(Component):
 
 
 class Snapshots(Component):
-    """Needs the camera: without it, it cannot run either."""
+    """Needs the webcam: without it, it cannot run either."""
 
     name = "snapshots"
     optional = True
-    requires = ("camera",)
+    requires = ("webcam",)
 
 
 class Panel(Component):
@@ -106,11 +106,11 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             body = await r.json()
         assert body["status"] == "ok" and body["version"] == __version__
         comps = body["components"]
-        assert list(comps) == [*(c.name for c in COMPONENTS), "camera", "snapshots", "panel", "power"]
+        assert list(comps) == [*(c.name for c in COMPONENTS), "webcam", "snapshots", "panel", "power"]
         assert comps["store"] == {"state": "running", "optional": False, "error": None}
         assert comps["web"] == {"state": "running", "optional": False, "error": None}
         assert comps["ws"] == {"state": "running", "optional": True, "error": None, "clients": 0}
-        assert comps["camera"] == {
+        assert comps["webcam"] == {
             "state": "failed",
             "optional": True,
             "error": "no camera answers at 192.0.2.1:322",
@@ -118,7 +118,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
         assert comps["snapshots"] == {
             "state": "failed",
             "optional": True,
-            "error": "needs camera, which did not start",
+            "error": "needs webcam, which did not start",
         }
         assert comps["panel"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
         # A component's own facts never overwrite the daemon's.
@@ -139,7 +139,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
     (sleeper,) = Power.children
     assert sleeper.returncode is not None  # terminated and reaped by the stop
     assert d.health()["power"]["state"] == "stopped"
-    assert d.health()["camera"]["state"] == "failed"
+    assert d.health()["webcam"]["state"] == "failed"
 
 
 class Broken(Component):

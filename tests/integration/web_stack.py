@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bambu_edge.app import Daemon
 from bambu_edge.bus import EventBus
+from bambu_edge.camera import api as camera_api
 from bambu_edge.config import Config
 from bambu_edge.discovery import api as api_discovery
 from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
@@ -29,6 +30,7 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *api_health.routes(),
         *ws.routes(lambda: hub),
         *api_discovery.routes(lambda: None),  # 503: no discovery in the web stack
+        *camera_api.routes(lambda: None),
     ]
 
 

@@ -1,0 +1,139 @@
+"""The camera routes (DESIGN §4): status, a fresh snapshot, MJPEG and the viewer WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from bambu_edge.camera.supervisor import CameraSupervisor, CameraUnavailable
+from bambu_edge.camera.viewers import ViewerClosed
+from bambu_edge.web.api_auth import ApiError, json_response
+from bambu_edge.web.openapi import documented
+
+if TYPE_CHECKING:
+    from bambu_edge.camera.component import CameraComponent
+
+BOUNDARY = "frame"
+STATUS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "kind": {"type": "string"},
+        "state": {"type": "string", "enum": ["off", "idle", "starting", "streaming", "error"]},
+        "viewers": {"type": "integer"},
+        "codec": {"type": ["string", "null"], "enum": ["h264", "mjpeg", None]},
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+
+def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef]:
+    """The camera routes, served by the component ``component()`` returns (503 while none)."""
+
+    async def supervisor(request: web.Request) -> CameraSupervisor:
+        cameras = component()
+        if cameras is None:
+            raise ApiError(503, "unavailable", "The cameras are not running; see the log.")
+        sup = await cameras.camera(request.match_info["id"])
+        if sup is None:
+            raise ApiError(404, "not_found", "No such printer.")
+        return sup
+
+    async def streaming(request: web.Request) -> CameraSupervisor:
+        sup = await supervisor(request)
+        if sup.source.codec is None:
+            raise ApiError(404, "camera_off", "This printer's camera is off in the config.")
+        return sup
+
+    @documented(response=STATUS_SCHEMA)
+    async def camera_status(request: web.Request) -> web.Response:
+        """The printer's camera: its kind, state, viewers, codec and last error."""
+        return json_response((await supervisor(request)).status())
+
+    @documented(media_type="image/jpeg")
+    async def snapshot(request: web.Request) -> web.Response:
+        """A JPEG at most 2 s old (503 when the camera cannot be reached, 404 when it is off)."""
+        sup = await streaming(request)
+        try:
+            jpeg = await sup.snapshot()
+        except CameraUnavailable as e:
+            raise ApiError(503, e.code, str(e)) from None
+        return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @documented(media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    async def mjpeg(request: web.Request) -> web.StreamResponse:
+        """The JPEG camera's frames as they arrive (multipart/x-mixed-replace)."""
+        sup = await streaming(request)
+        if sup.source.codec != "mjpeg":
+            raise ApiError(
+                409,
+                "not_mjpeg",
+                "This camera sends H.264: watch it over camera/ws, or use camera/snapshot.jpg.",
+            )
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                "Cache-Control": "no-store",
+            }
+        )
+        await resp.prepare(request)
+        queue = sup.attach()
+        try:
+            while True:
+                frame = await queue.get()
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
+                await resp.write(head.encode() + frame + b"\r\n")
+        except (ViewerClosed, ConnectionResetError):
+            pass
+        finally:
+            sup.detach(queue)
+        return resp
+
+    async def camera_ws(request: web.Request) -> web.StreamResponse:
+        """The live camera (WebSocket of binary messages): fragmented MP4 for H.264 cameras (the init
+        segment first), one JPEG per message for JPEG cameras."""
+        sup = await streaming(request)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        await ws.prepare(request)  # a request that is no WebSocket handshake ends here (400)
+        queue = sup.attach()
+        try:
+            reader = asyncio.ensure_future(_until_closed(ws))
+            get: asyncio.Future[bytes] | None = None
+            try:
+                while True:
+                    get = asyncio.ensure_future(queue.get())
+                    await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if not get.done():  # the browser left
+                        break
+                    await ws.send_bytes(get.result())
+            finally:
+                for task in (reader, get):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(BaseException):
+                            await task
+        except ViewerClosed as e:
+            await ws.close(code=1011 if "restarted" not in str(e) else 1012, message=str(e).encode()[:120])
+        except ConnectionResetError:
+            pass
+        finally:
+            sup.detach(queue)
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    return [
+        web.get("/api/printers/{id}/camera", camera_status),
+        web.get("/api/printers/{id}/camera/snapshot.jpg", snapshot),
+        web.get("/api/printers/{id}/camera/mjpeg", mjpeg),
+        web.get("/api/printers/{id}/camera/ws", camera_ws),
+    ]
+
+
+async def _until_closed(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break

@@ -1,0 +1,65 @@
+"""An X1-style printer camera: GStreamer's RTSP server with a live H.264 test pattern.
+
+Run by Debian's /usr/bin/python3 (python3-gi is not importable from the venv; TESTBED.md section 3)
+as its own process; ``rtsp_camera.RtspCamera`` starts it. It binds port 0 on 127.0.0.1 and prints
+``port N`` once it listens, then ``client`` for every RTSP connection it accepts, so a test can
+count the upstream connections.
+
+    /usr/bin/python3 gst_rtsp_server.py [--tls server.pem] [--user bblp --password CODE]
+        [--path /streaming/live/1] [--size 640x360] [--fps 30]
+"""
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tls", help="PEM file with the certificate and its key (RTSPS)")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    ap.add_argument("--path", default="/streaming/live/1")
+    ap.add_argument("--size", default="640x360")
+    ap.add_argument("--fps", type=int, default=30)
+    args = ap.parse_args()
+    width, height = args.size.split("x")
+    Gst.init(None)
+    srv = GstRtspServer.RTSPServer()
+    srv.set_address("127.0.0.1")
+    srv.set_service("0")
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_shared(True)  # one encoder for every client, as a camera has
+    factory.set_launch(
+        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
+        f"framerate={args.fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={args.fps} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    if args.tls or args.user:
+        auth = GstRtspServer.RTSPAuth()
+        if args.tls:
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls))
+        if args.user:
+            token = GstRtspServer.RTSPToken()
+            token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+            role = "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            factory.add_role_from_structure(Gst.Structure.from_string(role)[0])
+        srv.set_auth(auth)
+    srv.get_mount_points().add_factory(args.path, factory)
+    srv.connect("client-connected", lambda _srv, _client: print("client", flush=True))
+    if srv.attach(None) == 0:
+        print("could not listen", file=sys.stderr, flush=True)
+        return 1
+    print("port", srv.get_bound_port(), flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

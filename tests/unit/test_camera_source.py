@@ -1,0 +1,96 @@
+"""The `camera:` key (DESIGN §3), `auto` by model, the ffmpeg command lines, JPEG stream splitting."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from bambu_edge.camera import ffmpeg_args
+from bambu_edge.camera.jpeg_stream import JpegSplitter, last_jpeg
+from bambu_edge.camera.source import CameraSettingError, CameraSource, parse_camera, resolve
+
+
+@pytest.mark.parametrize(
+    ("value", "model", "expected"),
+    [
+        ("auto", "X1C", CameraSource("rtsps", port=322)),
+        ("auto", "H2D", CameraSource("rtsps", port=322)),
+        ("auto", "P2S", CameraSource("rtsps", port=322)),
+        ("auto", "P1S", CameraSource("jpeg6000", port=6000)),
+        ("auto", "A1 mini", CameraSource("jpeg6000", port=6000)),
+        (None, "A1", CameraSource("jpeg6000", port=6000)),
+        ("off", "X1C", CameraSource("off")),
+        ({"kind": "jpeg6000", "port": 16000}, "X1C", CameraSource("jpeg6000", port=16000)),
+        ({"kind": "rtsps"}, "P1S", CameraSource("rtsps", port=322)),
+        ({"url": "rtsp://cam.local/live"}, None, CameraSource("url", url="rtsp://cam.local/live")),
+        ("rtsp://cam.local/live", None, CameraSource("url", url="rtsp://cam.local/live")),
+        ({"device": "/dev/video0"}, None, CameraSource("device", device="/dev/video0")),
+    ],
+)
+def test_camera_setting_resolves_to_a_source(
+    value: object, model: str | None, expected: CameraSource
+) -> None:
+    assert resolve(parse_camera(value), model) == expected
+
+
+def test_codec_is_known_from_the_kind() -> None:
+    assert CameraSource("rtsps", port=322).codec == "h264"
+    assert CameraSource("jpeg6000", port=6000).codec == "mjpeg"
+    assert CameraSource("off").codec is None
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("sometimes", ""),
+        ({"kind": "webcam"}, "kind"),
+        ({"kind": "rtsps", "port": 70000}, "port"),
+        ({"kind": "rtsps", "port": True}, "port"),
+        ({"url": "ftp://x"}, "url"),
+        ({"device": "video0"}, "device"),
+        ({"kind": "rtsps", "colour": 1}, "colour"),
+        (["rtsps"], ""),
+    ],
+)
+def test_bad_camera_settings_name_the_key(value: object, key: str) -> None:
+    with pytest.raises(CameraSettingError) as e:
+        parse_camera(value)
+    assert e.value.key == key
+
+
+def test_fmp4_argv_copies_h264_over_rtsp_tcp() -> None:
+    argv = ffmpeg_args.fmp4_argv(ffmpeg_args.input_args(url="rtsp://127.0.0.1:5/streaming/live/1"))
+    assert argv[argv.index("-rtsp_transport") + 1] == "tcp"
+    assert argv[argv.index("-c:v") + 1] == "copy"
+    assert argv[argv.index("-movflags") + 1] == "frag_keyframe+empty_moov+default_base_moof"
+    assert argv[-1] == "pipe:1"
+
+
+def test_substream_is_the_only_reencode() -> None:
+    sub = ffmpeg_args.Substream(height=360)
+    sw = ffmpeg_args.fmp4_argv(["-i", "x"], substream=sub, encoder="libx264")
+    assert sw[sw.index("-c:v") + 1] == "libx264" and "ultrafast" in sw and "scale=-2:360" in sw
+    hw = ffmpeg_args.fmp4_argv(["-i", "x"], substream=sub, encoder="h264_v4l2m2m")
+    assert hw[hw.index("-c:v") + 1] == "h264_v4l2m2m" and "ultrafast" not in hw
+
+
+def test_encoder_probe_fails_for_an_encoder_this_machine_lacks() -> None:
+    # No /dev/video* here: the V4L2 encoder is built into ffmpeg but cannot open (TESTBED §3c).
+    ok = subprocess.run(ffmpeg_args.probe_argv("libx264"), capture_output=True, timeout=60)
+    bad = subprocess.run(ffmpeg_args.probe_argv("h264_v4l2m2m"), capture_output=True, timeout=60)
+    assert ok.returncode == 0
+    assert bad.returncode != 0
+
+
+def test_jpeg_splitter_recovers_frames_from_any_chunking() -> None:
+    frames = [b"\xff\xd8" + bytes([i]) * 50 + b"\xff\xd9" for i in range(5)]
+    data = b"junk" + b"".join(frames)
+    for chunk in (1, 7, 1000):
+        s = JpegSplitter()
+        out = []
+        for i in range(0, len(data), chunk):
+            out += s.feed(data[i : i + chunk])
+        assert out == frames[:-1]
+        assert s.flush() == frames[-1]
+    assert last_jpeg(b"".join(frames)) == frames[-1]
