@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bambu_edge.app import Daemon
+from bambu_edge.app import Daemon, config_sections
 from bambu_edge.bus import Event
 from bambu_edge.config import load_config
 from bambu_edge.jobs.history import HistoryFilter
@@ -45,7 +45,7 @@ async def _running_daemon(tmp_path, broker, **entry: Any) -> AsyncIterator[tuple
         held=True,
     )
     await vp.start()
-    d = Daemon(load_config(cfg_path))
+    d = Daemon(load_config(cfg_path, sections=config_sections()))
     await d.start()
     try:
         link = d.manager.get("p1s")  # type: ignore[union-attr]
