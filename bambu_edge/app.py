@@ -27,6 +27,7 @@ from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
+from bambu_edge.panel.component import PanelComponent
 from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
@@ -45,6 +46,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     HistoryComponent,
     QueueComponent,
     TempsComponent,
+    PanelComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     SystemdComponent,
