@@ -49,10 +49,10 @@ class Snapshots(Component):
     requires = ("camera",)
 
 
-class Panel(Component):
+class Slow(Component):
     """A start that never ends: cut off after its timeout."""
 
-    name = "panel"
+    name = "slow"
     optional = True
     start_timeout_s = 0.3
 
@@ -91,7 +91,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
 ) -> None:
     Camera.children.clear()
     Power.children.clear()
-    d = Daemon(_config(tmp_path), [*COMPONENTS, Camera, Snapshots, Panel, Power])
+    d = Daemon(_config(tmp_path), [*COMPONENTS, Camera, Snapshots, Slow, Power])
     await d.start()
     try:
         assert d.web is not None
@@ -101,7 +101,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             body = await r.json()
         assert body["status"] == "ok" and body["version"] == __version__
         comps = body["components"]
-        assert list(comps) == [*(c.name for c in COMPONENTS), "camera", "snapshots", "panel", "power"]
+        assert list(comps) == [*(c.name for c in COMPONENTS), "camera", "snapshots", "slow", "power"]
         assert comps["store"] == {"state": "running", "optional": False, "error": None}
         assert comps["web"] == {"state": "running", "optional": False, "error": None}
         assert comps["ws"] == {"state": "running", "optional": True, "error": None, "clients": 0}
@@ -115,7 +115,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             "optional": True,
             "error": "needs camera, which did not start",
         }
-        assert comps["panel"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
+        assert comps["slow"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
         # A component's own facts never overwrite the daemon's.
         assert comps["power"] == {"state": "running", "optional": True, "error": None, "plugs": 2}
         # The failed camera's child process did not outlive its failed start.
