@@ -32,6 +32,7 @@ from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
+from bambu_edge.usb.component import UsbComponent
 from bambu_edge.watchdog import SystemdComponent, status_line
 from bambu_edge.web.components import WebComponent, WsHubComponent
 from bambu_edge.web.server import WebService
@@ -47,6 +48,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     QueueComponent,
     TempsComponent,
     PanelComponent,
+    UsbComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     SystemdComponent,

@@ -16,7 +16,16 @@ PANEL_SCHEMA: dict[str, Any] = {
     "properties": {
         "pattern": {
             "type": "string",
-            "enum": ["starting", "ok", "printing", "attention", "error", "status", "hold_shutdown", "hold_setup"],
+            "enum": [
+                "starting",
+                "ok",
+                "printing",
+                "attention",
+                "error",
+                "status",
+                "hold_shutdown",
+                "hold_setup",
+            ],
         },
         "color": {"type": "string", "description": "#rrggbb an RGB LED shows while lit"},
         "steps": {

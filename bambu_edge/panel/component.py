@@ -177,7 +177,9 @@ class PanelComponent(Component):
         self._show_for(None)
         if press == "short":
             if not self.model.acknowledge():
-                self._show_for(status_pattern(PATTERNS[self.model.summary().state], self._connected()), STATUS_SHOW_S)
+                self._show_for(
+                    status_pattern(PATTERNS[self.model.summary().state], self._connected()), STATUS_SHOW_S
+                )
             self._refresh()
         elif press == "shutdown":
             if self._busy is None or self._busy.done():
@@ -194,7 +196,9 @@ class PanelComponent(Component):
         return self.model.summary().connected
 
     async def _poweroff(self) -> None:
-        log.warning("panel button held %.0f s: powering the Pi off", self.cfg.shutdown_hold_s if self.cfg else 0)
+        log.warning(
+            "panel button held %.0f s: powering the Pi off", self.cfg.shutdown_hold_s if self.cfg else 0
+        )
         self._show_for(PATTERNS["hold_shutdown"])
         try:
             await self.actions.poweroff()
@@ -218,4 +222,8 @@ class PanelComponent(Component):
         return api.routes(lambda: self.ctx.registry.running(self.name))
 
     def health(self) -> dict[str, Any]:
-        return {"pattern": self.pattern.name, "led": self._led is not None, "button": self._button is not None}
+        return {
+            "pattern": self.pattern.name,
+            "led": self._led is not None,
+            "button": self._button is not None,
+        }

@@ -22,7 +22,9 @@ def check_gpio() -> None:
     chosen: gpiozero's mock factory in tests and demos, or GPIOZERO_PIN_FACTORY)."""
     gpiozero = _gpiozero()
     if gpiozero.Device.pin_factory is None and not glob.glob("/dev/gpiochip*"):
-        raise ComponentError("no GPIO here (no /dev/gpiochip*): the button and LED need a Raspberry Pi's pins")
+        raise ComponentError(
+            "no GPIO here (no /dev/gpiochip*): the button and LED need a Raspberry Pi's pins"
+        )
 
 
 def _opened(what: str, make: Any) -> Any:
@@ -52,6 +54,8 @@ def open_led(cfg: PanelConfig) -> Any:
     if isinstance(pins, RgbPins):
         return _opened(
             f"RGB LED on GPIO {pins.red}/{pins.green}/{pins.blue}",
-            lambda: gpiozero.RGBLED(pins.red, pins.green, pins.blue, active_high=cfg.led_active_high, pwm=False),
+            lambda: gpiozero.RGBLED(
+                pins.red, pins.green, pins.blue, active_high=cfg.led_active_high, pwm=False
+            ),
         )
     return _opened(f"LED on GPIO {pins}", lambda: gpiozero.LED(pins, active_high=cfg.led_active_high))

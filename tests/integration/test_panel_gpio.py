@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import itertools
 import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,7 +67,7 @@ def _durations(pin: Any) -> tuple[list[float], list[float]]:
     the last one has not ended: both are left out."""
     states = pin.states
     lit, dark = [], []
-    for prev, cur in zip(states[1:], states[2:], strict=False):
+    for prev, cur in itertools.pairwise(states[1:]):
         (lit if prev.state else dark).append(cur.timestamp)
     return lit, dark
 
@@ -81,15 +82,26 @@ async def _assert_blinks(pin: Any, name: str) -> None:
     assert lit and dark, f"{name}: the LED did not blink: {pin.states}"
     # Under load a step may run late, never early: compare the shortest and the median.
     assert min(lit) >= min(want_lit) - 0.02 and statistics.median(lit) <= max(want_lit) + 0.15, (name, lit)
-    assert min(dark) >= min(want_dark) - 0.02 and statistics.median(dark) <= max(want_dark) + 0.15, (name, dark)
+    assert min(dark) >= min(want_dark) - 0.02 and statistics.median(dark) <= max(want_dark) + 0.15, (
+        name,
+        dark,
+    )
 
 
-async def test_led_pin_follows_each_state_pattern(tmp_path: Path, mock_pins: Any, http: aiohttp.ClientSession) -> None:
+async def test_led_pin_follows_each_state_pattern(
+    tmp_path: Path, mock_pins: Any, http: aiohttp.ClientSession
+) -> None:
     d = Daemon(_config(tmp_path, PanelConfig(led_gpio=18)))
     await d.start()
     try:
-        assert d.health()["panel"] == {"state": "running", "optional": True, "error": None,
-                                       "pattern": "ok", "led": True, "button": False}
+        assert d.health()["panel"] == {
+            "state": "running",
+            "optional": True,
+            "error": None,
+            "pattern": "ok",
+            "led": True,
+            "button": False,
+        }
         pin = mock_pins.pin(18)
         await _assert_blinks(pin, "ok")  # no printers: all is well, with the heartbeat blip
         steps: list[tuple[str, str, str | None, list[Any] | None]] = [
@@ -207,9 +219,13 @@ async def test_button_holds_acknowledge_power_off_and_reopen_setup(
         base = f"https://127.0.0.1:{d.web.https_port}"
         new = "a much newer passphrase"
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as fresh:
-            async with fresh.post(base + "/api/setup/admin", json={"username": "viewer", "password": new}) as r:
+            async with fresh.post(
+                base + "/api/setup/admin", json={"username": "viewer", "password": new}
+            ) as r:
                 assert r.status == 409  # not an admin: another name
-            async with fresh.post(base + "/api/setup/admin", json={"username": "admin", "password": new}) as r:
+            async with fresh.post(
+                base + "/api/setup/admin", json={"username": "admin", "password": new}
+            ) as r:
                 assert r.status == 201
             async with fresh.get(base + "/api/setup") as r:
                 assert await r.json() == {"needs_admin": False}  # closed once used
@@ -225,7 +241,11 @@ async def test_button_holds_acknowledge_power_off_and_reopen_setup(
 
 
 async def test_button_hold_with_shutdown_off_does_not_power_off(tmp_path: Path, mock_pins: Any) -> None:
-    d = Daemon(_config(tmp_path, PanelConfig(button_gpio=3, shutdown_hold=False, shutdown_hold_s=0.3, setup_hold_s=0.6)))
+    d = Daemon(
+        _config(
+            tmp_path, PanelConfig(button_gpio=3, shutdown_hold=False, shutdown_hold_s=0.3, setup_hold_s=0.6)
+        )
+    )
     await d.start()
     panel = _panel(d)
     calls: list[int] = []

@@ -13,6 +13,7 @@ from bambu_edge.app import Daemon
 from bambu_edge.bus import EventBus
 from bambu_edge.config import Config
 from bambu_edge.panel import api as panel_api
+from bambu_edge.usb import api as usb_api
 from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
 from bambu_edge.web.server import WebService
 
@@ -28,7 +29,8 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *api_auth.routes(),
         *api_health.routes(),
         *ws.routes(lambda: hub),
-        *panel_api.routes(lambda: None),  # the panel component answers 503 while absent
+        *panel_api.routes(lambda: None),  # these components' routes answer 503 while absent
+        *usb_api.routes(lambda: None),
     ]
 
 

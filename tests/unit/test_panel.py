@@ -32,7 +32,10 @@ def test_panel_config_single_rgb_and_null() -> None:
         ("panel: {button_gpio: 99}", "c.yaml:1: panel.button_gpio: must be from 0 to 63"),
         ("panel: {led_gpio: {red: 17, green: 27}}", "panel.led_gpio.blue: is required"),
         ("panel:\n  button_gpio: 3\n  led_gpio: 3\n", "a GPIO pin is used twice"),
-        ("panel: {button_gpio: 3, setup_hold_s: 2}", "panel.setup_hold_s: must be longer than shutdown_hold_s"),
+        (
+            "panel: {button_gpio: 3, setup_hold_s: 2}",
+            "panel.setup_hold_s: must be longer than shutdown_hold_s",
+        ),
         ("panel: {button_gpio: 3, blink: true}", "panel.blink: unknown key"),
         ("panel: {shutdown_hold: true}", "name button_gpio, led_gpio or both"),
     ],
@@ -43,7 +46,9 @@ def test_bad_panel_config_names_the_key(text: str, where: str) -> None:
     assert where in str(e.value)
 
 
-def view(link: str = "connected", state: str | None = "IDLE", hms: list[Any] | None = None, job: str = "cube") -> dict:
+def view(
+    link: str = "connected", state: str | None = "IDLE", hms: list[Any] | None = None, job: str = "cube"
+) -> dict:
     return {"link": {"state": link}, "print": {"state": state, "job": job}, "hms": hms or []}
 
 
@@ -121,7 +126,9 @@ def test_a_removed_printer_no_longer_counts() -> None:
 def test_untrusted_views_do_not_break_the_fold() -> None:
     m = PanelModel()
     m.update_view("a", {"link": "up", "print": None, "hms": "many"})
-    m.update_view("b", {"link": {"state": "connected"}, "print": {"state": 7}, "hms": [None, {"severity": 3}]})
+    m.update_view(
+        "b", {"link": {"state": "connected"}, "print": {"state": 7}, "hms": [None, {"severity": 3}]}
+    )
     assert m.summary().state == "starting"  # a's link is unknown: not settled
 
 
@@ -132,7 +139,11 @@ def test_every_pattern_blinks_so_a_frozen_loop_shows() -> None:
     names = ("starting", "ok", "printing", "attention", "error")
     assert len({(PATTERNS[n].color, PATTERNS[n].steps) for n in names}) == 5  # all distinct
     assert PATTERNS["error"].to_json()["color"] == "#ff0000"
-    assert PATTERNS["ok"].to_json() == {"pattern": "ok", "color": "#00ff00", "steps": [[True, 2.85], [False, 0.15]]}
+    assert PATTERNS["ok"].to_json() == {
+        "pattern": "ok",
+        "color": "#00ff00",
+        "steps": [[True, 2.85], [False, 0.15]],
+    }
 
 
 def test_status_press_blinks_once_per_connected_printer() -> None:
@@ -142,8 +153,15 @@ def test_status_press_blinks_once_per_connected_printer() -> None:
 
 @pytest.mark.parametrize(
     ("held", "enabled", "want"),
-    [(0.5, True, "short"), (2.99, True, "short"), (3.0, True, "shutdown"), (9.9, True, "shutdown"),
-     (10.0, True, "setup"), (5.0, False, "short"), (12.0, False, "setup")],
+    [
+        (0.5, True, "short"),
+        (2.99, True, "short"),
+        (3.0, True, "shutdown"),
+        (9.9, True, "shutdown"),
+        (10.0, True, "setup"),
+        (5.0, False, "short"),
+        (12.0, False, "setup"),
+    ],
 )
 def test_hold_length_picks_the_action(held: float, enabled: bool, want: str) -> None:
     assert classify_press(held, 3.0, 10.0, enabled) == want
