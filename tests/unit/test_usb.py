@@ -148,8 +148,20 @@ def test_a_usb_camera_is_offered_by_its_capture_node() -> None:
 def test_a_usb_stick_is_offered_by_its_filesystem_with_its_label() -> None:
     stick = classify(CRUZER_PART)
     assert stick is not None
-    assert (stick.id, stick.kind, stick.devnode, stick.name, stick.label) == ("sda1", "stick", "/dev/sda1", "PRINTS 1", "PRINTS 1")
-    assert (stick.vendor, stick.model, stick.fs_type, stick.major, stick.minor) == ("SanDisk", "Cruzer Blade", "vfat", 8, 1)
+    assert (stick.id, stick.kind, stick.devnode, stick.name, stick.label) == (
+        "sda1",
+        "stick",
+        "/dev/sda1",
+        "PRINTS 1",
+        "PRINTS 1",
+    )
+    assert (stick.vendor, stick.model, stick.fs_type, stick.major, stick.minor) == (
+        "SanDisk",
+        "Cruzer Blade",
+        "vfat",
+        8,
+        1,
+    )
     assert stick.to_json()["devnode"] == "/dev/sda1"
     assert classify(CRUZER_DISK) is None  # the partition table: nothing to read
     assert classify(SD_ROOT) is None  # the SD card is not a stick
@@ -192,5 +204,8 @@ def test_print_files_are_listed_from_the_bambu_edge_folder_only(tmp_path: Path) 
     (folder / "dir.3mf").mkdir()
     (folder / "link.3mf").symlink_to("/etc/passwd")
     (tmp_path / "elsewhere.3mf").write_bytes(b"w")
-    assert [(f.name, f.size) for f in list_print_files(str(tmp_path))] == [("cube.gcode.3mf", 10), ("Vase.3MF", 20)]
+    assert [(f.name, f.size) for f in list_print_files(str(tmp_path))] == [
+        ("cube.gcode.3mf", 10),
+        ("Vase.3MF", 20),
+    ]
     assert list_print_files(str(tmp_path / "missing")) == []
