@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from bambu_edge.bus import Event
-from bambu_edge.component import Component
+from bambu_edge.component import Component, Context
 from bambu_edge.jobs.components import QueueComponent
 from bambu_edge.usb import api
 from bambu_edge.usb.devices import UsbDevice, classify
@@ -61,7 +61,7 @@ class UsbComponent(Component):
     event_kinds = (USB_EVENT,)
     udev_source: ClassVar[str] = "udev"
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.present: dict[str, Present] = {}
         self._watcher: UdevWatcher | None = None
