@@ -30,10 +30,12 @@ from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
 from bambu_edge.node import NodeComponent
+from bambu_edge.panel.component import PanelComponent
 from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
+from bambu_edge.usb.component import UsbComponent
 from bambu_edge.watchdog import SystemdComponent, status_line
 from bambu_edge.web.components import WebComponent, WsHubComponent
 from bambu_edge.web.server import WebService
@@ -50,6 +52,8 @@ COMPONENTS: tuple[type[Component], ...] = (
     QueueComponent,
     TempsComponent,
     CameraComponent,
+    PanelComponent,
+    UsbComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port

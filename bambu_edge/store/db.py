@@ -25,6 +25,7 @@ import aiosqlite
 from bambu_edge.config import Config
 from bambu_edge.store.pins import CertPins
 from bambu_edge.store.printers import StoredPrinters
+from bambu_edge.store.setup_gate import SetupGate
 from bambu_edge.store.tokens import Tokens
 from bambu_edge.store.users import Users
 
@@ -248,6 +249,8 @@ class Store:
         self._tokens: Tokens | None = None
         self._pins: CertPins | None = None
         self._printers: StoredPrinters | None = None
+        # The web setup reopened by the panel button (a file, usable before start and after stop).
+        self.setup = SetupGate(config.data_dir)
 
     async def start(self) -> None:
         db = await Database.open(self.config.db_path)

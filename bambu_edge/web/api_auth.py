@@ -3,6 +3,7 @@ answers, the service, the authenticated caller). Reading the request itself is p
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from bambu_edge.web.security import client_key
 
 if TYPE_CHECKING:
     from bambu_edge.web.server import WebService
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "bambu_edge_session"
 SERVICE: web.AppKey[Any] = web.AppKey("bambu_edge_service", object)
@@ -207,25 +210,44 @@ async def change_password(request: web.Request) -> web.Response:
 
 @documented(response={"type": "object", "properties": {"needs_admin": {"type": "boolean"}}}, public=True)
 async def setup_status(request: web.Request) -> web.Response:
-    """Whether the first admin still has to be created."""
-    return json_response({"needs_admin": await service(request).store.users.count() == 0})
+    """Whether an admin has to be created: no user yet, or the setup was reopened by holding the
+    panel button (a forgotten password; the other users and all data stay)."""
+    store = service(request).store
+    return json_response({"needs_admin": store.setup.is_open() or await store.users.count() == 0})
 
 
 @documented(body=CREDENTIALS, response=TOKEN_RESPONSE, public=True)
 async def setup_admin(request: web.Request) -> web.Response:
-    """Create the first admin and log in. Only while no user exists (409 afterwards)."""
+    """Create the first admin and log in. Only while no user exists, or once after the setup was
+    reopened by the panel button: then an existing admin's name sets that admin's password (its
+    sessions end) and a new name makes a new admin (409 otherwise)."""
     svc = service(request)
     body = await read_json(request)
     username = get_str(body, "username", max_len=64)
     password = get_str(body, "password", max_len=1024)
     async with svc.setup_lock:
-        if await svc.store.users.count() > 0:
+        reopened = svc.store.setup.is_open()
+        if not reopened and await svc.store.users.count() > 0:
             raise ApiError(409, "conflict", "An admin exists already; log in instead.")
         try:
-            user = await svc.store.users.create(username, password, "admin")
+            user = await _setup_user(svc, username, password, reopened)
         except ValueError as e:
             raise bad(str(e)) from None
+        if reopened:
+            svc.store.setup.close()
+            log.warning("setup reopened by the panel button: admin %r set; setup closed again", user.name)
     return await _start_session(request, user, 201)
+
+
+async def _setup_user(svc: WebService, username: str, password: str, reopened: bool) -> User:
+    existing = await svc.store.users.get_by_name(username) if reopened else None
+    if existing is None:
+        return await svc.store.users.create(username, password, "admin")
+    if not existing.is_admin:
+        raise ApiError(409, "conflict", f"{existing.name!r} is not an admin: choose another name.")
+    await svc.store.users.set_password(existing.id, password)
+    await svc.store.tokens.revoke_all_sessions(existing.id)
+    return existing
 
 
 # --- users (admin) ---------------------------------------------------------------------------------

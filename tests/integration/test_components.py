@@ -50,10 +50,10 @@ class Snapshots(Component):
     requires = ("webcam",)
 
 
-class Panel(Component):
+class Slow(Component):
     """A start that never ends: cut off after its timeout."""
 
-    name = "panel"
+    name = "slow"
     optional = True
     start_timeout_s = 0.3
 
@@ -61,17 +61,17 @@ class Panel(Component):
         await asyncio.Event().wait()
 
 
-class Power(Component):
+class Worker(Component):
     """Runs, with a background task and a child process of its own, and a fact for /api/health."""
 
-    name = "power"
+    name = "worker"
     optional = True
     tasks_seen: list[asyncio.Task[Any]] = []
     children: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
-        Power.tasks_seen.append(self.ctx.tasks.spawn(asyncio.Event().wait(), name="power-poll"))
-        Power.children.append(await self.ctx.tasks.spawn_process("sleep", "60"))
+        Worker.tasks_seen.append(self.ctx.tasks.spawn(asyncio.Event().wait(), name="worker-poll"))
+        Worker.children.append(await self.ctx.tasks.spawn_process("sleep", "60"))
 
     def health(self) -> dict[str, Any]:
         return {"plugs": 2, "state": "not mine to set"}
@@ -95,8 +95,8 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     Camera.children.clear()
-    Power.children.clear()
-    d = Daemon(_config(tmp_path), [*COMPONENTS, Camera, Snapshots, Panel, Power])
+    Worker.children.clear()
+    d = Daemon(_config(tmp_path), [*COMPONENTS, Camera, Snapshots, Slow, Worker])
     await d.start()
     try:
         assert d.web is not None
@@ -106,7 +106,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             body = await r.json()
         assert body["status"] == "ok" and body["version"] == __version__
         comps = body["components"]
-        assert list(comps) == [*(c.name for c in COMPONENTS), "webcam", "snapshots", "panel", "power"]
+        assert list(comps) == [*(c.name for c in COMPONENTS), "webcam", "snapshots", "slow", "worker"]
         assert comps["store"] == {"state": "running", "optional": False, "error": None}
         assert comps["web"] == {"state": "running", "optional": False, "error": None}
         assert comps["ws"] == {"state": "running", "optional": True, "error": None, "clients": 0}
@@ -120,9 +120,9 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             "optional": True,
             "error": "needs webcam, which did not start",
         }
-        assert comps["panel"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
+        assert comps["slow"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
         # A component's own facts never overwrite the daemon's.
-        assert comps["power"] == {"state": "running", "optional": True, "error": None, "plugs": 2}
+        assert comps["worker"] == {"state": "running", "optional": True, "error": None, "plugs": 2}
         # The failed camera's child process did not outlive its failed start.
         (child,) = Camera.children
         assert child.returncode is not None
@@ -131,14 +131,14 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             assert r.status == 200 and await r.json() == {"needs_admin": True}
         paths = build_spec(d.web.app)["paths"]
         assert {"/api/health", "/api/printers", "/api/history", "/api/queue", "/api/ws"} <= set(paths)
-        (task,) = Power.tasks_seen
+        (task,) = Worker.tasks_seen
         assert not task.done()
     finally:
         await d.stop()
     assert task.cancelled()
-    (sleeper,) = Power.children
+    (sleeper,) = Worker.children
     assert sleeper.returncode is not None  # terminated and reaped by the stop
-    assert d.health()["power"]["state"] == "stopped"
+    assert d.health()["worker"]["state"] == "stopped"
     assert d.health()["webcam"]["state"] == "failed"
 
 

@@ -14,6 +14,8 @@ from bambu_edge.bus import EventBus
 from bambu_edge.camera import api as camera_api
 from bambu_edge.config import Config
 from bambu_edge.discovery import api as api_discovery
+from bambu_edge.panel import api as panel_api
+from bambu_edge.usb import api as usb_api
 from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
 from bambu_edge.web.server import WebService
 
@@ -29,8 +31,10 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *api_auth.routes(),
         *api_health.routes(),
         *ws.routes(lambda: hub),
-        *api_discovery.routes(lambda: None),  # 503: no discovery in the web stack
+        *api_discovery.routes(lambda: None),  # these components' routes answer 503 while absent
         *camera_api.routes(lambda: None),
+        *panel_api.routes(lambda: None),
+        *usb_api.routes(lambda: None),
     ]
 
 

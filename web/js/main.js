@@ -5,6 +5,7 @@ import { on } from './bus.js';
 import './commands.js';
 import { mountBanner } from './components/banner.js';
 import { mountHeader } from './components/header.js';
+import { mountUsbImport } from './components/usb-import.js';
 import { h } from './dom.js';
 import { initI18n, onLangChange, t } from './i18n.js';
 import { currentPath, navigate, prefetch, render, startRouter } from './router.js';
@@ -30,6 +31,7 @@ paintSkip();
 
 const redrawHeader = mountHeader(header);
 mountBanner(banner);
+const usb = mountUsbImport(banner); // the USB stick import prompt (bambu_edge/usb)
 
 function guard(route, path) {
   if (app.needsAdmin) return route.name === 'setup' ? null : '/setup';
@@ -49,6 +51,7 @@ on('auth:gained', () => {
   app.needsAdmin = false;
   startWs(sessionAlive);
   redrawHeader();
+  usb.load();
 });
 
 // Any 401 from an authenticated call: the session is over. Back to the login page, saying why.
@@ -56,6 +59,7 @@ on('auth:lost', () => {
   const wasIn = Boolean(session());
   clearSession();
   stopWs();
+  usb.clear();
   store.clear();
   clearToasts();
   redrawHeader();
@@ -88,7 +92,7 @@ async function boot() {
       h('button', { class: 'btn', type: 'button', onclick: () => boot() }, t('common.retry')))));
     return;
   }
-  if (session()) startWs(sessionAlive);
+  if (session()) { startWs(sessionAlive); usb.load(); }
   redrawHeader();
   await startRouter(main, guard);
 }

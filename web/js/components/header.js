@@ -9,6 +9,7 @@ import { stopWs } from '../ws.js';
 import { store } from '../store.js';
 import { currentTheme, onThemeChange, toggleTheme } from '../theme.js';
 import { clearToasts, toastError } from '../toast.js';
+import { panelDot } from './panel-led.js';
 
 // The favicon's picture, drawn inline: no extra request for every time the header is drawn.
 function logo() {
@@ -48,6 +49,7 @@ export function mountHeader(el) {
     return sel;
   }
 
+  const led = panelDot(); // the status LED's pattern (bambu_edge/panel)
   const liveDot = h('span', { class: 'live-dot', 'aria-hidden': 'true' });
   const liveText = h('span', { class: 'live-text' });
   const live = h('span', { class: 'live', testid: 'live-indicator', role: 'status' }, liveDot, liveText);
@@ -100,7 +102,7 @@ export function mountHeader(el) {
         mk('settings', '#/settings', 'settings', t('nav.settings'), 'nav-settings')));
     }
     const right = h('div', { class: 'topbar-right' });
-    if (s) { right.appendChild(live); paintLive(); }
+    if (s) { right.append(led.el, live); paintLive(); led.load(); }
     right.appendChild(langSelect());
     right.appendChild(themeButton());
     if (s) {

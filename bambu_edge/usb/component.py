@@ -1,0 +1,195 @@
+"""USB devices as a component: cameras and sticks listed at ``GET /api/usb/devices`` and announced
+as ``usb`` events; a stick's print files imported into the queue on request.
+
+A stick is found mounted by the system (see mounts.py): after it appears, its mount is looked for
+every MOUNT_POLL_S for MOUNT_WAIT_S. Writing a backup to the stick belongs to backup/restore, which
+does not exist yet: sticks are only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from bambu_edge.bus import Event
+from bambu_edge.component import Component, Context
+from bambu_edge.jobs.components import QueueComponent
+from bambu_edge.usb import api
+from bambu_edge.usb.devices import UsbDevice, classify
+from bambu_edge.usb.monitor import UdevWatcher
+from bambu_edge.usb.mounts import find_mount
+from bambu_edge.usb.stick import StickFile, import_file, list_print_files
+from bambu_edge.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+USB_EVENT = "usb"
+MOUNT_POLL_S = 1.0
+MOUNT_WAIT_S = 30.0
+
+
+@dataclass
+class Present:
+    device: UsbDevice
+    mount: str | None = None
+    files: list[StickFile] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.device.to_json()
+        if self.device.kind == "stick":
+            out.update(mounted=self.mount is not None, files=[f.to_json() for f in self.files])
+        return out
+
+
+@dataclass(frozen=True)
+class UsbUpdate:
+    action: str  # "added" | "changed" | "removed"
+    device: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "device": self.device}
+
+
+class UsbComponent(Component):
+    name = "usb"
+    optional = True
+    event_kinds = (USB_EVENT,)
+    udev_source: ClassVar[str] = "udev"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.present: dict[str, Present] = {}
+        self._watcher: UdevWatcher | None = None
+        self._mounting: dict[str, asyncio.Task[None]] = {}
+        self._import_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        watcher = UdevWatcher(self.handle, source=self.udev_source)
+        watcher.start()
+        self._watcher = watcher
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    # --- udev events (on the loop) ------------------------------------------------------------------
+
+    def handle(self, action: str, props: Mapping[str, str]) -> None:
+        """One udev event: a device appears, changes (a stick's medium) or goes."""
+        device = classify(props)
+        devnode = props.get("DEVNAME", "")
+        gone = next((k for k, p in self.present.items() if p.device.devnode == devnode), None)
+        if action == "remove" or (device is None and gone is not None and action == "change"):
+            if gone is not None:
+                self._forget(gone)
+            return
+        if device is None or action not in ("add", "change", "bind", "online"):
+            return
+        known = self.present.get(device.id)
+        if known is not None and known.device == device:
+            if device.kind == "stick" and known.mount is None:
+                self._look_for_mount(device.id)
+            return
+        self.present[device.id] = Present(device)
+        log.info(
+            "USB %s %s: %s (%s)",
+            device.kind,
+            "added" if known is None else "changed",
+            device.name,
+            device.devnode,
+        )
+        self._announce("added" if known is None else "changed", device.id)
+        if device.kind == "stick" and device.major is not None and device.minor is not None:
+            self._look_for_mount(device.id)
+
+    def _forget(self, dev_id: str) -> None:
+        present = self.present.pop(dev_id)
+        task = self._mounting.pop(dev_id, None)
+        if task is not None:
+            task.cancel()
+        log.info("USB %s removed: %s", present.device.kind, present.device.name)
+        self.ctx.bus.publish(Event(USB_EVENT, None, UsbUpdate("removed", present.to_json())))
+
+    def _announce(self, action: str, dev_id: str) -> None:
+        self.ctx.bus.publish(Event(USB_EVENT, None, UsbUpdate(action, self.present[dev_id].to_json())))
+
+    def _look_for_mount(self, dev_id: str) -> None:
+        if dev_id in self._mounting and not self._mounting[dev_id].done():
+            return
+        self._mounting[dev_id] = self.ctx.tasks.spawn(self._await_mount(dev_id), name=f"usb-mount-{dev_id}")
+
+    async def _await_mount(self, dev_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MOUNT_WAIT_S
+        while (present := self.present.get(dev_id)) is not None:
+            dev = present.device
+            assert dev.major is not None and dev.minor is not None
+            mount = await asyncio.to_thread(find_mount, dev.major, dev.minor)
+            if mount is not None:
+                await self._scan(dev_id, mount)
+                return
+            if loop.time() >= deadline:
+                log.warning(
+                    "USB stick %s (%s) is not mounted: its files cannot be offered", dev.name, dev.devnode
+                )
+                return
+            await asyncio.sleep(MOUNT_POLL_S)
+
+    async def _scan(self, dev_id: str, mount: str) -> None:
+        files = await asyncio.to_thread(list_print_files, mount)
+        present = self.present.get(dev_id)
+        if present is None:
+            return
+        present.mount, present.files = mount, files
+        log.info(
+            "USB stick %s mounted at %s: %d print files in bambu-edge/",
+            present.device.name,
+            mount,
+            len(files),
+        )
+        self._announce("changed", dev_id)
+
+    # --- API ------------------------------------------------------------------------------------
+
+    def devices(self) -> list[dict[str, Any]]:
+        return [p.to_json() for p in sorted(self.present.values(), key=lambda p: p.device.id)]
+
+    async def import_files(self, dev_id: str, names: list[str] | None) -> dict[str, Any]:
+        """Import the stick's print files (all, or ``names``) into the queue."""
+        present = self.present.get(dev_id)
+        if present is None or present.device.kind != "stick":
+            raise ApiError(404, "not_found", "No such USB stick.")
+        if present.mount is None:
+            raise ApiError(409, "not_mounted", "The stick is not mounted (yet).")
+        queue = self.ctx.running("queue", QueueComponent)
+        if queue is None or queue.dispatcher is None:
+            raise ApiError(503, "unavailable", "The print queue is not running.")
+        offered = {f.name for f in present.files}
+        wanted = sorted(offered) if names is None else names
+        unknown = [n for n in wanted if n not in offered]
+        if unknown:
+            raise ApiError(400, "bad_request", f"not on the stick: {unknown[0]}")
+        imported: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        async with self._import_lock:
+            for name in wanted:
+                try:
+                    imported.append(await import_file(queue.dispatcher, present.mount, name))
+                except ValueError as e:
+                    errors.append({"name": name, "error": str(e)})
+        log.info(
+            "USB stick %s: %d files imported, %d refused", present.device.name, len(imported), len(errors)
+        )
+        return {"imported": imported, "errors": errors}
+
+    def routes(self) -> list[web.RouteDef]:
+        return api.routes(lambda: self.ctx.registry.running(self.name))
+
+    def health(self) -> dict[str, Any]:
+        return {"devices": len(self.present)}
