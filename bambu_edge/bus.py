@@ -1,5 +1,10 @@
 """Typed in-process pub/sub. Publishers never block: each subscriber has a bounded queue, and a
-subscriber that falls behind loses its oldest events (and is told so), never stalling the others."""
+subscriber that falls behind loses its oldest events (and is told so), never stalling the others.
+
+A subscription may give a ``where`` filter, asked in the publisher's turn, so events it does not
+care about never wake it. A ``Listener`` runs in the publisher's turn instead of a task of its own:
+for cheap, non-blocking bookkeeping only (the WebSocket hub, the history tracker), it saves a task
+switch per event on the hot path of every printer report."""
 
 from __future__ import annotations
 

@@ -28,7 +28,10 @@ def notify(*lines: str) -> bool:
         addr = os.environ["NOTIFY_SOCKET"]
         if addr.startswith("@"):
             addr = "\0" + addr[1:]
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        # Non-blocking: a receiver that stopped reading must not freeze the event loop.
+        with socket.socket(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        ) as s:
             s.sendto(msg.encode(), addr)
         return True
     except OSError as e:  # systemd-python raises too: a gone socket must not stop a clean shutdown

@@ -159,7 +159,12 @@ async def test_progress_is_not_written_per_report_and_a_clean_stop_writes_it(dae
         return p["state"] == "RUNNING" and p["job"] == "interrupted" and (p["progress"] or 0) >= 5
 
     await eventually(printing_5, what="progress 5 %")
+    await eventually(lambda: len(writes) == 2, what="the record opened and written as running")
+    written = link.state.view()["print"]["progress"]
+    await vp.advance(6.0, steps=2)  # progress moves on; paced, it is not written yet
+    await eventually(lambda: link.state.view()["print"]["progress"] > written, what="more progress")
     shown = link.state.view()["print"]["progress"]
+    assert len(writes) == 2
     await d.stop()
     assert len(writes) == 3  # opened, running, and the progress at the stop
     db = await _reopen(d)
