@@ -133,7 +133,7 @@ async def farm(
                 for i, (m, s) in enumerate(zip(models, serials, strict=True))
             ]  # fmt: skip
             cfg_path = tmp_path / "config.yaml"
-            cfg = write_config(cfg_path, tmp_path / "data", entries)
+            write_config(cfg_path, tmp_path / "data", entries)
             cli = [sys.executable, "-m", "bambu_edge", "--config", str(cfg_path)]
             subprocess.run([*cli, "user", "add", USER], input=PASSWORD + "\n", text=True, check=True)
             for i, (m, s) in enumerate(zip(models, serials, strict=True)):
@@ -144,10 +144,10 @@ async def farm(
                 if printing:
                     await vp.simulate_print(JOBS[i % len(JOBS)], 3600, 240, start_fraction=(i * 0.09) % 0.9)
                 printers.append(vp)
-            sock = NotifySocket(tmp_path / "notify.sock")
+            sock = NotifySocket(tmp_path / "notify.sock").follow()
             daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
             await asyncio.to_thread(sock.wait_for, "READY=1", 30)
-            base = f"https://127.0.0.1:{cfg['web']['https_port']}"
+            base = f"https://127.0.0.1:{daemon.https_port}"
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls())) as http:
                 async with http.post(
                     f"{base}/api/auth/login", json={"username": USER, "password": PASSWORD}

@@ -72,7 +72,7 @@ class Side:
                 VirtualPrinter(broker.host, broker.port, serial, ACCESS_CODE, model, str(broker.ca_path))
             )
         write_config(self.cfg, self.data, entries)
-        self.sock = NotifySocket(root / "notify.sock")
+        self.sock = NotifySocket(root / "notify.sock").follow()
         self.daemon: DaemonProcess | None = None
         self.prints = 0
 

@@ -48,7 +48,7 @@ async def main(args: argparse.Namespace) -> int:
         broker.start()
         serials = [f"01P00A{n:09d}" for n in range(args.printers)]
         cfg_path = tmp_path / "config.yaml"
-        cfg = write_config(
+        write_config(
             cfg_path,
             tmp_path / "data",
             [printer_entry(broker, s, CODE, pid=f"p{i}") for i, s in enumerate(serials)],
@@ -59,7 +59,7 @@ async def main(args: argparse.Namespace) -> int:
         token = subprocess.run(
             [*env_cli, "token", "create", "bench"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        sock = NotifySocket(tmp_path / "n.sock")
+        sock = NotifySocket(tmp_path / "n.sock").follow()
         daemon = DaemonProcess(cfg_path, env={"NOTIFY_SOCKET": str(sock.path)})
         sent: dict[tuple[str, float], float] = {}
         ws_lat: list[float] = []
@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> int:
             sock.wait_for("READY=1", timeout=30)
             ctx = ssl.create_default_context(cafile=str(broker.ca_path))
             ctx.check_hostname = False
-            https = f"https://127.0.0.1:{cfg['web']['https_port']}"
+            https = f"https://127.0.0.1:{daemon.https_port}"
             no_verify = ssl.create_default_context()
             no_verify.check_hostname = False
             no_verify.verify_mode = ssl.CERT_NONE

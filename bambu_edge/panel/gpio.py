@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from typing import Any
 
 from bambu_edge.component import ComponentError
@@ -21,7 +22,8 @@ def check_gpio() -> None:
     """Refuse early, in plain words, on a machine without a GPIO chip (unless a pin factory was
     chosen: gpiozero's mock factory in tests and demos, or GPIOZERO_PIN_FACTORY)."""
     gpiozero = _gpiozero()
-    if gpiozero.Device.pin_factory is None and not glob.glob("/dev/gpiochip*"):
+    chosen = gpiozero.Device.pin_factory is not None or os.environ.get("GPIOZERO_PIN_FACTORY")
+    if not chosen and not glob.glob("/dev/gpiochip*"):
         raise ComponentError(
             "no GPIO here (no /dev/gpiochip*): the button and LED need a Raspberry Pi's pins"
         )

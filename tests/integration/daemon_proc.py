@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -71,14 +72,35 @@ class NotifySocket:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def follow(self) -> NotifySocket:
+        """Keep reading in a thread from now on, as systemd does: a socket nobody reads holds ten
+        datagrams, then the daemon's next notification blocks it. For daemons that run a while."""
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_all, name="notify-socket", daemon=True)
+            self._reader.start()
+        return self
+
+    def _read_all(self) -> None:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
 
     def wait_for(self, prefix: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for m in self.messages:
+            for m in list(self.messages):
                 for line in m.splitlines():
                     if line.startswith(prefix):
                         return line
+            if self._reader is not None:
+                time.sleep(0.02)
+                continue
             try:
                 self.messages.append(self.sock.recv(4096).decode())
             except TimeoutError:

@@ -70,7 +70,7 @@ class Farm:
 
     async def start_daemon(self) -> None:
         self.starts += 1
-        sock = NotifySocket(self.tmp / f"notify{self.starts}.sock")
+        sock = NotifySocket(self.tmp / f"notify{self.starts}.sock").follow()
         self.sockets.append(sock)  # open until the daemon has stopped: it notifies STOPPING=1 too
         self.daemon = DaemonProcess(
             self.cfg_path,
