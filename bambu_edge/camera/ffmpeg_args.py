@@ -20,7 +20,10 @@ class Substream:
     gop: int = 30
 
 
-def input_args(url: str | None = None, device: str | None = None) -> list[str]:
+def input_args(
+    url: str | None = None, device: str | None = None, host_header: str | None = None
+) -> list[str]:
+    """``host_header``: the Host an HTTP camera reached through our loopback relay must see."""
     if device is not None:
         return ["-f", "v4l2", "-input_format", "mjpeg", "-i", device]
     if url is None:
@@ -28,7 +31,8 @@ def input_args(url: str | None = None, device: str | None = None) -> list[str]:
     if url.startswith(("rtsp://", "rtsps://")):
         # Interleaved over the one TCP connection: through our TLS relay, and no UDP ports to open.
         return ["-rtsp_transport", "tcp", "-fflags", "nobuffer", "-i", url]
-    return ["-fflags", "nobuffer", "-i", url]
+    headers = ["-headers", f"Host: {host_header}\r\n"] if host_header else []
+    return ["-fflags", "nobuffer", *headers, "-i", url]
 
 
 def encoder_args(encoder: str, sub: Substream) -> list[str]:
