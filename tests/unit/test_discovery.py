@@ -27,7 +27,9 @@ def test_discovery_and_node_sections_defaults_and_errors() -> None:
     assert cfg.section("discovery") == DiscoveryConfig(ssdp=False, ssdp_ports=(4000,), mdns=False)
     assert cfg.section("node") == NodeConfig(id="garage", name="Garage")
     assert parse("node: {id: garage}\n").section("node") == NodeConfig(id="garage", name="garage")
-    assert parse("discovery: {ssdp_interface: 127.0.0.1}\n").section("discovery").ssdp_interface == "127.0.0.1"
+    assert (
+        parse("discovery: {ssdp_interface: 127.0.0.1}\n").section("discovery").ssdp_interface == "127.0.0.1"
+    )
     for text, where in [
         (
             "discovery:\n  ssdp_ports: [2021, 2021]\n",
