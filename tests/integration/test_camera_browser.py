@@ -35,16 +35,21 @@ async def test_the_printer_page_plays_the_h264_camera_through_media_source_exten
                 "() => document.querySelector('[data-testid=camera-video]').currentTime > 0.5", timeout=30_000
             )
             t1 = await video.evaluate("v => v.currentTime")
-            await pg.wait_for_timeout(2000)
-            played = await video.evaluate(
-                "v => ({t: v.currentTime, w: v.videoWidth, h: v.videoHeight, paused: v.paused,"
-                " ranges: v.buffered.length, lag: v.buffered.end(v.buffered.length - 1) - v.currentTime,"
-                " kept: v.buffered.end(v.buffered.length - 1) - v.buffered.start(0)})"
+            # The video plays on (a busy machine may stall it for a moment: give it time).
+            await pg.wait_for_function(
+                "t1 => document.querySelector('[data-testid=camera-video]').currentTime > t1 + 1.0",
+                arg=t1,
+                timeout=15_000,
             )
-            assert played["t"] > t1 + 1.0, played  # the video plays on
+            # Kept at the live edge: a player that fell behind jumps forward.
+            await pg.wait_for_function(
+                "() => { const v = document.querySelector('[data-testid=camera-video]');"
+                " return v.buffered.length && v.buffered.end(v.buffered.length - 1) - v.currentTime < 2.0; }",
+                timeout=15_000,
+            )
+            played = await video.evaluate("v => ({w: v.videoWidth, h: v.videoHeight, paused: v.paused})")
             assert not played["paused"]
             assert (played["w"], played["h"]) == (640, 360)  # RtspCamera's picture, decoded
-            assert played["lag"] < 2.0, played  # kept at the live edge
             fullscreen = pg.locator("[data-testid=camera-fullscreen]")
             assert await fullscreen.is_visible()
             status = await farm.ok("GET", "/api/printers/x1c/camera")
@@ -69,11 +74,11 @@ async def test_cards_show_the_jpeg_stream_and_h264_snapshots_and_nothing_for_a_c
             card = "[data-testid=printer-card][data-printer-id={}] "
             p1s_img = pg.locator(card.format("p1s") + "[data-testid=camera-img]")
             await p1s_img.wait_for(state="visible", timeout=20_000)
-            seen = set()
+            seen: list[str] = []
             for _ in range(40):
                 src = await p1s_img.evaluate("i => i.complete && i.naturalWidth > 0 ? i.src : null")
-                if src:
-                    seen.add(src)
+                if src and src not in seen:
+                    seen.append(src)
                 if len(seen) >= 3:
                     break
                 await pg.wait_for_timeout(150)
@@ -81,7 +86,7 @@ async def test_cards_show_the_jpeg_stream_and_h264_snapshots_and_nothing_for_a_c
             assert all(s.startswith("blob:") for s in seen)
             assert await p1s_img.evaluate("i => i.naturalWidth") == 1280  # make_jpegs' frames
             # Frames shown before are revoked: their URLs no longer load.
-            old = sorted(seen)[0]
+            old = seen[0]  # shown two or more frames ago
             revoked = await pg.evaluate(
                 "u => new Promise((done) => { const i = new Image();"
                 " i.onload = () => done(false); i.onerror = () => done(true); i.src = u; })",
