@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -125,7 +126,31 @@ def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef
                 await ws.close()
         return ws
 
+    @documented(media_type="video/mp4")
+    async def timelapse(request: web.Request) -> web.StreamResponse:
+        """The timelapse the camera recorded of a print (MP4; ranges for seeking); 404 if none."""
+        cameras = component()
+        found = cameras.history() if cameras is not None else None
+        if cameras is None or found is None:
+            raise ApiError(503, "unavailable", "The cameras or the print history are not running.")
+        rec = await found[0].get(int(request.match_info["id"]))
+        if rec is None or not rec.timelapse:
+            raise ApiError(404, "not_found", "This print has no timelapse.")
+        path = cameras.timelapse_dir / rec.timelapse  # the name is checked by the schema: uid.mp4
+        if not path.is_file():
+            raise ApiError(404, "not_found", "This print's timelapse is gone from the disk.")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{rec.job or rec.printer_id}-{rec.id}.mp4")
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "video/mp4",
+                "Cache-Control": "private, max-age=86400",
+                "Content-Disposition": f'inline; filename="{name}"',
+            },
+        )
+
     return [
+        web.get(r"/api/history/{id:\d+}/timelapse.mp4", timelapse),
         web.get("/api/printers/{id}/camera", camera_status),
         web.get("/api/printers/{id}/camera/snapshot.jpg", snapshot),
         web.get("/api/printers/{id}/camera/mjpeg", mjpeg),

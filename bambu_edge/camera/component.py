@@ -2,22 +2,29 @@
 the camera is first asked for, and the camera routes (camera/api.py).
 
 Its config section ``cameras`` (optional) tunes all cameras:
-``cameras: {idle_timeout_s: 30, ffmpeg: ffmpeg}``. Which camera a printer has is its own
-``camera:`` key (DESIGN §3).
+``cameras: {idle_timeout_s: 30, ffmpeg: ffmpeg, timelapse: {...}}`` (timelapse: camera/timelapse.py).
+Which camera a printer has is its own ``camera:`` key (DESIGN §3).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bambu_edge.camera import api
+from bambu_edge.camera import api, ffmpeg_args
+from bambu_edge.camera.recorder import TimelapseRecorder
 from bambu_edge.camera.source import OFF, CameraSource, resolve
 from bambu_edge.camera.supervisor import DEFAULT_IDLE_TIMEOUT_S, CameraAccess, CameraSupervisor
+from bambu_edge.camera.timelapse import TimelapseConfig, parse_timelapse
 from bambu_edge.component import Component, Context
 from bambu_edge.config import ConfigNode, SectionSpec
+from bambu_edge.files.thumbnails import ThumbnailCache
+from bambu_edge.jobs.components import HistoryComponent
+from bambu_edge.jobs.history import HistoryRepository
 from bambu_edge.printers.bambu import camera as bambu_camera
 from bambu_edge.printers.bambu.link import BambuLink
 from bambu_edge.printers.base import PrinterLink, printer_logger
@@ -28,13 +35,15 @@ from bambu_edge.printers.components import PrintersComponent
 class CamerasConfig:
     idle_timeout_s: int = int(DEFAULT_IDLE_TIMEOUT_S)
     ffmpeg: str = "ffmpeg"
+    timelapse: TimelapseConfig = field(default_factory=TimelapseConfig)
 
 
 def parse_cameras(node: ConfigNode) -> CamerasConfig:
-    s = node.mapping({"idle_timeout_s", "ffmpeg"})
+    s = node.mapping({"idle_timeout_s", "ffmpeg", "timelapse"})
     return CamerasConfig(
         idle_timeout_s=s.int("idle_timeout_s", int(DEFAULT_IDLE_TIMEOUT_S), lo=1, hi=3600) or 1,
         ffmpeg=s.str("ffmpeg", "ffmpeg") or "ffmpeg",
+        timelapse=parse_timelapse(s.node("timelapse")),
     )
 
 
@@ -65,8 +74,59 @@ class CameraComponent(Component):
         self.settings: CamerasConfig = ctx.section or CamerasConfig()
         # printer id -> (the link it was made for, its source, its supervisor)
         self._cameras: dict[str, tuple[PrinterLink, CameraSource, CameraSupervisor]] = {}
+        self.recorder: TimelapseRecorder | None = None
+        self._encoder: asyncio.Task[str] | None = None
+
+    @property
+    def timelapse_dir(self) -> Path:
+        return self.ctx.data_dir / "timelapses"
+
+    async def start(self) -> None:
+        tl = self.settings.timelapse
+        if not tl.enabled:
+            return
+        self.recorder = TimelapseRecorder(
+            tl,
+            self.ctx.bus,
+            self.ctx.tasks,
+            self.camera,
+            self.history,
+            out_dir=self.timelapse_dir,
+            spool_dir=Path(tl.spool_dir) if tl.spool_dir else self.ctx.data_dir / "timelapse-spool",
+            ffmpeg=self.settings.ffmpeg,
+            encoder=self.encoder,
+        )
+        self.recorder.start()
+
+    def history(self) -> tuple[HistoryRepository, ThumbnailCache | None] | None:
+        """The print history, while it runs (timelapses attach to its records)."""
+        comp = self.ctx.running("history", HistoryComponent)
+        if comp is None or comp.service is None:
+            return None
+        return comp.service.repo, comp.thumbnails
+
+    async def encoder(self) -> str:
+        """The H.264 encoder for timelapses: the hardware one if it works here (probed once)."""
+        if self._encoder is None:
+            self._encoder = self.ctx.tasks.spawn(self._probe(), name="camera-encoder-probe")
+        return await asyncio.shield(self._encoder)
+
+    async def _probe(self) -> str:
+        proc = await self.ctx.tasks.spawn_process(
+            *ffmpeg_args.probe_argv(ffmpeg_args.HW_ENCODER, ffmpeg=self.settings.ffmpeg)
+        )
+        try:
+            async with asyncio.timeout(30):
+                rc = await proc.wait()
+        except TimeoutError:
+            rc = -1
+        finally:
+            await self.ctx.tasks.stop_process(proc)
+        return ffmpeg_args.HW_ENCODER if rc == 0 else ffmpeg_args.SW_ENCODER
 
     async def stop(self) -> None:
+        if self.recorder is not None:
+            await self.recorder.stop()
         cameras, self._cameras = list(self._cameras.values()), {}
         for _link, _source, sup in cameras:
             await sup.close()

@@ -20,7 +20,10 @@ class Substream:
     gop: int = 30
 
 
-def input_args(url: str | None = None, device: str | None = None) -> list[str]:
+def input_args(
+    url: str | None = None, device: str | None = None, host_header: str | None = None
+) -> list[str]:
+    """``host_header``: the Host an HTTP camera reached through our loopback relay must see."""
     if device is not None:
         return ["-f", "v4l2", "-input_format", "mjpeg", "-i", device]
     if url is None:
@@ -28,7 +31,8 @@ def input_args(url: str | None = None, device: str | None = None) -> list[str]:
     if url.startswith(("rtsp://", "rtsps://")):
         # Interleaved over the one TCP connection: through our TLS relay, and no UDP ports to open.
         return ["-rtsp_transport", "tcp", "-fflags", "nobuffer", "-i", url]
-    return ["-fflags", "nobuffer", "-i", url]
+    headers = ["-headers", f"Host: {host_header}\r\n"] if host_header else []
+    return ["-fflags", "nobuffer", *headers, "-i", url]
 
 
 def encoder_args(encoder: str, sub: Substream) -> list[str]:
@@ -85,4 +89,26 @@ def probe_argv(encoder: str, *, ffmpeg: str = "ffmpeg") -> list[str]:
     return [
         ffmpeg, *COMMON[:-2], "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
         "-frames:v", "5", "-c:v", encoder, "-f", "null", "-",
+    ]  # fmt: skip
+
+
+def timelapse_argv(
+    pattern: str, out: str, *, fps: int = 25, encoder: str = SW_ENCODER, ffmpeg: str = "ffmpeg"
+) -> list[str]:
+    """A print's spooled JPEGs (``pattern``, a glob) -> an H.264 MP4 that starts playing at once
+    (``+faststart``) in any browser (yuv420p, even dimensions)."""
+    quality = ["-preset", "veryfast", "-crf", "26"] if encoder == SW_ENCODER else ["-b:v", "4M"]
+    return [
+        ffmpeg, *COMMON, "-y", "-framerate", str(fps), "-pattern_type", "glob", "-i", pattern,
+        "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p", "-c:v", encoder, *quality,
+        "-movflags", "+faststart", "-f", "mp4", out,
+    ]  # fmt: skip
+
+
+def picture_argv(size: int, *, ffmpeg: str = "ffmpeg") -> list[str]:
+    """A JPEG on stdin -> a PNG at most ``size`` px on its long side on stdout."""
+    return [
+        ffmpeg, *COMMON, "-f", "image2pipe", "-c:v", "mjpeg", "-i", "pipe:0",
+        "-vf", f"scale='min({size},iw)':'min({size},ih)':force_original_aspect_ratio=decrease",
+        "-frames:v", "1", "-c:v", "png", "-f", "image2pipe", "pipe:1",
     ]  # fmt: skip

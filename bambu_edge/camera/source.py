@@ -2,7 +2,11 @@
 means for its model. Pure; the config loader calls ``parse_camera`` for its file:line: key errors.
 
     camera: auto | off | rtsps | jpeg6000 | "rtsp://..."        (strings)
-    camera: {kind: rtsps|jpeg6000, port: N} | {url: "rtsp://..."} | {device: /dev/video0}
+    camera: {kind: rtsps|jpeg6000, port: N} | {url: "rtsp://...", ca_file: PATH} | {device: /dev/video0}
+
+An ``rtsps://`` or ``https://`` URL is verified by the daemon against the system's CA store, or
+``ca_file`` when given, and reaches ffmpeg only through a loopback relay (camera/relay.py): ffmpeg
+never opens a TLS connection itself, since it would not verify it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bambu_edge.printers.bambu import camera as bambu_camera
 
@@ -22,6 +27,7 @@ DEVICE = "device"
 KINDS = (RTSPS, JPEG6000)
 MODES = (AUTO, OFF, RTSPS, JPEG6000)
 URL_RE = re.compile(r"^(rtsps?|https?)://\S+$")
+TLS_SCHEMES = {"rtsps": ("rtsp", 322), "https": ("http", 443)}  # -> (plain scheme, default port)
 DEVICE_RE = re.compile(r"^/dev/\S+$")
 
 
@@ -41,6 +47,7 @@ class CameraSetting:
     port: int | None = None
     url: str | None = None
     device: str | None = None
+    ca_file: str | None = None  # a TLS URL's CA bundle instead of the system's
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,7 @@ class CameraSource:
     port: int | None = None
     url: str | None = None
     device: str | None = None
+    ca_file: str | None = None
 
     @property
     def codec(self) -> str | None:
@@ -83,19 +91,25 @@ def parse_camera(value: Any) -> CameraSetting:
         ):
             raise CameraSettingError("port", "must be a whole number from 1 to 65535")
         return CameraSetting(mode=kind, port=port)
-    if keys == {"url"}:
+    if keys in ({"url"}, {"url", "ca_file"}):
         url = value["url"]
         if not isinstance(url, str) or not URL_RE.match(url):
             raise CameraSettingError("url", "must be an rtsp://, rtsps://, http:// or https:// URL")
-        return CameraSetting(mode=URL, url=url)
+        ca_file = value.get("ca_file")
+        if ca_file is not None:
+            if not isinstance(ca_file, str) or not ca_file.startswith("/"):
+                raise CameraSettingError("ca_file", "must be an absolute path to a PEM file")
+            if tls_target(url) is None:
+                raise CameraSettingError("ca_file", "is only for rtsps:// and https:// URLs")
+        return CameraSetting(mode=URL, url=url, ca_file=ca_file)
     if keys == {"device"}:
         device = value["device"]
         if not isinstance(device, str) or not DEVICE_RE.match(device):
             raise CameraSettingError("device", "must be a device path, e.g. /dev/video0")
         return CameraSetting(mode=DEVICE, device=device)
-    unknown = sorted(keys - {"kind", "port", "url", "device"})
+    unknown = sorted(keys - {"kind", "port", "url", "device", "ca_file"})
     if unknown:
-        raise CameraSettingError(unknown[0], "unknown key (known: kind, port, url, device)")
+        raise CameraSettingError(unknown[0], "unknown key (known: kind, port, url, ca_file, device)")
     raise CameraSettingError("", "give one of {kind, port}, {url} or {device}")
 
 
@@ -109,7 +123,48 @@ def resolve(setting: CameraSetting | str, model: str | None) -> CameraSource:
     if mode in KINDS:
         return CameraSource(mode, port=setting.port or bambu_camera.default_port(mode))
     if mode == URL:
-        return CameraSource(URL, url=setting.url)
+        return CameraSource(URL, url=setting.url, ca_file=setting.ca_file)
     if mode == DEVICE:
         return CameraSource(DEVICE, device=setting.device)
     return CameraSource(OFF)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsTarget:
+    """Where a TLS camera URL points, and how ffmpeg reaches it through a loopback relay."""
+
+    host: str
+    port: int
+    plain_scheme: str  # rtsp | http
+    rest: tuple[str, str, str, str]  # userinfo ("user:pass@" or ""), path, query, fragment
+
+    def loopback_url(self, local_port: int) -> str:
+        userinfo, path, query, fragment = self.rest
+        return urlunsplit((self.plain_scheme, f"{userinfo}127.0.0.1:{local_port}", path, query, fragment))
+
+    @property
+    def host_header(self) -> str:
+        """What an HTTP camera must see as Host (ffmpeg would send the loopback address)."""
+        default = TLS_SCHEMES["https"][1]
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+def tls_target(url: str) -> TlsTarget | None:
+    """The TLS endpoint of an ``rtsps://`` or ``https://`` URL; None for plain URLs."""
+    parts = urlsplit(url)
+    if parts.scheme not in TLS_SCHEMES or not parts.hostname:
+        return None
+    plain, default_port = TLS_SCHEMES[parts.scheme]
+    userinfo = parts.netloc.rpartition("@")[0]
+    return TlsTarget(
+        host=parts.hostname,
+        port=parts.port or default_port,
+        plain_scheme=plain,
+        rest=(f"{userinfo}@" if userinfo else "", parts.path, parts.query, parts.fragment),
+    )
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a camera URL (kept out of the log)."""
+    return urlsplit(url).password if url else None

@@ -24,7 +24,7 @@ from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.fmp4 import Fmp4Error, Fmp4Splitter, Fragment
 from bambu_edge.camera.jpeg_stream import JpegSplitter, JpegStreamError, last_jpeg
 from bambu_edge.camera.relay import TlsRelay
-from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, CameraSource
+from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, URL, CameraSource, tls_target, url_password
 from bambu_edge.camera.viewers import ViewerQueue
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu import camera as bambu_camera
@@ -58,12 +58,13 @@ class CameraAccess:
     live_view_disabled: Callable[[], bool] = lambda: False  # H2: LAN live view switched off
 
 
-def describe(e: BaseException, where: str) -> tuple[str, str]:
-    """(code, plain words) for a failed camera connection."""
+PRINTER_TRUST = "the printer's trusted certificate"
+
+
+def describe(e: BaseException, where: str, trust: str = PRINTER_TRUST) -> tuple[str, str]:
+    """(code, plain words) for a failed camera connection; ``trust`` names what was expected."""
     if is_verify_failure(e) or is_serial_mismatch(e):
-        return "tls_mismatch", (
-            f"tls_mismatch: the camera at {where} does not present the printer's trusted certificate ({e})"
-        )
+        return "tls_mismatch", f"tls_mismatch: the camera at {where} does not present {trust} ({e})"
     if isinstance(e, TimeoutError):
         return "camera_unavailable", f"the camera at {where} did not answer in time"
     if isinstance(e, ConnectionRefusedError):
@@ -120,6 +121,7 @@ class CameraSupervisor:
         self._news = asyncio.Event()  # a frame arrived or an attempt failed
         self._failures = 0
         self._snapshot_lock = asyncio.Lock()
+        self._url_ctx: ssl.SSLContext | None = None
 
     # --- what the API shows --------------------------------------------------------------------------
 
@@ -233,9 +235,31 @@ class CameraSupervisor:
     def _where(self) -> str:
         if self.source.kind == DEVICE:
             return str(self.source.device)
-        if self.access is None:
-            return str(self.source.url)
+        if self.source.kind == URL:
+            target = tls_target(str(self.source.url))
+            return f"{target.host}:{target.port}" if target else _without_login(str(self.source.url))
+        assert self.access is not None
         return f"{self.access.host}:{self.source.port}"
+
+    def _trust(self) -> str:
+        if self.source.kind == URL:
+            ca = self.source.ca_file
+            return f"a certificate issued by {ca}" if ca else "a certificate the system trusts for that name"
+        return PRINTER_TRUST
+
+    async def _url_context(self) -> ssl.SSLContext:
+        """A TLS camera URL's trust: the system's CA store (or ``ca_file``) and its host name."""
+        if self._url_ctx is None:
+            try:
+                self._url_ctx = await asyncio.to_thread(
+                    ssl.create_default_context, cafile=self.source.ca_file
+                )
+            except OSError as e:
+                raise _Failed(
+                    "camera_unavailable",
+                    f"cannot read the camera's ca_file {self.source.ca_file}: {e.strerror or e}",
+                ) from None
+        return self._url_ctx
 
     async def _stream_once(self) -> None:
         self.starts += 1
@@ -283,6 +307,17 @@ class CameraSupervisor:
                 port = await relay.start()
                 url = f"rtsp://{bambu_camera.USERNAME}:{access.access_code}@127.0.0.1:{port}{bambu_camera.RTSP_PATH}"
                 inputs = ffmpeg_args.input_args(url=url)
+            elif self.source.kind == URL and (target := tls_target(str(self.source.url))) is not None:
+                # ffmpeg would not verify the certificate: the daemon does, ffmpeg gets loopback.
+                ctx = await self._url_context()
+
+                async def context() -> ssl.SSLContext:
+                    return ctx
+
+                relay = TlsRelay(target.host, target.port, context)
+                port = await relay.start()
+                host = target.host_header if target.plain_scheme == "http" else None
+                inputs = ffmpeg_args.input_args(url=target.loopback_url(port), host_header=host)
             else:
                 inputs = ffmpeg_args.input_args(url=self.source.url, device=self.source.device)
             if self.source.codec == "mjpeg":
@@ -326,13 +361,13 @@ class CameraSupervisor:
             await asyncio.wait([stderr], timeout=1.0)
             stderr.cancel()
         if relay is not None and relay.last_error is not None and relay.connections == 0:
-            raise _Failed(*describe(relay.last_error, self._where()))
+            raise _Failed(*describe(relay.last_error, self._where(), self._trust()))
         detail = _ffmpeg_reason(lines)
         raise _Failed("camera_unavailable", f"ffmpeg exited ({rc}){': ' + detail if detail else ''}")
 
     async def _stderr(self, proc: asyncio.subprocess.Process, lines: list[str]) -> None:
         assert proc.stderr is not None
-        secret = self.access.access_code if self.access else None
+        secret = self.access.access_code if self.access else url_password(self.source.url)
         while raw := await proc.stderr.readline():
             line = raw.decode(errors="replace").rstrip()
             if secret:
@@ -435,3 +470,8 @@ def _ffmpeg_reason(lines: list[str]) -> str | None:
         if "Connection refused" in line:
             return "the camera refused the connection"
     return lines[-1] if lines else None
+
+
+def _without_login(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url

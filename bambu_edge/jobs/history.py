@@ -72,7 +72,8 @@ COLUMNS = (
     "last_seen_at",
     "remaining_s",
 )
-_SELECT = ", ".join(f"h.{c}" for c in COLUMNS)
+# The timelapse is attached by the camera after the record closed (attach_timelapse), never upserted.
+_SELECT = ", ".join(f"h.{c}" for c in (*COLUMNS, "timelapse"))
 _WRITTEN = COLUMNS[1:]  # everything but the row id
 _UPDATED = tuple(c for c in _WRITTEN if c not in ("uid", "printer_id"))
 _UPSERT = (
@@ -182,11 +183,16 @@ def record_from_row(row: Mapping[str, Any]) -> PrintRecord:
         key=JobKey.from_json(_loads(row["job_key"], {})),
         last_seen_at=row["last_seen_at"],
         remaining_s=row["remaining_s"],
+        timelapse=row["timelapse"],
     )
 
 
 def thumbnail_url(record_id: int | None) -> str:
     return f"/api/history/{record_id}/thumbnail"
+
+
+def timelapse_url(record_id: int | None) -> str:
+    return f"/api/history/{record_id}/timelapse.mp4"
 
 
 def record_json(rec: PrintRecord) -> dict[str, Any]:
@@ -215,6 +221,7 @@ def record_json(rec: PrintRecord) -> dict[str, Any]:
         "thumbnail": thumbnail_url(rec.id) if rec.thumbnail and rec.id is not None else None,
         "queue_job_id": rec.queue_job_id,
         "state": rec.state,
+        "timelapse": timelapse_url(rec.id) if rec.timelapse and rec.id is not None else None,
     }
 
 
@@ -450,6 +457,18 @@ class HistoryRepository:
             return int(row[0])
 
     # --- reads ------------------------------------------------------------------------------------
+
+    async def attach_media(self, record_id: int, *, timelapse: str | None, thumbnail: str | None) -> bool:
+        """The camera's timelapse of an ended print, and its last frame as the picture of a print
+        that had none (a plate picture is never replaced). False if no such ended record."""
+        async with self.db.transaction(durable=True) as conn:
+            async with conn.execute(
+                "UPDATE print_history SET timelapse = coalesce(?, timelapse),"
+                " thumbnail = coalesce(thumbnail, ?), updated_at = ?"
+                " WHERE id = ? AND outcome <> 'running' RETURNING id",
+                (timelapse, thumbnail, self._clock(), record_id),
+            ) as cur:
+                return await cur.fetchone() is not None
 
     async def open_records(self) -> list[PrintRecord]:
         rows = await self.db.fetchall(f"SELECT {_SELECT} FROM print_history h WHERE h.outcome = 'running'")

@@ -163,6 +163,7 @@ class PrintRecord:
     key: JobKey = field(default_factory=JobKey)
     last_seen_at: float | None = None
     remaining_s: int | None = None
+    timelapse: str | None = None  # the camera's MP4 for it (file name), set after it ended
     id: int | None = None
 
     @property

@@ -73,6 +73,7 @@ RECORD = {
         "thumbnail": {"type": ["string", "null"], "description": "URL of the thumbnail"},
         "queue_job_id": {"type": ["integer", "null"]},
         "state": {"type": ["string", "null"], "description": "last gcode_state while it ran"},
+        "timelapse": {"type": ["string", "null"], "description": "URL of the camera's timelapse (MP4)"},
     },
 }
 FILTER_PARAMS: list[dict[str, Any]] = [

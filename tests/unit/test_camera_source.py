@@ -8,7 +8,7 @@ import pytest
 
 from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.jpeg_stream import JpegSplitter, last_jpeg
-from bambu_edge.camera.source import CameraSettingError, CameraSource, parse_camera, resolve
+from bambu_edge.camera.source import CameraSettingError, CameraSource, parse_camera, resolve, tls_target
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,11 @@ from bambu_edge.camera.source import CameraSettingError, CameraSource, parse_cam
         ({"url": "rtsp://cam.local/live"}, None, CameraSource("url", url="rtsp://cam.local/live")),
         ("rtsp://cam.local/live", None, CameraSource("url", url="rtsp://cam.local/live")),
         ({"device": "/dev/video0"}, None, CameraSource("device", device="/dev/video0")),
+        (
+            {"url": "rtsps://cam.lan/live", "ca_file": "/etc/ca.pem"},
+            None,
+            CameraSource("url", url="rtsps://cam.lan/live", ca_file="/etc/ca.pem"),
+        ),
     ],
 )
 def test_camera_setting_resolves_to_a_source(
@@ -49,6 +54,8 @@ def test_codec_is_known_from_the_kind() -> None:
         ({"kind": "rtsps", "port": True}, "port"),
         ({"url": "ftp://x"}, "url"),
         ({"device": "video0"}, "device"),
+        ({"url": "rtsp://cam/live", "ca_file": "/etc/ca.pem"}, "ca_file"),  # no TLS to verify
+        ({"url": "https://cam/live", "ca_file": "ca.pem"}, "ca_file"),
         ({"kind": "rtsps", "colour": 1}, "colour"),
         (["rtsps"], ""),
     ],
@@ -94,3 +101,16 @@ def test_jpeg_splitter_recovers_frames_from_any_chunking() -> None:
         assert out == frames[:-1]
         assert s.flush() == frames[-1]
     assert last_jpeg(b"".join(frames)) == frames[-1]
+
+
+def test_a_tls_camera_url_is_reached_through_loopback_in_plain_words() -> None:
+    t = tls_target("rtsps://bblp:secret@cam.lan/streaming/live/1?x=1")
+    assert t is not None and (t.host, t.port) == ("cam.lan", 322)
+    assert t.loopback_url(4711) == "rtsp://bblp:secret@127.0.0.1:4711/streaming/live/1?x=1"
+    h = tls_target("https://192.168.1.9:8443/cam.mjpg")
+    assert h is not None and h.loopback_url(80) == "http://127.0.0.1:80/cam.mjpg"
+    assert h.host_header == "192.168.1.9:8443"
+    assert tls_target("https://cam.lan/x").host_header == "cam.lan"  # type: ignore[union-attr]
+    assert tls_target("rtsp://cam.lan/live") is None  # nothing to verify
+    args = ffmpeg_args.input_args(url=h.loopback_url(80), host_header=h.host_header)
+    assert args[args.index("-headers") + 1] == "Host: 192.168.1.9:8443\r\n"

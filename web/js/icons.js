@@ -43,6 +43,7 @@ const P = {
   down: ['M12 5v14M19 12l-7 7-7-7'],
   video: ['M3 6h12v12H3zM15 10l6-4v12l-6-4'],
   bed: ['M2 15h20v3H2zM5 18v3M19 18v3M9 6h6v6H9z'],
+  expand: ['M15 3h6v6M9 21H3v-6M21 3l-7 7M3 21l7-7'],
 };
 
 export function icon(name, cls = 'icon') {

@@ -11,6 +11,7 @@ import { icon } from '../icons.js';
 import { hasChamber, tempMax } from '../models.js';
 import { store } from '../store.js';
 import { createAms } from './ams.js';
+import { createCameraView } from './camera-view.js';
 import { CONTROL_PATHS, createControls } from './controls.js';
 import { createGauge } from './gauge.js';
 import { createHms } from './hms.js';
@@ -139,9 +140,11 @@ export function createPrinterCard(id) {
   const ams = createAms();
   const hms = createHms();
   const controls = createControls(id);
+  const camera = createCameraView(id);
+  sc.add(camera.destroy);
   const el = h('article', { class: 'card', testid: 'printer-card', dataset: { printerId: id } },
     head, h('div', { class: 'card-print' }, createPrintThumb(id, sc), createStatus(id, sc)),
-    createBedClear(id, sc), createGauges(id, sc), offline,
+    camera.el, createBedClear(id, sc), createGauges(id, sc), offline,
     h('div', { class: 'live-only' }, ams.el), h('div', { class: 'live-only' }, hms.el), controls.el);
 
   sc.add(store.watch(id, ['name', 'model'], (p) => {

@@ -6,6 +6,7 @@ import { ApiError, get } from '../api.js';
 import { on } from '../bus.js';
 import { colorSwatch, colorText, filamentList } from '../components/filament.js';
 import { thumb } from '../components/thumb.js';
+import { timelapseButton } from '../components/timelapse-player.js';
 import { field, h, scope, setText, show } from '../dom.js';
 import { fmtDateTime, fmtDuration, fmtGrams, fmtMeters, fmtNumber, fmtPercent, isNum } from '../format.js';
 import { t, tMaybe } from '../i18n.js';
@@ -120,7 +121,7 @@ function recordRow(r) {
     h('td', { class: 'thumb-cell' }, thumb(r.thumbnail, { alt: '', cls: 'thumb-sm' })),
     h('td', { class: 'job-cell', 'data-label': label('job') },
       h('span', { class: 'job-title', testid: 'history-job' }, title),
-      sub ? h('span', { class: 'job-sub' }, sub) : null),
+      sub ? h('span', { class: 'job-sub' }, sub) : null, timelapseButton(r)),
     h('td', { 'data-label': label('printer') },
       h('span', { class: 'printer-name', testid: 'history-printer' }, printer),
       r.model && String(r.model).toLowerCase() !== printer.toLowerCase() ? h('span', { class: 'chip' }, String(r.model)) : null),

@@ -2,6 +2,7 @@
 // detail; HMS; link details with certificate fingerprints and "accept new certificate".
 import { ApiError, enc, get, post } from '../api.js';
 import { createAms } from '../components/ams.js';
+import { createCameraView } from '../components/camera-view.js';
 import { createChart } from '../components/chart.js';
 import { CONTROL_PATHS, createControls } from '../components/controls.js';
 import { createHms } from '../components/hms.js';
@@ -234,6 +235,8 @@ export function mount(root, params) {
       h('div', { class: 'card-print' }, createPrintThumb(id, sc, { size: 'lg' }), createStatus(id, sc)),
       offNote, createBedClear(id, sc), createGauges(id, sc), controls.el);
 
+    const camera = createCameraView(id, { full: true });
+    sc.add(camera.destroy);
     const chart = createChart({ chamber: true });
     sc.add(() => chart.destroy());
     const chartPanel = panel(t('chart.title'), 'chart-panel', chart.el);
@@ -251,7 +254,7 @@ export function mount(root, params) {
       head,
       tabs,
       h('div', { class: 'printer-layout' },
-        h('div', { class: 'col' }, status, chartPanel, consPanel),
+        h('div', { class: 'col' }, status, camera.el, chartPanel, consPanel),
         h('div', { class: 'col' }, hmsPanel, amsPanel, linkPanel)));
 
     sc.add(store.watch(id, ['link', 'updated_at'], (p) => {
