@@ -14,6 +14,7 @@ from bambu_edge.camera.supervisor import CameraSupervisor, CameraUnavailable
 from bambu_edge.camera.viewers import ViewerClosed
 from bambu_edge.web.api_auth import ApiError, json_response
 from bambu_edge.web.openapi import documented
+from bambu_edge.web.params import path_id
 
 if TYPE_CHECKING:
     from bambu_edge.camera.component import CameraComponent
@@ -133,7 +134,7 @@ def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef
         found = cameras.history() if cameras is not None else None
         if cameras is None or found is None:
             raise ApiError(503, "unavailable", "The cameras or the print history are not running.")
-        rec = await found[0].get(int(request.match_info["id"]))
+        rec = await found[0].get(path_id(request))
         if rec is None or not rec.timelapse:
             raise ApiError(404, "not_found", "This print has no timelapse.")
         path = cameras.timelapse_dir / rec.timelapse  # the name is checked by the schema: uid.mp4

@@ -53,6 +53,8 @@ def keep_port(path: Path, https_port: int) -> None:
 
 
 def printer_entry(broker: LocalBroker, serial: str, access_code: str, pid: str = "p1") -> dict:
+    """A printer played by a virtual printer on ``broker``. It has no camera (nothing answers on
+    its camera ports): a camera test names one."""
     return {
         "id": pid,
         "name": pid.upper(),
@@ -60,6 +62,7 @@ def printer_entry(broker: LocalBroker, serial: str, access_code: str, pid: str =
         "mqtt_port": broker.port,
         "serial": serial,
         "access_code": access_code,
+        "camera": "off",
     }
 
 
