@@ -31,6 +31,7 @@ from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
 from bambu_edge.node import NodeComponent
 from bambu_edge.printers.components import PrintersComponent, TempsComponent
+from bambu_edge.power.component import PowerComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
@@ -50,6 +51,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     QueueComponent,
     TempsComponent,
     CameraComponent,
+    PowerComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port

@@ -163,6 +163,8 @@ class PrintRecord:
     key: JobKey = field(default_factory=JobKey)
     last_seen_at: float | None = None
     remaining_s: int | None = None
+    energy_kwh: float | None = None  # measured by the printer's smart plug (bambu_edge/power/)
+    energy_cost: float | None = None  # at energy.price_per_kwh
     id: int | None = None
 
     @property

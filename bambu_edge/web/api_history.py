@@ -73,6 +73,8 @@ RECORD = {
         "thumbnail": {"type": ["string", "null"], "description": "URL of the thumbnail"},
         "queue_job_id": {"type": ["integer", "null"]},
         "state": {"type": ["string", "null"], "description": "last gcode_state while it ran"},
+        "energy_kwh": {"type": ["number", "null"], "description": "measured by the printer's smart plug"},
+        "energy_cost": {"type": ["number", "null"], "description": "at energy.price_per_kwh"},
     },
 }
 FILTER_PARAMS: list[dict[str, Any]] = [
