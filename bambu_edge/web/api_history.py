@@ -243,6 +243,8 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
                 "description": "success / (success + failed + cancelled); null if none",
             },
             "print_hours": {"type": "number", "description": "of ended prints"},
+            "energy_kwh": {"type": ["number", "null"], "description": "sum over measured prints"},
+            "energy_cost": {"type": ["number", "null"], "description": "sum over measured prints"},
             "filament": {
                 "type": "array",
                 "items": {

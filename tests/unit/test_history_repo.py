@@ -342,6 +342,8 @@ async def test_totals(repo):
         "by_outcome": {"running": 0, "success": 0, "failed": 0, "cancelled": 0, "unknown": 0},
         "success_rate": None,
         "print_hours": 0.0,
+        "energy_kwh": None,
+        "energy_cost": None,
         "filament": [],
     }
 
