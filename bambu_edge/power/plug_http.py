@@ -65,12 +65,13 @@ class PlugHttp:
             )
         return self._session
 
-    def _auth(self) -> tuple[aiohttp.BasicAuth | None, Sequence[Any]]:
+    def _auth(self) -> tuple[dict[str, str], Sequence[Any]]:
+        """Headers and middlewares that log in: basic authentication, or digest for Shelly Gen2+."""
         if self.password is None:
-            return None, ()
+            return {}, ()
         if self.digest:
-            return None, (aiohttp.DigestAuthMiddleware(self.username or "admin", self.password),)
-        return aiohttp.BasicAuth(self.username or "admin", self.password), ()
+            return {}, (aiohttp.DigestAuthMiddleware(self.username or "admin", self.password),)
+        return {"Authorization": aiohttp.encode_basic_auth(self.username or "admin", self.password)}, ()
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET ``path`` and its JSON body, retried; PlugError when the plug fails every attempt or
@@ -85,19 +86,19 @@ class PlugHttp:
                 body = await self._get(path, params)
             except PlugError as e:
                 error = str(e)
-                if "password" in error:
-                    break  # asking again with the same password will not help
+                self.breaker.failure()  # each attempt: one call to a dead plug opens the breaker
+                if "password" in error or not self.breaker.allow():
+                    break  # asking again will not help (now)
                 continue
             self.breaker.success()
             return body
-        self.breaker.failure()
         raise PlugError(error)
 
     async def _get(self, path: str, params: Mapping[str, str] | None) -> Any:
-        auth, middlewares = self._auth()
+        headers, middlewares = self._auth()
         try:
             async with self._session_now().get(
-                self.url(path, params), auth=auth, middlewares=tuple(middlewares)
+                self.url(path, params), headers=headers, middlewares=tuple(middlewares)
             ) as r:
                 if r.status == 401:
                     raise PlugError("the plug refused the username or password")

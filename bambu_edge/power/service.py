@@ -126,6 +126,10 @@ class PlugController:
             return self._reading(reading)
 
     async def refresh(self) -> PowerState:
+        if self.lock.locked():
+            # A request is under way (a poll, a switch): its answer is as fresh as a new one.
+            async with self.lock:
+                return self.state
         return await self._do(lambda d: d.read())
 
     async def switch(self, on: bool) -> PowerState:
