@@ -135,12 +135,18 @@ def spine_config() -> dict:
 
 
 @pytest.fixture
-async def spine(tmp_path, broker, spine_config) -> AsyncIterator[dict]:
+def spine_printer() -> dict:
+    """More keys for ``spine``'s printer entry (e.g. ``power``): a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def spine(tmp_path, broker, spine_config, spine_printer) -> AsyncIterator[dict]:
     cfg_path = tmp_path / "config.yaml"
     write_config(
         cfg_path,
         tmp_path / "data",
-        [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")],
+        [{**printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c"), **spine_printer}],
         extra=spine_config,
     )
     add_admin(cfg_path)
