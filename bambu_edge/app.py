@@ -30,8 +30,8 @@ from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
 from bambu_edge.node import NodeComponent
-from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.power.component import PowerComponent
+from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store

@@ -373,7 +373,9 @@ def _printer(node: ConfigNode) -> PrinterConfig:
     try:
         power = parse_power(s.data.get("power"))
     except PowerSettingError as e:
-        raise s.doc.error((*s.path, "power", *e.key.split(".")) if e.key else (*s.path, "power"), str(e)) from None
+        raise s.doc.error(
+            (*s.path, "power", *e.key.split(".")) if e.key else (*s.path, "power"), str(e)
+        ) from None
     return PrinterConfig(
         id=pid,
         name=_checked(s, "name", check_name, s.str("name", pid)),

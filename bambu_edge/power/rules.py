@@ -30,7 +30,9 @@ class PrinterFacts:
         return cls(
             link_state=str((view.get("link") or {}).get("state") or "offline"),
             gcode_state=(view.get("print") or {}).get("state"),
-            nozzle_c=float(nozzle) if isinstance(nozzle, int | float) and not isinstance(nozzle, bool) else None,
+            nozzle_c=float(nozzle)
+            if isinstance(nozzle, int | float) and not isinstance(nozzle, bool)
+            else None,
         )
 
 

@@ -281,7 +281,9 @@ class PowerService:
         state = await ctrl.refresh()
         return ctrl.energy_wh if state.reachable else None
 
-    async def _record_energy(self, ctrl: PlugController, record: Any, start: asyncio.Task[float | None]) -> None:
+    async def _record_energy(
+        self, ctrl: PlugController, record: Any, start: asyncio.Task[float | None]
+    ) -> None:
         start_wh = await start
         end_wh = await self._counter(ctrl)
         used = energy.used(start_wh, end_wh, self.energy.price_per_kwh)

@@ -54,7 +54,9 @@ def _url(key: str, v: Any) -> str:
         raise PowerSettingError(key, 'must be the plug\'s address, e.g. "http://192.168.1.50"')
     parts = urlsplit(v.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PowerSettingError(key, f'must be an http:// or https:// address, e.g. "http://192.168.1.50"; got {v!r}')
+        raise PowerSettingError(
+            key, f'must be an http:// or https:// address, e.g. "http://192.168.1.50"; got {v!r}'
+        )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise PowerSettingError(key, "must be the plug's address only (credentials go in username/password)")
     return v.strip().rstrip("/")
@@ -74,7 +76,9 @@ def _auto_off(v: Any) -> AutoOff | None:
     below = v.get("below_nozzle_c", DEFAULT_BELOW_NOZZLE_C)
     below_c = _number(below)
     if below_c is None or not 0 < below_c <= 400:
-        raise PowerSettingError("auto_off.below_nozzle_c", "must be a temperature in °C from 1 to 400, e.g. 50")
+        raise PowerSettingError(
+            "auto_off.below_nozzle_c", "must be a temperature in °C from 1 to 400, e.g. 50"
+        )
     return AutoOff(idle, below_c)
 
 
@@ -110,5 +114,9 @@ def parse_power(v: Any) -> PowerSetting | None:
     if creds["password"] is not None and kind == "shelly" and creds["username"] is None:
         creds["username"] = "admin"  # Gen2+ knows only "admin"; Gen1 defaults to it too
     return PowerSetting(
-        kind, url=_url(kind, v[kind]), username=creds["username"], password=creds["password"], auto_off=auto_off
+        kind,
+        url=_url(kind, v[kind]),
+        username=creds["username"],
+        password=creds["password"],
+        auto_off=auto_off,
     )

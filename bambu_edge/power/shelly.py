@@ -38,7 +38,7 @@ def generation(info: Any) -> int:
     """``GET /shelly``: Gen1 devices have no ``gen``; later ones say 2, 3, 4..."""
     gen = field(info, "gen")
     if gen is None:
-        if not isinstance(info, dict) or "type" not in info and "mac" not in info:
+        if not isinstance(info, dict) or ("type" not in info and "mac" not in info):
             raise PlugError("this is not a Shelly device (GET /shelly)")
         return 1
     if isinstance(gen, bool) or not isinstance(gen, int) or gen < 2:

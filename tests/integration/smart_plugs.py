@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 
 
-
 class SmartPlug:
     kind = ""
 
@@ -105,7 +104,12 @@ class ShellyGen1Plug(SmartPlug):
         async def shelly(request: web.Request) -> web.Response:
             # Gen1: no "gen" field; "auth" says whether the other endpoints need a login.
             return web.json_response(
-                {"type": "SHPLG-S", "mac": "A4CF12F45A10", "auth": self.password is not None, "fw": "20230913"}
+                {
+                    "type": "SHPLG-S",
+                    "mac": "A4CF12F45A10",
+                    "auth": self.password is not None,
+                    "fw": "20230913",
+                }
             )
 
         async def relay(request: web.Request) -> web.Response:
@@ -123,7 +127,9 @@ class ShellyGen1Plug(SmartPlug):
                 {
                     "relays": [{"ison": self.on, "has_timer": False, "overpower": False}],
                     # Gen1 meters count watt-minutes.
-                    "meters": [{"power": self.power_now(), "is_valid": True, "total": round(self.energy_wh() * 60)}],
+                    "meters": [
+                        {"power": self.power_now(), "is_valid": True, "total": round(self.energy_wh() * 60)}
+                    ],
                     "uptime": 1234,
                 }
             )
@@ -143,7 +149,12 @@ class ShellyGen2Plug(SmartPlug):
     def routes(self) -> list[web.RouteDef]:
         async def shelly(request: web.Request) -> web.Response:
             return web.json_response(
-                {"id": "shellyplusplugs-e86beae8b8c8", "model": "SNPL-00112EU", "gen": self.gen, "auth_en": False}
+                {
+                    "id": "shellyplusplugs-e86beae8b8c8",
+                    "model": "SNPL-00112EU",
+                    "gen": self.gen,
+                    "auth_en": False,
+                }
             )
 
         def status() -> dict[str, Any]:
@@ -153,13 +164,19 @@ class ShellyGen2Plug(SmartPlug):
                 "output": self.on,
                 "apower": self.power_now(),
                 "voltage": 230.1,
-                "aenergy": {"total": round(self.energy_wh(), 3), "by_minute": [0, 0, 0], "minute_ts": int(time.time())},
+                "aenergy": {
+                    "total": round(self.energy_wh(), 3),
+                    "by_minute": [0, 0, 0],
+                    "minute_ts": int(time.time()),
+                },
                 "temperature": {"tC": 35.2, "tF": 95.4},
             }
 
         async def get_status(request: web.Request) -> web.Response:
             if request.query.get("id") != "0":
-                return web.json_response({"code": -105, "message": "Argument 'id', value 1 not found!"}, status=500)
+                return web.json_response(
+                    {"code": -105, "message": "Argument 'id', value 1 not found!"}, status=500
+                )
             return web.json_response(status())
 
         async def set_switch(request: web.Request) -> web.Response:
@@ -185,7 +202,9 @@ class TasmotaPlug(SmartPlug):
     def routes(self) -> list[web.RouteDef]:
         async def cm(request: web.Request) -> web.Response:
             q = request.query
-            if self.password is not None and (q.get("user") != self.username or q.get("password") != self.password):
+            if self.password is not None and (
+                q.get("user") != self.username or q.get("password") != self.password
+            ):
                 return web.json_response({"WARNING": "Need user=<username>&password=<password>"})
             command = q.get("cmnd", "").strip().lower()
             if command in ("power on", "power1 on"):

@@ -76,4 +76,3 @@ async def _has(locator, text: str) -> bool:
 
 async def _attr(locator, name: str, value: str) -> bool:
     return await locator.get_attribute(name) == value
-

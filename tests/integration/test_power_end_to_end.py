@@ -31,7 +31,9 @@ pytestmark = pytest.mark.integration
 P1S = {"p1s": ("P1S", "P1S", "01P09C000000009")}
 
 
-async def test_the_queue_switches_on_an_off_printer_prints_after_online_and_records_energy(farm_factory, tmp_path):
+async def test_the_queue_switches_on_an_off_printer_prints_after_online_and_records_energy(
+    farm_factory, tmp_path
+):
     plug = ShellyGen2Plug(on=True, watts=180.0, wh_per_s=50.0)
     await plug.start()
     try:

@@ -114,7 +114,11 @@ def test_switching_off_by_hand_needs_confirm_while_a_print_may_run():
 
 
 def test_facts_from_a_printer_view():
-    view = {"link": {"state": "connected"}, "print": {"state": "FINISH"}, "temps": {"nozzle": {"current": 41.5}}}
+    view = {
+        "link": {"state": "connected"},
+        "print": {"state": "FINISH"},
+        "temps": {"nozzle": {"current": 41.5}},
+    }
     assert PrinterFacts.from_view(view) == PrinterFacts("connected", "FINISH", 41.5)
     assert PrinterFacts.from_view({}) == PrinterFacts("offline", None, None)
 
