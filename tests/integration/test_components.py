@@ -64,7 +64,7 @@ class Panel(Component):
 class Power(Component):
     """Runs, with a background task and a child process of its own, and a fact for /api/health."""
 
-    name = "power"
+    name = "plugs"  # not "power": the daemon has a real power component now
     optional = True
     tasks_seen: list[asyncio.Task[Any]] = []
     children: list[asyncio.subprocess.Process] = []
@@ -106,7 +106,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
             body = await r.json()
         assert body["status"] == "ok" and body["version"] == __version__
         comps = body["components"]
-        assert list(comps) == [*(c.name for c in COMPONENTS), "webcam", "snapshots", "panel", "power"]
+        assert list(comps) == [*(c.name for c in COMPONENTS), "webcam", "snapshots", "panel", "plugs"]
         assert comps["store"] == {"state": "running", "optional": False, "error": None}
         assert comps["web"] == {"state": "running", "optional": False, "error": None}
         assert comps["ws"] == {"state": "running", "optional": True, "error": None, "clients": 0}
@@ -122,7 +122,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
         }
         assert comps["panel"] == {"state": "failed", "optional": True, "error": "did not start within 0.3 s"}
         # A component's own facts never overwrite the daemon's.
-        assert comps["power"] == {"state": "running", "optional": True, "error": None, "plugs": 2}
+        assert comps["plugs"] == {"state": "running", "optional": True, "error": None, "plugs": 2}
         # The failed camera's child process did not outlive its failed start.
         (child,) = Camera.children
         assert child.returncode is not None
@@ -138,7 +138,7 @@ async def test_failing_optional_components_are_listed_in_health_while_the_daemon
     assert task.cancelled()
     (sleeper,) = Power.children
     assert sleeper.returncode is not None  # terminated and reaped by the stop
-    assert d.health()["power"]["state"] == "stopped"
+    assert d.health()["plugs"]["state"] == "stopped"
     assert d.health()["webcam"]["state"] == "failed"
 
 
