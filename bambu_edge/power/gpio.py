@@ -3,6 +3,7 @@ reachable as long as the pin could be claimed; no meter."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from bambu_edge.power.driver import Reading
@@ -13,10 +14,15 @@ class GpioRelay:
 
     def __init__(self, pin: int, active_high: bool = True, pin_factory: Any = None):
         # Imported here: a unit without any GPIO relay does not load gpiozero.
-        from gpiozero import OutputDevice
+        from gpiozero import OutputDevice, PinFactoryFallback
 
-        # initial_value=None: a restart of the daemon leaves a printing printer as it is.
-        self.device = OutputDevice(pin, active_high=active_high, initial_value=None, pin_factory=pin_factory)
+        with warnings.catch_warnings():
+            # Each factory gpiozero tries in turn warns; the error at the end says all that matters.
+            warnings.simplefilter("ignore", PinFactoryFallback)
+            # initial_value=None: a restart of the daemon leaves a printing printer as it is.
+            self.device = OutputDevice(
+                pin, active_high=active_high, initial_value=None, pin_factory=pin_factory
+            )
 
     async def read(self) -> Reading:
         return Reading(on=bool(self.device.value))

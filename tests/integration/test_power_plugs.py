@@ -229,3 +229,32 @@ async def test_a_wake_request_switches_an_off_printer_on(plugs, power):
     svc.bus.publish(Event(WAKE_EVENT, "p", WakeRequest(7)))  # a repeat changes nothing
     await eventually(lambda: plug.on, timeout=5, what="plug on")
     assert plug.requests.count("/rpc/Switch.Set?id=0&on=true") == 1
+
+
+# --- the component ------------------------------------------------------------------------------
+
+
+async def test_without_a_gpio_chip_power_fails_visibly_and_the_rest_runs(tmp_path):
+    from bambu_edge.app import Daemon
+    from bambu_edge.config import Config, PrinterConfig, WebConfig
+    from bambu_edge.discovery.config import DiscoveryConfig
+
+    printer = PrinterConfig(
+        id="p1", name="P1", type="bambu", host="127.0.0.1", serial="01P00A000000001",
+        access_code="12345678", mqtt_port=9, power=parse_power({"gpio": 17}),
+    )  # fmt: skip
+    config = Config(
+        data_dir=tmp_path / "data",
+        web=WebConfig(bind="127.0.0.1", https_port=0, http_port=None),
+        printers=(printer,),
+        sections={"discovery": DiscoveryConfig(ssdp=False, mdns=False)},
+    )
+    d = Daemon(config)
+    await d.start()
+    try:
+        health = d.health()
+        assert health["power"]["state"] == "failed" and health["power"]["optional"] is True
+        assert health["power"]["error"].startswith("p1: GPIO 17 cannot be used")
+        assert health["web"]["state"] == health["printers"]["state"] == health["queue"]["state"] == "running"
+    finally:
+        await d.stop()
