@@ -31,6 +31,7 @@ from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
 from bambu_edge.node import NodeComponent
 from bambu_edge.panel.component import PanelComponent
+from bambu_edge.power.component import PowerComponent
 from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
@@ -54,6 +55,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     CameraComponent,
     PanelComponent,
     UsbComponent,
+    PowerComponent,
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from bambu_edge.camera.source import CameraSetting, CameraSettingError, parse_camera
+from bambu_edge.power.setting import PowerSetting, PowerSettingError, parse_power
 from bambu_edge.printers.bambu.models import MODELS
 
 DEFAULT_CONFIG_PATH = "/etc/bambu-edge/config.yaml"
@@ -62,7 +63,7 @@ class PrinterConfig:
     model: str | None = None  # overrides detection
     tls: TlsConfig = field(default_factory=TlsConfig)
     camera: str | CameraSetting = "auto"  # a string (auto, off, rtsps, jpeg6000, a URL) or a mapping
-    power: Mapping[str, Any] | None = None
+    power: PowerSetting | None = None  # DESIGN §3 ``power:`` (bambu_edge/power/setting.py)
     read_only: bool = True  # declared in YAML: the dashboard may not edit it
 
 
@@ -369,9 +370,12 @@ def _printer(node: ConfigNode) -> PrinterConfig:
             raise t.err("fingerprint", "must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
         fingerprint = fingerprint.replace(":", "").lower()
     camera = _camera(s)
-    power = s.data.get("power")
-    if power is not None and not isinstance(power, dict):
-        raise s.err("power", "must be a mapping, e.g. {relay_gpio: 17}")
+    try:
+        power = parse_power(s.data.get("power"))
+    except PowerSettingError as e:
+        raise s.doc.error(
+            (*s.path, "power", *e.key.split(".")) if e.key else (*s.path, "power"), str(e)
+        ) from None
     return PrinterConfig(
         id=pid,
         name=_checked(s, "name", check_name, s.str("name", pid)),

@@ -9,7 +9,11 @@ issue 4 item 5 is a fast unit test:
   filaments (type case-insensitive, colour within ``COLOR_TOLERANCE``);
 * a job's target printer is honoured; jobs go by priority (higher first), then position;
 * among several eligible printers the least loaded one gets the job;
-* a paused queue starts nothing.
+* a paused queue starts nothing;
+* a printer its power control switched off (``power_off``) takes no job, but when a job finds no
+  ready printer, the switched-off printers that would take it (as far as their last report tells)
+  are named in ``Decision.wake``: the dispatcher asks power control to switch them on, and the job
+  starts once such a printer is online and ready like any other.
 
 Reasons are plain words per printer, e.g. ``"X1C left: bed not marked clear"``.
 
@@ -55,6 +59,10 @@ AMS_MAPPING_RIGHT_ALIGNED = "right_aligned_5"  # OBA: five entries, right-aligne
 AMS_MAPPING_SHAPE = AMS_MAPPING_PER_FILAMENT
 RIGHT_ALIGNED_WIDTH = 5
 
+SWITCHED_OFF = "switched off (switched on when a job needs it)"
+MODEL_UNKNOWN = "model not known yet"
+NOZZLE_UNKNOWN = "has not reported its nozzle size"
+
 LINK_WORDS = {
     "connecting": "connecting",
     "offline": "offline",
@@ -93,6 +101,7 @@ class PrinterSnapshot:
     trays: tuple[Tray, ...] = ()  # AMS (and AMS HT) trays
     external: Tray | None = None  # the external spool
     load: float = 0.0  # recent work (the service counts queued prints of the last day)
+    power_off: bool = False  # switched off by its power control, which can switch it on
 
     @classmethod
     def from_view(
@@ -102,6 +111,7 @@ class PrinterSnapshot:
         bed_clear: bool,
         run_in_flight: bool = False,
         load: float = 0.0,
+        power_off: bool = False,
     ) -> PrinterSnapshot:
         """From a printer view (DESIGN.md section 4, ``PrinterState.view()``)."""
         link = view.get("link") or {}
@@ -119,6 +129,7 @@ class PrinterSnapshot:
             trays=tuple(trays_from_view(view.get("ams") or ())),
             external=external_from_view(view.get("external_spool")),
             load=load,
+            power_off=power_off,
         )
 
 
@@ -199,6 +210,7 @@ class Decision:
     starts: tuple[Start, ...] = ()
     reasons: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # job id -> why waiting
     printers: Mapping[str, Readiness] = field(default_factory=dict)
+    wake: Mapping[str, int] = field(default_factory=dict)  # switched-off printer -> job it is wanted for
 
 
 # --- colours --------------------------------------------------------------------------------------
@@ -417,7 +429,9 @@ def _missing_words(missing: Sequence[FilamentUse]) -> str:
 def readiness(p: PrinterSnapshot) -> Readiness:
     """Whether a printer can take any job now, and if not, why (the first reason that applies)."""
     reason: str | None = None
-    if p.link_state != "connected":
+    if p.link_state != "connected" and p.power_off:
+        reason = SWITCHED_OFF
+    elif p.link_state != "connected":
         reason = LINK_WORDS.get(p.link_state, p.link_state)
     elif p.gcode_state is None:
         reason = "no status report yet"
@@ -442,13 +456,13 @@ def compatibility(meta: PrintFileMeta, plate: int, p: PrinterSnapshot) -> str | 
     sliced_for = meta.printer_model
     if sliced_for is not None:
         if p.model is None:
-            return "model not known yet"
+            return MODEL_UNKNOWN
         if sliced_for.casefold() != p.model.casefold():
             return f"sliced for {sliced_for}, this is {_article(p.model)}"
     nozzle = (plate_meta.nozzle_diameter if plate_meta else None) or meta.nozzle_diameter
     if nozzle is not None:
         if p.nozzle_diameter is None:
-            return "has not reported its nozzle size"
+            return NOZZLE_UNKNOWN
         if abs(nozzle - p.nozzle_diameter) > 0.001:
             return f"sliced for a {_fmt_mm(nozzle)} nozzle, this has {_fmt_mm(p.nozzle_diameter)}"
     return None
@@ -495,6 +509,7 @@ def decide(
     taken: dict[str, int] = {}  # printer id -> job id given it in this decision
     starts: list[Start] = []
     reasons: dict[int, tuple[str, ...]] = {}
+    wake: dict[str, int] = {}
 
     for job in sorted(jobs, key=_order):
         if job.copies_left <= 0:
@@ -540,12 +555,32 @@ def decide(
             starts.append(Start(job.id, p.id, match.ams_mapping, match.use_ams, match.sources))
             placed += 1
         if placed < job.copies_left:
+            # Copies no ready printer takes: switch on printers that would (once online and ready,
+            # a later decision starts them like any other).
+            missing = job.copies_left - placed
+            for p in candidates:
+                if missing and p.id not in wake and p.id not in taken and _wakeable(job, p, filaments):
+                    wake[p.id] = job.id
+                    missing -= 1
             if not candidates:
                 why.append("no printers are configured")
             elif placed and not why:
                 why.append("no other compatible printer is free")
             reasons[job.id] = tuple(why)
-    return Decision(tuple(starts), reasons, ready)
+    return Decision(tuple(starts), reasons, ready, wake)
+
+
+def _wakeable(job: WaitingJob, p: PrinterSnapshot, filaments: Sequence[FilamentUse]) -> bool:
+    """Would this switched-off printer take the job once on? Judged by what it last reported: a
+    model, nozzle or filament it is known not to have rules it out; what is unknown does not."""
+    if not p.power_off or p.link_state == "connected" or p.run_in_flight or not p.bed_clear:
+        return False
+    incompatible = compatibility(job.meta, job.plate, p)
+    if incompatible and incompatible not in (MODEL_UNKNOWN, NOZZLE_UNKNOWN):
+        return False
+    if p.trays or p.external:
+        return not isinstance(match_filaments(filaments, p, job.use_ams), str)
+    return True
 
 
 def _why_not(

@@ -41,6 +41,7 @@ from bambu_edge.jobs.print_now import PrintNow
 from bambu_edge.jobs.queue import Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.records import PrintRecord
 from bambu_edge.jobs.run import RunDriver, shows_job
+from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, WakeRequest
 from bambu_edge.printers.bambu.protocol import PREPARE, RUNNING
 from bambu_edge.printers.base import (
     PRINTER_ADDED_EVENT,
@@ -142,6 +143,7 @@ class Dispatcher:
         self._paused = False
         self._beds: dict[str, bool] = {}
         self._updates: dict[str, PrinterUpdate] = {}  # printer id -> the last view it announced
+        self._power_off: set[str] = set()  # printers their power control says are switched off
         self.runs = RunDriver(
             store,
             bus,
@@ -183,7 +185,7 @@ class Dispatcher:
         kinds = (PRINTER_EVENT, HISTORY_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT)
         # Every printer's newest view is remembered in the publisher's turn; the dispatcher's task
         # wakes only for what can change a decision (most reports move temperatures and progress).
-        self._listener = self.bus.listen(*kinds, callback=self._remember)
+        self._listener = self.bus.listen(*kinds, POWER_EVENT, callback=self._remember)
         sub = self.bus.subscribe(*kinds, maxsize=512, where=_may_change_decisions)
         # Subscribed first: what a printer said before is read here once, what it says next is in
         # ``sub``.
@@ -262,6 +264,14 @@ class Dispatcher:
                 self._updates[pid] = PrinterUpdate({}, view)
         elif event.kind == PRINTER_REMOVED_EVENT:
             self._updates.pop(pid, None)
+        elif event.kind == POWER_EVENT:
+            was_off = pid in self._power_off
+            if event.data.known_off:
+                self._power_off.add(pid)
+            else:
+                self._power_off.discard(pid)
+            if was_off != (pid in self._power_off):
+                self._poke()
 
     async def _on_event(self, event: Event) -> None:
         pid = event.printer_id
@@ -309,6 +319,7 @@ class Dispatcher:
                 bed_clear=self._beds.get(pid, False),
                 run_in_flight=pid in busy,
                 load=load.get(pid, 0),
+                power_off=pid in self._power_off,
             )
             for pid in ids
         ]
@@ -335,6 +346,10 @@ class Dispatcher:
         self._decision = decision
         self._retry_at = [j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now]
         by_id = {j.id: j for j in jobs}
+        for pid, job_id in decision.wake.items():
+            # Power control switches it on (and ignores a repeat); the job starts in a later decision,
+            # once the printer is online and ready.
+            self.bus.publish(Event(WAKE_EVENT, pid, WakeRequest(job_id)))
         for start in decision.starts:
             job = by_id[start.job_id]
             qf = self.library.known[job.file_id]

@@ -71,10 +71,14 @@ COLUMNS = (
     "job_key",
     "last_seen_at",
     "remaining_s",
+    "energy_kwh",
+    "energy_cost",
 )
 # The timelapse is attached by the camera after the record closed (attach_timelapse), never upserted.
 _SELECT = ", ".join(f"h.{c}" for c in (*COLUMNS, "timelapse"))
-_WRITTEN = COLUMNS[1:]  # everything but the row id
+# Written by power control once a record has ended (set_energy), never by the tracker's saves.
+ENERGY_COLUMNS = ("energy_kwh", "energy_cost")
+_WRITTEN = tuple(c for c in COLUMNS[1:] if c not in ENERGY_COLUMNS)  # not the row id either
 _UPDATED = tuple(c for c in _WRITTEN if c not in ("uid", "printer_id"))
 _UPSERT = (
     f"INSERT INTO print_history ({', '.join(_WRITTEN)}, created_at, updated_at)"
@@ -108,6 +112,8 @@ CSV_FIELDS = (
     "filament_meters",
     "filament",
     "queue_job_id",
+    "energy_kwh",
+    "energy_cost",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -184,6 +190,8 @@ def record_from_row(row: Mapping[str, Any]) -> PrintRecord:
         last_seen_at=row["last_seen_at"],
         remaining_s=row["remaining_s"],
         timelapse=row["timelapse"],
+        energy_kwh=row["energy_kwh"],
+        energy_cost=row["energy_cost"],
     )
 
 
@@ -222,6 +230,8 @@ def record_json(rec: PrintRecord) -> dict[str, Any]:
         "queue_job_id": rec.queue_job_id,
         "state": rec.state,
         "timelapse": timelapse_url(rec.id) if rec.timelapse and rec.id is not None else None,
+        "energy_kwh": rec.energy_kwh,
+        "energy_cost": rec.energy_cost,
     }
 
 
@@ -357,6 +367,8 @@ def _csv_row(row: Mapping[str, Any]) -> list[Any]:
         _num_text(round(sum(meters), 3)) if meters else "",
         _cell(" | ".join(described)),
         _cell(row["queue_job_id"]),
+        _num_text(_number(row["energy_kwh"])),
+        _num_text(_number(row["energy_cost"])),
     ]
 
 
@@ -456,6 +468,21 @@ class HistoryRepository:
             await self._write_filament(conn, int(row[0]), rec)
             return int(row[0])
 
+    async def set_energy(self, record_id: int, kwh: float, cost: float | None) -> PrintRecord | None:
+        """The energy an ended print used (power control); the record after, None if there is no
+        ended record with that id."""
+        async with self.db.transaction(durable=True) as conn:
+            async with conn.execute(
+                "UPDATE print_history SET energy_kwh = ?, energy_cost = ?, updated_at = ?"
+                " WHERE id = ? AND outcome <> 'running' RETURNING id",
+                (kwh, cost, self._clock(), record_id),
+            ) as cur:
+                row = await cur.fetchone()
+        if row is None:
+            return None
+        got = await self.db.fetchone(f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,))
+        return None if got is None else record_from_row(got)
+
     # --- reads ------------------------------------------------------------------------------------
 
     async def attach_media(self, record_id: int, *, timelapse: str | None, thumbnail: str | None) -> bool:
@@ -544,7 +571,8 @@ class HistoryRepository:
         where, params = f.where()
         counts = ", ".join(f"sum(h.outcome = '{o}')" for o in OUTCOMES)  # fixed names, not input
         row = await self.reader.fetchone(
-            f"SELECT count(*), {counts}, sum(CASE WHEN h.outcome <> 'running' THEN h.duration_s END)"
+            f"SELECT count(*), {counts}, sum(CASE WHEN h.outcome <> 'running' THEN h.duration_s END),"
+            " sum(h.energy_kwh), sum(h.energy_cost)"
             f" FROM print_history h WHERE {where}",
             params,
         )
@@ -566,6 +594,9 @@ class HistoryRepository:
             "by_outcome": by_outcome,
             "success_rate": round(by_outcome["success"] / decided, 4) if decided else None,
             "print_hours": round((row[len(OUTCOMES) + 1] or 0.0) / 3600.0, 3),
+            # Sums over the prints whose energy was measured; null when none was.
+            "energy_kwh": None if row[len(OUTCOMES) + 2] is None else round(row[len(OUTCOMES) + 2], 3),
+            "energy_cost": None if row[len(OUTCOMES) + 3] is None else round(row[len(OUTCOMES) + 3], 2),
             "filament": [
                 {
                     "type": r["type"],

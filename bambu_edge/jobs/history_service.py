@@ -395,6 +395,13 @@ class HistoryService:
         # Committed: now it may be announced.
         self.bus.publish(Event(HISTORY_EVENT, rec.printer_id, RecordChange(ANNOUNCE[item.kind], rec)))
 
+    async def set_energy(self, record_id: int, kwh: float, cost: float | None) -> PrintRecord | None:
+        """Store what an ended print used (bambu_edge/power/) and announce the record again."""
+        rec = await self.repo.set_energy(record_id, kwh, cost)
+        if rec is not None:
+            self.bus.publish(Event(HISTORY_EVENT, rec.printer_id, RecordChange("updated", rec)))
+        return rec
+
     # --- internals: the file of a print started elsewhere ----------------------------------------
 
     def _read_print_file_later(self, rec: PrintRecord) -> None:

@@ -164,6 +164,8 @@ class PrintRecord:
     last_seen_at: float | None = None
     remaining_s: int | None = None
     timelapse: str | None = None  # the camera's MP4 for it (file name), set after it ended
+    energy_kwh: float | None = None  # measured by the printer's smart plug (bambu_edge/power/)
+    energy_cost: float | None = None  # at energy.price_per_kwh
     id: int | None = None
 
     @property

@@ -74,6 +74,8 @@ RECORD = {
         "queue_job_id": {"type": ["integer", "null"]},
         "state": {"type": ["string", "null"], "description": "last gcode_state while it ran"},
         "timelapse": {"type": ["string", "null"], "description": "URL of the camera's timelapse (MP4)"},
+        "energy_kwh": {"type": ["number", "null"], "description": "measured by the printer's smart plug"},
+        "energy_cost": {"type": ["number", "null"], "description": "at energy.price_per_kwh"},
     },
 }
 FILTER_PARAMS: list[dict[str, Any]] = [
@@ -242,6 +244,8 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
                 "description": "success / (success + failed + cancelled); null if none",
             },
             "print_hours": {"type": "number", "description": "of ended prints"},
+            "energy_kwh": {"type": ["number", "null"], "description": "sum over measured prints"},
+            "energy_cost": {"type": ["number", "null"], "description": "sum over measured prints"},
             "filament": {
                 "type": "array",
                 "items": {

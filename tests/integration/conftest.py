@@ -10,7 +10,7 @@ import pytest
 from bambu_edge.store.db import Database
 from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
-from tests.integration.running_daemon import farm_factory, spine, spine_config  # noqa: F401 - fixtures
+from tests.integration.running_daemon import farm_factory, spine, spine_config, spine_printer  # noqa: F401 - fixtures
 from tests.integration.vsftpd import INSTALL_HINT, VsftpdServer, vsftpd_binary
 
 

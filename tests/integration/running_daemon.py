@@ -135,12 +135,18 @@ def spine_config() -> dict:
 
 
 @pytest.fixture
-async def spine(tmp_path, broker, spine_config) -> AsyncIterator[dict]:
+def spine_printer() -> dict:
+    """More keys for ``spine``'s printer entry (e.g. ``power``): a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def spine(tmp_path, broker, spine_config, spine_printer) -> AsyncIterator[dict]:
     cfg_path = tmp_path / "config.yaml"
     write_config(
         cfg_path,
         tmp_path / "data",
-        [printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c")],
+        [{**printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c"), **spine_printer}],
         extra=spine_config,
     )
     add_admin(cfg_path)
@@ -162,15 +168,21 @@ async def spine(tmp_path, broker, spine_config) -> AsyncIterator[dict]:
 async def farm_factory(tmp_path, broker, vsftpd_factory) -> AsyncIterator[Callable[..., Any]]:
     farms: list[Farm] = []
 
-    async def make(printers: dict[str, tuple[str, str, str]] = PRINTERS, **vp_options: Any) -> Farm:
+    async def make(
+        printers: dict[str, tuple[str, str, str]] = PRINTERS,
+        *,
+        entry_extra: dict[str, dict] | None = None,  # more keys per printer entry (e.g. power)
+        config_extra: dict | None = None,  # more top-level config keys (e.g. energy)
+        **vp_options: Any,
+    ) -> Farm:
         ftps = {pid: vsftpd_factory(server_cert=broker.server_pair) for pid in printers}
         entries = []
         for pid, (name, _model, serial) in printers.items():
             entry = printer_entry(broker, serial, ACCESS_CODE, pid)
-            entry.update(name=name, ftps_port=ftps[pid].port)
+            entry.update(name=name, ftps_port=ftps[pid].port, **(entry_extra or {}).get(pid, {}))
             entries.append(entry)
         cfg_path = tmp_path / "config.yaml"
-        write_config(cfg_path, tmp_path / "data", entries)
+        write_config(cfg_path, tmp_path / "data", entries, extra=config_extra)
         add_admin(cfg_path)
         vps = {}
         for pid, (_name, model, serial) in printers.items():

@@ -331,3 +331,57 @@ def test_colour_names():
     assert dispatch.color_name("#FFFFFF00") == "clear"
     assert dispatch.color_name("nonsense") is None
     assert dispatch.filament_words(FilamentUse(1, None, None)) == "filament"
+
+
+# --- power: switched-off printers are switched on for a job (issue 11) ------------------------------
+
+
+def off(pid: str = "p1s", **kw) -> PrinterSnapshot:
+    return printer(pid, link_state="offline", gcode_state=None, power_off=True, **kw)
+
+
+def test_a_switched_off_printer_is_woken_for_a_job_no_ready_printer_takes():
+    d = decide([job()], [off()])
+    assert started(d) == [] and d.wake == {"p1s": 1}
+    assert d.printers["p1s"].reason == dispatch.SWITCHED_OFF
+    assert d.reasons[1] == (f"P1S: {dispatch.SWITCHED_OFF}",)
+
+
+def test_no_printer_is_woken_while_a_ready_one_takes_the_job():
+    d = decide([job()], [off("a"), printer("b")])
+    assert started(d) == [(1, "b")] and d.wake == {}
+
+
+def test_one_printer_woken_per_missing_copy():
+    d = decide([job(copies_left=2)], [off("a"), off("b"), off("c"), printer("d")])
+    assert started(d) == [(1, "d")] and d.wake == {"a": 1}
+
+
+def test_a_woken_printer_that_came_online_gets_the_job():
+    woken = printer(power_off=False)
+    assert started(decide([job()], [woken])) == [(1, "p1s")]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"model": "A1"},  # known to be another model
+        {"nozzle_diameter": 0.6},
+        {"trays": (Tray(0, "PETG", "#FF0000FF", 100),)},  # known not to hold black PLA
+        {"bed_clear": False},  # nobody cleared its bed: a job could not start anyway
+        {"run_in_flight": True},
+    ],
+)
+def test_a_switched_off_printer_that_could_not_take_the_job_stays_off(kw):
+    assert decide([job()], [off(**kw)]).wake == {}
+
+
+def test_what_an_off_printer_never_reported_does_not_keep_it_off():
+    d = decide([job()], [off(model=None, nozzle_diameter=None, trays=())])
+    assert d.wake == {"p1s": 1}
+
+
+def test_an_offline_printer_without_power_control_is_not_woken_and_a_paused_queue_wakes_nothing():
+    assert decide([job()], [printer(link_state="offline", gcode_state=None)]).wake == {}
+    assert decide([job()], [off()], paused=True).wake == {}
+    assert decide([job(target="other")], [off(), off("other", model="A1")]).wake == {}

@@ -342,6 +342,8 @@ async def test_totals(repo):
         "by_outcome": {"running": 0, "success": 0, "failed": 0, "cancelled": 0, "unknown": 0},
         "success_rate": None,
         "print_hours": 0.0,
+        "energy_kwh": None,
+        "energy_cost": None,
         "filament": [],
     }
 
@@ -404,3 +406,26 @@ async def test_a_write_after_a_write_sets_only_what_changed(repo):
     lost_id = await repo.save(lost, previous=lost.snapshot())
     assert lost_id is not None
     assert (await repo.get(lost_id)).progress == 7  # type: ignore[union-attr]
+
+
+# --- energy (issue 11: power control writes it after the print) -------------------------------------
+
+
+async def test_energy_goes_on_an_ended_record_and_into_totals_and_csv(repo):
+    running = rec(outcome="running")
+    ended, other = rec(), rec()
+    rid, eid, oid = await add(repo, running, ended, other)
+    assert await repo.set_energy(rid, 1.0, 0.3) is None  # still printing: nothing to measure yet
+    got = await repo.set_energy(eid, 0.85, 0.255)
+    assert (got.energy_kwh, got.energy_cost) == (0.85, 0.255)
+    assert record_json(got)["energy_kwh"] == 0.85 and record_json(got)["energy_cost"] == 0.255
+    # A later save of the record (the tracker's) leaves the measurement alone.
+    await repo.save(ended)
+    assert (await repo.get(eid)).energy_kwh == 0.85
+    assert (await repo.get(oid)).energy_kwh is None
+    t = await repo.totals(HistoryFilter())
+    assert (t["energy_kwh"], t["energy_cost"]) == (0.85, 0.26)
+    text = "".join([c async for c in repo.csv_chunks(HistoryFilter())])
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert (rows[str(eid)]["energy_kwh"], rows[str(eid)]["energy_cost"]) == ("0.85", "0.255")
+    assert rows[str(oid)]["energy_kwh"] == ""

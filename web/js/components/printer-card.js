@@ -16,6 +16,7 @@ import { CONTROL_PATHS, createControls } from './controls.js';
 import { createGauge } from './gauge.js';
 import { createHms } from './hms.js';
 import { createLinkBadge } from './link-badge.js';
+import { createPowerControl } from './power.js';
 import { createBedClear, createPrintThumb } from './print-extras.js';
 
 export const isConnected = (p) => p?.link?.state === 'connected';
@@ -144,7 +145,7 @@ export function createPrinterCard(id) {
   sc.add(camera.destroy);
   const el = h('article', { class: 'card', testid: 'printer-card', dataset: { printerId: id } },
     head, h('div', { class: 'card-print' }, createPrintThumb(id, sc), createStatus(id, sc)),
-    camera.el, createBedClear(id, sc), createGauges(id, sc), offline,
+    camera.el, createBedClear(id, sc), createPowerControl(id, sc), createGauges(id, sc), offline,
     h('div', { class: 'live-only' }, ams.el), h('div', { class: 'live-only' }, hms.el), controls.el);
 
   sc.add(store.watch(id, ['name', 'model'], (p) => {

@@ -5,6 +5,7 @@
 import { ApiError, get } from '../api.js';
 import { on } from '../bus.js';
 import { colorSwatch, colorText, filamentList } from '../components/filament.js';
+import { energyPrice } from '../components/power.js';
 import { thumb } from '../components/thumb.js';
 import { timelapseButton } from '../components/timelapse-player.js';
 import { field, h, scope, setText, show } from '../dom.js';
@@ -104,6 +105,16 @@ function durationText(r, now) {
   return '—';
 }
 
+let currency = ''; // energy.currency from the config (GET /api/power), once known
+
+/** "0.85 kWh · 0.34 EUR": what a print (or the totals) used, measured by the printer's plug. */
+function energyText(kwh, cost) {
+  if (!isNum(kwh)) return '—';
+  const parts = [t('history.kwh', { kwh: fmtNumber(kwh, kwh < 10 ? 2 : 1) })];
+  if (isNum(cost)) parts.push(t('history.cost', { cost: fmtNumber(cost, 2), currency }).trim());
+  return parts.join(' · ');
+}
+
 function layersText(r) {
   if (isNum(r.layers) && isNum(r.total_layers) && r.total_layers > 0) return `${fmtNumber(r.layers)} / ${fmtNumber(r.total_layers)}`;
   if (isNum(r.total_layers) && r.total_layers > 0) return `— / ${fmtNumber(r.total_layers)}`;
@@ -129,7 +140,8 @@ function recordRow(r) {
     h('td', { class: 'nowrap num', 'data-label': label('duration'), testid: 'history-duration' }, durationText(r, now)),
     h('td', { class: 'outcome-td', 'data-label': label('outcome') }, outcomeCell(r)),
     h('td', { class: 'nowrap num', 'data-label': label('layers') }, layersText(r)),
-    h('td', { class: 'filament-td', 'data-label': label('filament') }, filamentList(r.filament)));
+    h('td', { class: 'filament-td', 'data-label': label('filament') }, filamentList(r.filament)),
+    h('td', { class: 'nowrap num', 'data-label': label('energy'), testid: 'history-energy' }, energyText(r.energy_kwh, r.energy_cost)));
 }
 
 /** 0 -> "0", 2.46 -> "2.5", 312.4 -> "312" (hours). */
@@ -142,6 +154,7 @@ function totalsPanel() {
   const rate = h('strong', { class: 'stat-value', testid: 'total-success-rate' });
   const hours = h('strong', { class: 'stat-value', testid: 'total-hours' });
   const grams = h('strong', { class: 'stat-value', testid: 'total-grams' });
+  const kwh = h('strong', { class: 'stat-value', testid: 'total-energy' });
   const stat = (label, value, hint) => h('div', { class: 'stat' }, h('span', { class: 'stat-label' }, label), value, hint ? h('span', { class: 'stat-hint' }, hint) : null);
   const outcomes = h('ul', { class: 'outcome-counts', testid: 'total-outcomes', 'aria-label': t('history.by_outcome') });
   const filament = h('ul', { class: 'filament-totals', testid: 'total-filament', 'aria-label': t('history.filament_used') });
@@ -152,7 +165,8 @@ function totalsPanel() {
       stat(t('history.prints'), count),
       stat(t('history.success_rate'), rate, t('history.success_rate_hint')),
       stat(t('history.print_hours'), hours),
-      stat(t('history.filament_total'), grams)),
+      stat(t('history.filament_total'), grams),
+      stat(t('history.energy_total'), kwh)),
     outcomes,
     h('h3', { class: 'sub-title' }, t('history.filament_used')),
     filament, filamentNone);
@@ -162,6 +176,7 @@ function totalsPanel() {
       setText(el.querySelector('.totals-scope'), filtered ? t('history.totals_filtered') : t('history.totals_all'));
       setText(count, fmtNumber(tot?.count ?? 0));
       setText(rate, isNum(tot?.success_rate) ? fmtPercent(tot.success_rate * 100) : '—');
+      setText(kwh, energyText(tot?.energy_kwh, tot?.energy_cost));
       setText(hours, isNum(tot?.print_hours) ? t('history.hours', { h: fmtHours(tot.print_hours) }) : '—');
       const list = Array.isArray(tot?.filament) ? tot.filament.filter((f) => f && typeof f === 'object') : [];
       const sum = list.reduce((a, f) => a + (isNum(f.grams) ? f.grams : 0), 0);
@@ -248,7 +263,7 @@ export function mount(root) {
     h('caption', { class: 'sr-only' }, t('history.caption')),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', class: 'thumb-cell' }, h('span', { class: 'sr-only' }, t('history.col_picture'))),
-      th('job'), th('printer'), th('started'), th('duration'), th('outcome'), th('layers'), th('filament'))),
+      th('job'), th('printer'), th('started'), th('duration'), th('outcome'), th('layers'), th('filament'), th('energy'))),
     tbody);
 
   function paintSort() {
@@ -294,6 +309,10 @@ export function mount(root) {
     totals.el, status, empty, listPanel);
   root.appendChild(page);
   document.title = `${t('history.title')} · bambu-edge`;
+  energyPrice().then((e) => {
+    currency = typeof e?.currency === 'string' ? e.currency : '';
+    if (currency && page.isConnected) { paintRows(); loadTotals({ force: true }); }
+  });
 
   function paintRows() {
     tbody.replaceChildren(...items.map(recordRow));

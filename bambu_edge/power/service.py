@@ -1,0 +1,313 @@
+"""Power control at run time: one controller per printer with a ``power:`` setting.
+
+Each controller talks to its switch one request at a time (its own lock) from its own task, so a
+plug that hangs delays nobody else: its requests time out (plug_http.py) and it shows as
+unreachable. The controllers hear the bus in the publisher's turn (printer views, history records,
+the queue's wake requests) and never block it: anything that talks to a plug is a task.
+
+* Poll: a metered plug every ``poll_s`` while a browser watches or the printer prints, every
+  ``idle_poll_s`` otherwise (the queue needs to know which printers are off); a GPIO pin costs
+  nothing to read. A change of state or watts is published as a ``power`` event.
+* Auto-off (rules.py) is looked at on every tick, with the printer's newest view.
+* Wake: the queue's ``power_wake`` request switches an off printer on; the dispatcher starts the job
+  once the printer's link is connected and it reports ready (jobs/dispatch.py).
+* Energy: the plug's counter is read when a print's record opens and when it ends; the difference
+  (and its cost) goes on the record (HistoryService.set_energy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bambu_edge.bus import Event, EventBus, Listener
+from bambu_edge.power import energy
+from bambu_edge.power.driver import PowerDriver, Reading
+from bambu_edge.power.energy import EnergyConfig
+from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, PowerState
+from bambu_edge.power.gpio import GpioRelay
+from bambu_edge.power.plug_http import PlugError, PlugHttp
+from bambu_edge.power.rules import UNKNOWN, AutoOffTimer, PrinterFacts
+from bambu_edge.power.setting import PowerSetting
+from bambu_edge.power.shelly import ShellyPlug
+from bambu_edge.power.tasmota import TasmotaPlug
+from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES
+from bambu_edge.printers.base import PRINTER_EVENT, PrinterUpdate, printer_logger
+from bambu_edge.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+API_DEADLINE_S = 9.0  # GET/POST .../power answer within 10 s, whatever the plug does
+POLL_S = 10.0
+IDLE_POLL_S = 60.0
+TICK_S = 5.0
+HISTORY_EVENT = "history"  # jobs/history_service.py (not imported: the history is optional)
+
+
+def make_driver(setting: PowerSetting, pin_factory: Any = None) -> PowerDriver:
+    """The driver for ``setting``; a GPIO pin is claimed here (gpiozero raises without a chip)."""
+    if setting.kind == "gpio":
+        assert setting.gpio is not None
+        return GpioRelay(setting.gpio, setting.active_high, pin_factory)
+    assert setting.url is not None
+    http = PlugHttp(setting.url, username=setting.username, password=setting.password)
+    return ShellyPlug(http) if setting.kind == "shelly" else TasmotaPlug(http)
+
+
+@dataclass
+class Watch:
+    """What the service needs to know from the rest of the daemon, as callables (no imports)."""
+
+    browsers: Callable[[], int] = lambda: 0  # WebSocket clients connected
+    history: Callable[[], Any] = lambda: None  # the HistoryService, if running
+
+
+class PlugController:
+    def __init__(
+        self,
+        printer_id: str,
+        setting: PowerSetting,
+        driver: PowerDriver | None,
+        open_error: str | None,
+        publish: Callable[[str, PowerState], None],
+        clock: Callable[[], float],
+    ):
+        self.printer_id = printer_id
+        self.setting = setting
+        self.driver = driver
+        self.publish = publish
+        self.clock = clock
+        self.log = printer_logger(__name__, printer_id)
+        self.lock = asyncio.Lock()
+        self.state = PowerState(setting.kind, None, None, False, open_error or "not read yet")
+        self.energy_wh: float | None = None
+        self.read_at = -float("inf")
+        self.facts: PrinterFacts = UNKNOWN
+        self.timer = AutoOffTimer(setting.auto_off) if setting.auto_off else None
+        self.waking: asyncio.Task[Any] | None = None
+
+    def _set(self, state: PowerState) -> PowerState:
+        before = self.state
+        self.state = state
+        if state != before:
+            if state.reachable != before.reachable or state.error != before.error:
+                if state.reachable:
+                    self.log.info("power switch reachable (%s)", "on" if state.on else "off")
+                else:
+                    self.log.warning("power switch unreachable: %s", state.error)
+            self.publish(self.printer_id, state)
+        return state
+
+    def _reading(self, r: Reading) -> PowerState:
+        self.energy_wh = r.energy_wh
+        watts = None if r.watts is None else round(r.watts, 1)
+        return self._set(PowerState(self.setting.kind, r.on, watts, True, None))
+
+    def _failed(self, error: str) -> PowerState:
+        return self._set(PowerState(self.setting.kind, None, None, False, error))
+
+    async def _do(self, call: Callable[[PowerDriver], Awaitable[Reading]]) -> PowerState:
+        if self.driver is None:
+            return self.state
+        async with self.lock:
+            try:
+                reading = await call(self.driver)
+            except PlugError as e:
+                return self._failed(str(e))
+            except OSError as e:  # a GPIO line that went away
+                return self._failed(f"GPIO error: {e}")
+            finally:
+                self.read_at = self.clock()
+            return self._reading(reading)
+
+    async def refresh(self) -> PowerState:
+        if self.lock.locked():
+            # A request is under way (a poll, a switch): its answer is as fresh as a new one.
+            async with self.lock:
+                return self.state
+        return await self._do(lambda d: d.read())
+
+    async def switch(self, on: bool) -> PowerState:
+        self.log.info("switching power %s", "on" if on else "off")
+        state = await self._do(lambda d: d.switch(on))
+        if self.timer is not None:
+            self.timer.since = None
+        return state
+
+    async def close(self) -> None:
+        if self.driver is not None:
+            await self.driver.close()
+
+
+class PowerService:
+    def __init__(
+        self,
+        printers: Mapping[str, PowerSetting],
+        bus: EventBus,
+        energy_config: EnergyConfig,
+        tasks: TaskSet,
+        watch: Watch | None = None,
+        *,
+        pin_factory: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        poll_s: float = POLL_S,
+        idle_poll_s: float = IDLE_POLL_S,
+        tick_s: float = TICK_S,
+    ):
+        self.settings = dict(printers)
+        self.bus = bus
+        self.energy = energy_config
+        self.tasks = tasks
+        self.watch = watch or Watch()
+        self.pin_factory = pin_factory
+        self.clock = clock
+        self.poll_s, self.idle_poll_s, self.tick_s = poll_s, idle_poll_s, tick_s
+        self.controllers: dict[str, PlugController] = {}
+        self._listener: Listener | None = None
+        self._energy_starts: dict[str, asyncio.Task[float | None]] = {}  # record uid -> counter at start
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._loops: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for pid, setting in self.settings.items():
+            driver, error = None, None
+            try:
+                driver = make_driver(setting, self.pin_factory)
+            except Exception as e:  # gpiozero: no pin factory / GPIO chip, pin in use...
+                error = f"GPIO {setting.gpio} cannot be used: {e}"
+                log.error("power: printer %s: %s", pid, error)
+            self.controllers[pid] = PlugController(pid, setting, driver, error, self._publish, self.clock)
+        self._listener = self.bus.listen(PRINTER_EVENT, HISTORY_EVENT, WAKE_EVENT, callback=self._on_event)
+        for ctrl in self.controllers.values():
+            if ctrl.driver is not None:
+                self._wakes[ctrl.printer_id] = asyncio.Event()
+                self._loops.append(self.tasks.spawn(self._loop(ctrl), name=f"power-{ctrl.printer_id}"))
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        loops, self._loops = self._loops, []
+        await self.tasks.cancel(loops)  # before the plugs' sessions close under them
+        for ctrl in self.controllers.values():
+            with contextlib.suppress(Exception):
+                await ctrl.close()
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Printers whose switch could not even be opened (a GPIO pin without a chip)."""
+        return {pid: c.state.error or "" for pid, c in self.controllers.items() if c.driver is None}
+
+    def _publish(self, printer_id: str, state: PowerState) -> None:
+        self.bus.publish(Event(POWER_EVENT, printer_id, state))
+
+    # --- the per-plug loop ---------------------------------------------------------------------------
+
+    def _poll_every(self, ctrl: PlugController) -> float:
+        if ctrl.setting.kind == "gpio":
+            return self.tick_s
+        printing = ctrl.facts.gcode_state in ACTIVE_PRINT_STATES
+        return self.poll_s if printing or self.watch.browsers() > 0 else self.idle_poll_s
+
+    async def _loop(self, ctrl: PlugController) -> None:
+        wake = self._wakes[ctrl.printer_id]
+        while True:
+            try:
+                if self.clock() - ctrl.read_at >= self._poll_every(ctrl):
+                    await ctrl.refresh()
+                await self._auto_off(ctrl)
+            except Exception:  # a bug must not end power control for this printer
+                ctrl.log.exception("power: check failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.tick_s):
+                    await wake.wait()
+            wake.clear()
+
+    async def _auto_off(self, ctrl: PlugController) -> None:
+        if ctrl.timer is None:
+            return
+        if ctrl.timer.observe(ctrl.facts, ctrl.state.on, self.clock()):
+            rule = ctrl.timer.rule
+            ctrl.log.info(
+                "switching off: idle %g min with the nozzle below %g °C", rule.idle_min, rule.below_nozzle_c
+            )
+            await ctrl.switch(False)
+
+    # --- bus -----------------------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        ctrl = self.controllers.get(event.printer_id or "")
+        if ctrl is None:
+            return
+        if event.kind == PRINTER_EVENT:
+            update: PrinterUpdate = event.data
+            before = ctrl.facts
+            ctrl.facts = PrinterFacts.from_view(update.view)
+            if ctrl.timer is not None and ctrl.facts != before:
+                self._wakes.get(ctrl.printer_id, asyncio.Event()).set()
+        elif event.kind == WAKE_EVENT:
+            self._wake(ctrl)
+        elif event.kind == HISTORY_EVENT:
+            self._on_history(ctrl, event.data)
+
+    def _wake(self, ctrl: PlugController) -> None:
+        if ctrl.driver is None or ctrl.state.on is True or (ctrl.waking and not ctrl.waking.done()):
+            return
+        ctrl.log.info("the queue has a job for this printer: switching it on")
+        ctrl.waking = self.tasks.spawn(ctrl.switch(True), name=f"power-wake-{ctrl.printer_id}")
+
+    # --- energy per print ----------------------------------------------------------------------------
+
+    def _on_history(self, ctrl: PlugController, change: Any) -> None:
+        action, record = getattr(change, "action", None), getattr(change, "record", None)
+        if record is None or ctrl.driver is None or ctrl.setting.kind == "gpio":
+            return
+        if action == "started" and record.uid not in self._energy_starts:
+            self._energy_starts[record.uid] = self.tasks.spawn(
+                self._counter(ctrl), name=f"power-energy-{ctrl.printer_id}"
+            )
+        elif action == "ended" and record.uid in self._energy_starts:
+            start = self._energy_starts.pop(record.uid)
+            self.tasks.spawn(self._record_energy(ctrl, record, start), name=f"power-energy-{ctrl.printer_id}")
+
+    async def _counter(self, ctrl: PlugController) -> float | None:
+        state = await ctrl.refresh()
+        return ctrl.energy_wh if state.reachable else None
+
+    async def _record_energy(
+        self, ctrl: PlugController, record: Any, start: asyncio.Task[float | None]
+    ) -> None:
+        start_wh = await start
+        end_wh = await self._counter(ctrl)
+        used = energy.used(start_wh, end_wh, self.energy.price_per_kwh)
+        history = self.watch.history()
+        if used is None or history is None or record.id is None:
+            ctrl.log.info("no energy measured for print %s", record.job or record.uid)
+            return
+        await history.set_energy(record.id, used.kwh, used.cost)
+        ctrl.log.info("print %s used %.3f kWh", record.job or record.uid, used.kwh)
+
+    # --- what the API calls --------------------------------------------------------------------------
+
+    async def read(self, printer_id: str) -> PowerState:
+        ctrl = self.controllers[printer_id]
+        try:
+            async with asyncio.timeout(API_DEADLINE_S):
+                return await ctrl.refresh()
+        except TimeoutError:
+            return ctrl._failed(f"no answer within {API_DEADLINE_S:g} s")
+
+    async def switch(self, printer_id: str, on: bool) -> PowerState:
+        ctrl = self.controllers[printer_id]
+        try:
+            async with asyncio.timeout(API_DEADLINE_S):
+                return await ctrl.switch(on)
+        except TimeoutError:
+            return ctrl._failed(f"no answer within {API_DEADLINE_S:g} s")
