@@ -225,7 +225,7 @@ class Daemon:
         slot.state, slot.error = "failed", error
         if not comp.optional:
             raise StartError(name, error)
-        log.error("component %s failed to start; running without it: %s", name, error)
+        log.warning("component %s failed to start; running without it: %s", name, error)
         await slot.tasks.close()  # what it spawned before failing ends now, not at the daemon's stop
 
     async def stop(self) -> None:
