@@ -34,6 +34,15 @@ PANEL_EVENT = "panel"
 STATUS_SHOW_S = 6.0  # how long a short press's status blinks replace the state's pattern
 
 
+def _lights_up(event: Event) -> bool:
+    """What the LED reads of a printer: its link, its HMS alarms and its print's state (most reports
+    move only temperatures and progress, which never change the pattern)."""
+    if event.kind != PRINTER_EVENT:
+        return True
+    changes = event.data.changes
+    return "link" in changes or "hms" in changes or "state" in (changes.get("print") or {})
+
+
 @dataclass(frozen=True)
 class PanelUpdate:
     """The LED's pattern changed (also sent without an LED: the header shows it)."""
@@ -80,7 +89,9 @@ class PanelComponent(Component):
             except ComponentError:
                 await self._close_devices()
                 raise
-        sub = self.ctx.bus.subscribe(PRINTER_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, QUEUE_EVENT)
+        sub = self.ctx.bus.subscribe(
+            PRINTER_EVENT, PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, QUEUE_EVENT, where=_lights_up
+        )
         for view in self.ctx.require("printers", PrintersComponent).manager.views():
             self.model.update_view(view["id"], view)
         queue = self.ctx.running("queue", QueueComponent)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bambu_edge.bus import Event, EventBus, Subscription
+from bambu_edge.bus import Event, EventBus, Listener
 from bambu_edge.tasks import TaskSet
 from bambu_edge.web.api_auth import ApiError
 
@@ -79,20 +79,15 @@ class WsHub:
         self.kinds = frozenset(kinds)
         self.tasks = tasks or TaskSet("ws hub")
         self.clients: set[_Client] = set()
-        self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
 
     async def start(self) -> None:
-        self._sub = self.bus.subscribe(*self.kinds, maxsize=1024)
-        self._task = self.tasks.spawn(self._fan_out(), name="ws-fan-out")
+        self._listener = self.bus.listen(*self.kinds, callback=self._fan_out)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await self.tasks.cancel([self._task])
-            self._task = None
-        if self._sub is not None:
-            self._sub.close()
-            self._sub = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         clients, self.clients = list(self.clients), set()
         for c in clients:
             if c.writer is not None:
@@ -101,16 +96,16 @@ class WsHub:
             *(c._close(WSCloseCode.GOING_AWAY, b"server shutdown") for c in clients), return_exceptions=True
         )
 
-    async def _fan_out(self) -> None:
-        assert self._sub is not None
-        while True:
-            event = await self._sub.get()
-            f = frame(event, self.kinds)
-            if f is None or not self.clients:
-                continue
-            text = orjson.dumps(f).decode()
-            for c in tuple(self.clients):
-                c.offer(text)
+    def _fan_out(self, event: Event) -> None:
+        """In the publisher's turn: serialised once, offered to every client's bounded queue."""
+        if not self.clients:
+            return
+        f = frame(event, self.kinds)
+        if f is None:
+            return
+        text = orjson.dumps(f).decode()
+        for c in tuple(self.clients):
+            c.offer(text)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """WebSocket: {"type":"snapshot","printers":[...]} first, then printer/command events."""
