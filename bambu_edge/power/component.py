@@ -41,7 +41,12 @@ class PowerComponent(Component):
         def history() -> Any:
             return getattr(self.ctx.registry.running("history"), "service", None)
 
-        return Watch(browsers=browsers, history=history)
+        def powered_on(printer_id: str) -> None:
+            link = self.ctx.require("printers", PrintersComponent).manager.get(printer_id)
+            if link is not None:
+                link.reconnect_now()
+
+        return Watch(browsers=browsers, history=history, powered_on=powered_on)
 
     async def start(self) -> None:
         settings = {p.id: p.power for p in self.ctx.config.printers if p.power is not None}

@@ -65,6 +65,8 @@ class Watch:
 
     browsers: Callable[[], int] = lambda: 0  # WebSocket clients connected
     history: Callable[[], Any] = lambda: None  # the HistoryService, if running
+    # The printer's mains just came on: its link should try now, not after its reconnect backoff.
+    powered_on: Callable[[str], None] = lambda printer_id: None
 
 
 class PlugController:
@@ -76,12 +78,14 @@ class PlugController:
         open_error: str | None,
         publish: Callable[[str, PowerState], None],
         clock: Callable[[], float],
+        powered_on: Callable[[str], None] = lambda printer_id: None,
     ):
         self.printer_id = printer_id
         self.setting = setting
         self.driver = driver
         self.publish = publish
         self.clock = clock
+        self.powered_on = powered_on
         self.log = printer_logger(__name__, printer_id)
         self.lock = asyncio.Lock()
         self.state = PowerState(setting.kind, None, None, False, open_error or "not read yet")
@@ -101,6 +105,11 @@ class PlugController:
                 else:
                     self.log.warning("power switch unreachable: %s", state.error)
             self.publish(self.printer_id, state)
+        if state.on is True and before.on is not True:  # switched on, here or at the plug's button
+            try:
+                self.powered_on(self.printer_id)
+            except Exception:
+                self.log.exception("power: telling the printer's link failed")
         return state
 
     def _reading(self, r: Reading) -> PowerState:
@@ -183,7 +192,9 @@ class PowerService:
             except Exception as e:  # gpiozero: no pin factory / GPIO chip, pin in use...
                 error = f"GPIO {setting.gpio} cannot be used: {e}"
                 log.error("power: printer %s: %s", pid, error)
-            self.controllers[pid] = PlugController(pid, setting, driver, error, self._publish, self.clock)
+            self.controllers[pid] = PlugController(
+                pid, setting, driver, error, self._publish, self.clock, self.watch.powered_on
+            )
         self._listener = self.bus.listen(PRINTER_EVENT, HISTORY_EVENT, WAKE_EVENT, callback=self._on_event)
         for ctrl in self.controllers.values():
             if ctrl.driver is not None:
