@@ -18,6 +18,7 @@ from bambu_edge.power.energy import ENERGY_SECTION, EnergyConfig
 from bambu_edge.power.events import POWER_EVENT
 from bambu_edge.power.rules import PrinterFacts
 from bambu_edge.power.service import PowerService, Watch
+from bambu_edge.power.starts import EnergyStarts
 from bambu_edge.printers.components import PrintersComponent
 
 
@@ -50,7 +51,11 @@ class PowerComponent(Component):
 
     async def start(self) -> None:
         settings = {p.id: p.power for p in self.ctx.config.printers if p.power is not None}
-        service = PowerService(settings, self.ctx.bus, self.energy, self.ctx.tasks, self._watch())
+        starts = EnergyStarts(self.ctx.store.db)
+        await starts.prune()
+        service = PowerService(
+            settings, self.ctx.bus, self.energy, self.ctx.tasks, self._watch(), starts=starts
+        )
         service.start()
         manager = self.ctx.require("printers", PrintersComponent).manager
         for view in manager.views():  # what the printers said before the bus told us
