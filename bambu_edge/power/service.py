@@ -110,12 +110,15 @@ class PlugController:
                 else:
                     self.log.warning("power switch unreachable: %s", state.error)
             self.publish(self.printer_id, state)
-        if state.on is True and before.on is not True:  # switched on, here or at the plug's button
-            try:
-                self.powered_on(self.printer_id)
-            except Exception:
-                self.log.exception("power: telling the printer's link failed")
+        if before.on is False and state.on is True:  # switched on, here or at the plug's button
+            self._powered_on()
         return state
+
+    def _powered_on(self) -> None:
+        try:
+            self.powered_on(self.printer_id)
+        except Exception:
+            self.log.exception("power: telling the printer's link failed")
 
     def _reading(self, r: Reading) -> PowerState:
         self.energy_wh = r.energy_wh
@@ -148,7 +151,10 @@ class PlugController:
 
     async def switch(self, on: bool) -> PowerState:
         self.log.info("switching power %s", "on" if on else "off")
+        was = self.state.on
         state = await self._do(lambda d: d.switch(on))
+        if on and state.on is True and was is None:  # from unknown (unreachable): _set could not tell
+            self._powered_on()
         if self.timer is not None:
             self.timer.since = None
         return state

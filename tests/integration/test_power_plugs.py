@@ -236,7 +236,7 @@ async def test_a_wake_request_switches_an_off_printer_on(plugs, power):
     assert plug.requests.count("/rpc/Switch.Set?id=0&on=true") == 1
 
 
-@pytest.mark.parametrize("how", ["by hand", "for the queue"])
+@pytest.mark.parametrize("how", ["by hand", "for the queue", "at the plug"])
 async def test_switched_on_the_printer_link_reconnects_at_once_not_after_its_backoff(
     plugs, power, broker, pins, how
 ):
@@ -259,8 +259,11 @@ async def test_switched_on_the_printer_link_reconnects_at_once_not_after_its_bac
         t0 = time.monotonic()
         if how == "by hand":
             assert (await svc.switch("p1", True)).on is True
-        else:
+        elif how == "for the queue":
             svc.bus.publish(Event(WAKE_EVENT, "p1", WakeRequest(7)))
+        else:  # its own button; the next poll sees it
+            await plug.set_relay(True)
+            assert (await svc.read("p1")).on is True
         await eventually(lambda: link.link_state == "connected", timeout=10, what="online after power-on")
         assert time.monotonic() - t0 < 3  # not the minute the backoff asked for
         assert link.connect_attempts == attempts + 1
