@@ -92,6 +92,8 @@ async def test_the_queue_switches_on_an_off_printer_prints_after_online_and_reco
         # The queue wants the printer: the relay goes on, the printer comes online, then the dispatch.
         await eventually(lambda: plug.on, timeout=30, what="relay on")
         await eventually(lambda: link("connected"), timeout=60, what="printer online again")
+        # Through the printers' manager: the link tried at once, not after its reconnect backoff.
+        assert "reconnecting now (the printer was switched on)" in farm.daemon.output
         await eventually(lambda: job_state(farm, job["id"], "printing"), timeout=60, what="printing")
         assert [r for r in vp.received if r.get("print", {}).get("command") == "project_file"]
 
