@@ -18,6 +18,7 @@ from bambu_edge.power.energy import ENERGY_SECTION, EnergyConfig
 from bambu_edge.power.events import POWER_EVENT
 from bambu_edge.power.rules import PrinterFacts
 from bambu_edge.power.service import PowerService, Watch
+from bambu_edge.power.starts import EnergyStarts
 from bambu_edge.printers.components import PrintersComponent
 
 
@@ -41,11 +42,20 @@ class PowerComponent(Component):
         def history() -> Any:
             return getattr(self.ctx.registry.running("history"), "service", None)
 
-        return Watch(browsers=browsers, history=history)
+        def powered_on(printer_id: str) -> None:
+            link = self.ctx.require("printers", PrintersComponent).manager.get(printer_id)
+            if link is not None:
+                link.reconnect_now()
+
+        return Watch(browsers=browsers, history=history, powered_on=powered_on)
 
     async def start(self) -> None:
         settings = {p.id: p.power for p in self.ctx.config.printers if p.power is not None}
-        service = PowerService(settings, self.ctx.bus, self.energy, self.ctx.tasks, self._watch())
+        starts = EnergyStarts(self.ctx.store.db)
+        await starts.prune()
+        service = PowerService(
+            settings, self.ctx.bus, self.energy, self.ctx.tasks, self._watch(), starts=starts
+        )
         service.start()
         manager = self.ctx.require("printers", PrintersComponent).manager
         for view in manager.views():  # what the printers said before the bus told us

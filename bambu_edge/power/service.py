@@ -10,9 +10,12 @@ the queue's wake requests) and never block it: anything that talks to a plug is 
   nothing to read. A change of state or watts is published as a ``power`` event.
 * Auto-off (rules.py) is looked at on every tick, with the printer's newest view.
 * Wake: the queue's ``power_wake`` request switches an off printer on; the dispatcher starts the job
-  once the printer's link is connected and it reports ready (jobs/dispatch.py).
+  once the printer's link is connected and it reports ready (jobs/dispatch.py). Whenever a switch is
+  seen going on, the printer's link is told to connect at once (``Watch.powered_on``), not after the
+  reconnect backoff its failures while the printer was off have earned.
 * Energy: the plug's counter is read when a print's record opens and when it ends; the difference
-  (and its cost) goes on the record (HistoryService.set_energy).
+  (and its cost) goes on the record (HistoryService.set_energy). The start reading is also kept in
+  the database (starts.py): after a restart mid-print it is the one used.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from bambu_edge.power.plug_http import PlugError, PlugHttp
 from bambu_edge.power.rules import UNKNOWN, AutoOffTimer, PrinterFacts
 from bambu_edge.power.setting import PowerSetting
 from bambu_edge.power.shelly import ShellyPlug
+from bambu_edge.power.starts import EnergyStarts
 from bambu_edge.power.tasmota import TasmotaPlug
 from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES
 from bambu_edge.printers.base import PRINTER_EVENT, PrinterUpdate, printer_logger
@@ -65,6 +70,8 @@ class Watch:
 
     browsers: Callable[[], int] = lambda: 0  # WebSocket clients connected
     history: Callable[[], Any] = lambda: None  # the HistoryService, if running
+    # The printer's mains just came on: its link should try now, not after its reconnect backoff.
+    powered_on: Callable[[str], None] = lambda printer_id: None
 
 
 class PlugController:
@@ -76,12 +83,14 @@ class PlugController:
         open_error: str | None,
         publish: Callable[[str, PowerState], None],
         clock: Callable[[], float],
+        powered_on: Callable[[str], None] = lambda printer_id: None,
     ):
         self.printer_id = printer_id
         self.setting = setting
         self.driver = driver
         self.publish = publish
         self.clock = clock
+        self.powered_on = powered_on
         self.log = printer_logger(__name__, printer_id)
         self.lock = asyncio.Lock()
         self.state = PowerState(setting.kind, None, None, False, open_error or "not read yet")
@@ -101,7 +110,15 @@ class PlugController:
                 else:
                     self.log.warning("power switch unreachable: %s", state.error)
             self.publish(self.printer_id, state)
+        if before.on is False and state.on is True:  # switched on, here or at the plug's button
+            self._powered_on()
         return state
+
+    def _powered_on(self) -> None:
+        try:
+            self.powered_on(self.printer_id)
+        except Exception:
+            self.log.exception("power: telling the printer's link failed")
 
     def _reading(self, r: Reading) -> PowerState:
         self.energy_wh = r.energy_wh
@@ -134,7 +151,10 @@ class PlugController:
 
     async def switch(self, on: bool) -> PowerState:
         self.log.info("switching power %s", "on" if on else "off")
+        was = self.state.on
         state = await self._do(lambda d: d.switch(on))
+        if on and state.on is True and was is None:  # from unknown (unreachable): _set could not tell
+            self._powered_on()
         if self.timer is not None:
             self.timer.since = None
         return state
@@ -153,6 +173,7 @@ class PowerService:
         tasks: TaskSet,
         watch: Watch | None = None,
         *,
+        starts: EnergyStarts | None = None,  # None: start readings are kept in memory only
         pin_factory: Any = None,
         clock: Callable[[], float] = time.monotonic,
         poll_s: float = POLL_S,
@@ -164,12 +185,14 @@ class PowerService:
         self.energy = energy_config
         self.tasks = tasks
         self.watch = watch or Watch()
+        self.starts = starts
         self.pin_factory = pin_factory
         self.clock = clock
         self.poll_s, self.idle_poll_s, self.tick_s = poll_s, idle_poll_s, tick_s
         self.controllers: dict[str, PlugController] = {}
         self._listener: Listener | None = None
         self._energy_starts: dict[str, asyncio.Task[float | None]] = {}  # record uid -> counter at start
+        self._ending: set[str] = set()  # records whose energy is being worked out ("ended" may repeat)
         self._wakes: dict[str, asyncio.Event] = {}
         self._loops: list[asyncio.Task[None]] = []
 
@@ -183,7 +206,9 @@ class PowerService:
             except Exception as e:  # gpiozero: no pin factory / GPIO chip, pin in use...
                 error = f"GPIO {setting.gpio} cannot be used: {e}"
                 log.error("power: printer %s: %s", pid, error)
-            self.controllers[pid] = PlugController(pid, setting, driver, error, self._publish, self.clock)
+            self.controllers[pid] = PlugController(
+                pid, setting, driver, error, self._publish, self.clock, self.watch.powered_on
+            )
         self._listener = self.bus.listen(PRINTER_EVENT, HISTORY_EVENT, WAKE_EVENT, callback=self._on_event)
         for ctrl in self.controllers.values():
             if ctrl.driver is not None:
@@ -271,20 +296,50 @@ class PowerService:
             return
         if action == "started" and record.uid not in self._energy_starts:
             self._energy_starts[record.uid] = self.tasks.spawn(
-                self._counter(ctrl), name=f"power-energy-{ctrl.printer_id}"
+                self._start_reading(ctrl, record.uid), name=f"power-energy-{ctrl.printer_id}"
             )
-        elif action == "ended" and record.uid in self._energy_starts:
-            start = self._energy_starts.pop(record.uid)
+        elif action == "ended" and record.uid not in self._ending:
+            start = self._energy_starts.pop(record.uid, None)
+            if start is None and self.starts is None:
+                return  # not seen starting, and nothing kept from before a restart
+            self._ending.add(record.uid)
             self.tasks.spawn(self._record_energy(ctrl, record, start), name=f"power-energy-{ctrl.printer_id}")
 
     async def _counter(self, ctrl: PlugController) -> float | None:
         state = await ctrl.refresh()
         return ctrl.energy_wh if state.reachable else None
 
+    async def _start_reading(self, ctrl: PlugController, uid: str) -> float | None:
+        start_wh = await self._counter(ctrl)
+        if start_wh is not None and self.starts is not None:
+            try:
+                await self.starts.save(uid, start_wh)
+            except sqlite3.Error as e:  # kept in memory still: only a restart would lose it
+                ctrl.log.warning("power: the energy reading at the print's start was not saved: %s", e)
+        return start_wh
+
+    async def _saved_start(self, ctrl: PlugController, uid: str) -> float | None:
+        if self.starts is None:
+            return None
+        try:
+            return await self.starts.take(uid)
+        except sqlite3.Error as e:
+            ctrl.log.warning("power: the saved energy reading could not be read: %s", e)
+            return None
+
     async def _record_energy(
-        self, ctrl: PlugController, record: Any, start: asyncio.Task[float | None]
+        self, ctrl: PlugController, record: Any, start: asyncio.Task[float | None] | None
     ) -> None:
-        start_wh = await start
+        try:
+            in_memory = None if start is None else await start
+            saved = await self._saved_start(ctrl, record.uid)  # taken either way: the row is done
+            if start is None and saved is None:
+                return  # a print power control never saw start (or one from before energy was kept)
+            await self._measure(ctrl, record, in_memory if in_memory is not None else saved)
+        finally:
+            self._ending.discard(record.uid)
+
+    async def _measure(self, ctrl: PlugController, record: Any, start_wh: float | None) -> None:
         end_wh = await self._counter(ctrl)
         used = energy.used(start_wh, end_wh, self.energy.price_per_kwh)
         history = self.watch.history()

@@ -140,3 +140,8 @@ class PrinterLink(abc.ABC):
     async def accept_certificate(self) -> None:
         """Trust the certificate the printer now presents (after ``tls_mismatch``)."""
         raise CommandError("bad_request", "this printer has no certificate to accept")
+
+    @abc.abstractmethod
+    def reconnect_now(self) -> None:
+        """Connect again at once, from the start of the backoff schedule: the printer has just been
+        switched on, so the wait the last failures earned (up to a minute) is no longer needed."""

@@ -427,6 +427,30 @@ async def test_accept_reconnects_at_once_even_after_a_slow_wait_started(broker, 
         await lk.stop()
 
 
+async def test_reconnect_now_cuts_a_long_backoff_short(broker, pins):
+    # A printer switched off long enough that the link waits a minute between tries.
+    lk = make_link(broker, pins, backoff=Backoff(initial=60.0, cap=60.0, jitter=0.0))
+    await lk.start()
+    try:
+        await until(lambda: lk.link_state == "connected", what="connected")
+        broker.kill()
+        await until(lambda: lk.link_state == "offline", what="offline")
+        attempts = lk.connect_attempts
+        broker.start()  # switched on again: the printer is back at once
+        await asyncio.sleep(1.0)
+        assert lk.link_state == "offline" and lk.connect_attempts == attempts  # waiting out the minute
+        t0 = time.monotonic()
+        lk.reconnect_now()
+        await until(lambda: lk.link_state == "connected", timeout=10, what="connected after power-on")
+        assert time.monotonic() - t0 < 3
+        assert lk.backoff.attempt == 0  # the next loss starts the schedule over
+        lk.reconnect_now()  # connected: nothing happens, no reconnect
+        await asyncio.sleep(0.3)
+        assert lk.link_state == "connected" and lk.connect_attempts == attempts + 1
+    finally:
+        await lk.stop()
+
+
 async def test_configured_fingerprint_that_matches_is_pinned(broker, pins):
     lk = make_link(broker, pins, tls=TlsConfig(fingerprint=broker.fingerprint))
     await lk.start()

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
+import signal
+import sqlite3
 
 import pytest
 
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.running_daemon import (
     BLACK_PLA,
+    Farm,
+    all_connected,
     eventually,
     job_state,
     readiness_is,
@@ -88,6 +92,8 @@ async def test_the_queue_switches_on_an_off_printer_prints_after_online_and_reco
         # The queue wants the printer: the relay goes on, the printer comes online, then the dispatch.
         await eventually(lambda: plug.on, timeout=30, what="relay on")
         await eventually(lambda: link("connected"), timeout=60, what="printer online again")
+        # Through the printers' manager: the link tried at once, not after its reconnect backoff.
+        assert "reconnecting now (the printer was switched on)" in farm.daemon.output
         await eventually(lambda: job_state(farm, job["id"], "printing"), timeout=60, what="printing")
         assert [r for r in vp.received if r.get("print", {}).get("command") == "project_file"]
 
@@ -118,4 +124,55 @@ async def test_the_queue_switches_on_an_off_printer_prints_after_online_and_reco
         await eventually(lambda: link("offline"), timeout=30, what="printer offline")
     finally:
         plug.on_switch = None
+        await plug.stop()
+
+
+def saved_start_wh(farm: Farm, uid: str) -> float | None:
+    """The plug's counter at the print's start as the daemon keeps it in its database."""
+    with sqlite3.connect(f"file:{farm.tmp / 'data' / 'bambu-edge.db'}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT start_wh FROM power_energy_start WHERE record_uid = ?", (uid,)).fetchone()
+    return None if row is None else row[0]
+
+
+async def test_a_restart_mid_print_still_measures_the_whole_print(farm_factory):
+    plug = ShellyGen2Plug(on=True, watts=180.0, wh_per_s=50.0)
+    await plug.start()
+    try:
+        farm = await farm_factory(
+            P1S,
+            entry_extra={"p1s": {"power": {"shelly": plug.url}}},
+            config_extra={"energy": {"price_per_kwh": 0.4}},
+            p1s={"held": True},
+        )
+        vp = farm.vps["p1s"]
+        await eventually(lambda: all_connected(farm), what="printer connected")
+        await vp.simulate_print("Benchy", duration_s=25, layers=60)
+
+        async def running() -> dict | None:
+            items = (await farm.ok("GET", "/api/history", params={"printer": "p1s"}))["items"]
+            return items[0] if items and items[0]["outcome"] == "running" else None
+
+        record = await eventually(running, what="a running record")
+        start_wh = await eventually(lambda: saved_start_wh(farm, record["uid"]), what="start reading saved")
+        await vp.advance(12.5, steps=2)
+        farm.stop_daemon(signal.SIGKILL)  # nothing in memory survives: only what was written
+        before_restart_wh = plug.energy_wh()
+        await farm.start_daemon()
+        await eventually(lambda: all_connected(farm), what="connected again")
+        await vp.finish(steps=3)
+        finished_wh = plug.energy_wh()
+
+        async def measured() -> dict | None:
+            items = (await farm.ok("GET", "/api/history", params={"printer": "p1s"}))["items"]
+            return items[0] if items and items[0]["energy_kwh"] is not None else None
+
+        done = await eventually(measured, timeout=30, what="energy on the record")
+        seen_wh = plug.energy_wh()
+        assert done["uid"] == record["uid"] and done["outcome"] == "success"
+        # From the reading saved before the restart to the one at the end: the whole print.
+        assert (before_restart_wh - start_wh) / 1000 < (finished_wh - start_wh) / 1000 <= done["energy_kwh"]
+        assert done["energy_kwh"] <= (seen_wh - start_wh) / 1000 + 1e-3
+        assert done["energy_cost"] == pytest.approx(done["energy_kwh"] * 0.4, abs=1e-3)
+        assert saved_start_wh(farm, record["uid"]) is None  # taken with the end reading
+    finally:
         await plug.stop()

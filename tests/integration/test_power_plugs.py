@@ -16,10 +16,12 @@ from gpiozero.pins.mock import MockFactory
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.power.energy import EnergyConfig
 from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, WakeRequest
-from bambu_edge.power.service import PowerService
+from bambu_edge.power.service import PowerService, Watch
 from bambu_edge.power.setting import parse_power
+from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.base import PRINTER_EVENT, PrinterUpdate
 from bambu_edge.tasks import TaskSet
+from tests.integration.links import make_link
 from tests.integration.smart_plugs import ShellyGen1Plug, ShellyGen2Plug, SmartPlug, TasmotaPlug
 from tests.integration.waiting import eventually
 
@@ -53,13 +55,16 @@ async def serve(plugs: list[SmartPlug], plug: SmartPlug) -> SmartPlug:
 async def power() -> AsyncIterator[object]:
     services: list[tuple[PowerService, TaskSet]] = []
 
-    def make(settings: dict, *, clock=time.monotonic, pin_factory=None, tick_s: float = 5.0) -> PowerService:
+    def make(
+        settings: dict, *, clock=time.monotonic, pin_factory=None, tick_s: float = 5.0, watch=None
+    ) -> PowerService:
         tasks = TaskSet("power-test")
         svc = PowerService(
             {pid: parse_power(v) for pid, v in settings.items()},
             EventBus(),
             EnergyConfig(0.30, "EUR"),
             tasks,
+            watch,
             pin_factory=pin_factory,
             clock=clock,
             tick_s=tick_s,
@@ -229,6 +234,42 @@ async def test_a_wake_request_switches_an_off_printer_on(plugs, power):
     svc.bus.publish(Event(WAKE_EVENT, "p", WakeRequest(7)))  # a repeat changes nothing
     await eventually(lambda: plug.on, timeout=5, what="plug on")
     assert plug.requests.count("/rpc/Switch.Set?id=0&on=true") == 1
+
+
+@pytest.mark.parametrize("how", ["by hand", "for the queue", "at the plug"])
+async def test_switched_on_the_printer_link_reconnects_at_once_not_after_its_backoff(
+    plugs, power, broker, pins, how
+):
+    # The printer's link has been failing long enough to wait a minute between tries.
+    link = make_link(broker, pins, backoff=Backoff(initial=60.0, cap=60.0, jitter=0.0))
+    plug = await serve(plugs, ShellyGen2Plug(on=True))
+
+    async def mains(on: bool) -> None:  # the plug powers the printer (its MQTT side)
+        broker.start() if on else broker.kill()
+
+    plug.on_switch = mains
+    links = {"p1": link}  # what the component's hook finds through the printers' manager
+    svc = power({"p1": {"shelly": plug.url}}, watch=Watch(powered_on=lambda pid: links[pid].reconnect_now()))
+    await link.start()
+    try:
+        await eventually(lambda: link.link_state == "connected", timeout=10, what="connected")
+        await svc.switch("p1", False)
+        await eventually(lambda: link.link_state == "offline", timeout=10, what="offline")
+        attempts = link.connect_attempts
+        t0 = time.monotonic()
+        if how == "by hand":
+            assert (await svc.switch("p1", True)).on is True
+        elif how == "for the queue":
+            svc.bus.publish(Event(WAKE_EVENT, "p1", WakeRequest(7)))
+        else:  # its own button; the next poll sees it
+            await plug.set_relay(True)
+            assert (await svc.read("p1")).on is True
+        await eventually(lambda: link.link_state == "connected", timeout=10, what="online after power-on")
+        assert time.monotonic() - t0 < 3  # not the minute the backoff asked for
+        assert link.connect_attempts == attempts + 1
+    finally:
+        plug.on_switch = None
+        await link.stop()
 
 
 # --- the component ------------------------------------------------------------------------------

@@ -247,6 +247,7 @@ class BambuLink(PrinterLink):
         self._offered = None
         self.auth_backoff.reset()
         self.tls_backoff.reset()
+        self._wake.clear()  # a wake-up asked for a connection: this is it (not a quick retry later)
         self._set_link(LinkState.CONNECTED)
         await client.subscribe(self.report_topic)
         self._last_report = time.monotonic()
@@ -341,6 +342,13 @@ class BambuLink(PrinterLink):
         self.backoff.reset()
         self._set_link(LinkState.CONNECTING)
         self._wake.set()  # reconnect now, not after the slow retry
+
+    def reconnect_now(self) -> None:
+        if self.link_state in (LinkState.CONNECTED, LinkState.AUTH_FAILED, LinkState.TLS_MISMATCH):
+            return  # connected already, or a failure that power does not fix: the user must act
+        self.backoff.reset()
+        self.log.info("reconnecting now (the printer was switched on)")
+        self._wake.set()  # cuts the current wait short, or the next one if an attempt is under way
 
     async def storage_context(self) -> ssl.SSLContext:
         """The MQTT link's trust, for the printer's other TLS ports (FTPS): the same CA and serial, or
