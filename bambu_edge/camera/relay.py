@@ -28,6 +28,10 @@ from bambu_edge.printers.bambu.camera import check_serial
 
 BLOCK = 64 * 1024  # the most read from the camera before it is passed on to ffmpeg
 UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
+# A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
+# each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
+# wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
+BATCH_S = 0.05
 
 
 class _Sockets:
@@ -47,12 +51,6 @@ class _Sockets:
                 return
         sock.close()
         raise ConnectionAbortedError("the camera relay was closed")
-
-    def replace(self, old: socket.socket, new: socket.socket) -> None:
-        """``old``'s descriptor now belongs to ``new`` (an SSLSocket made from it)."""
-        with self._lock:
-            self._open.discard(old)
-        self.add(new)
 
     def abort(self) -> None:
         with self._lock:
@@ -173,17 +171,16 @@ class TlsRelay:
             try:
                 raw.setblocking(True)
                 raw.settimeout(max(deadline - time.monotonic(), 0.001))
-                tls = ctx.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
-                sockets.replace(raw, tls)
-                tls.do_handshake()
+                tls = _Tls(raw, ctx, self.host)
+                tls.handshake()
                 if self.serial is not None:
-                    check_serial(tls, self.serial)  # type: ignore[arg-type]  # SSLSocket: same getpeercert
+                    check_serial(tls.obj, self.serial)
             except Exception as e:
                 _settle(loop, handshake, e)
                 return
             _settle(loop, handshake, None)
+            raw.settimeout(None)
             conn.setblocking(True)
-            tls.setblocking(False)  # a read never waits for the rest of a record
             with contextlib.suppress(OSError, ValueError):
                 _pump(tls, conn)
         finally:
@@ -192,28 +189,86 @@ class TlsRelay:
             _settle(loop, finished, None)
 
 
-def _pump(tls: ssl.SSLSocket, conn: socket.socket) -> None:
-    """Camera -> ffmpeg: every record already received in one write; ffmpeg -> camera as it comes."""
+class _Tls:
+    """TLS over a blocking socket through memory buffers: one recv takes in every record that has
+    arrived (an SSLSocket makes two syscalls per record, and a camera sends hundreds a second)."""
+
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, host: str):
+        self.raw = raw
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self._buf = bytearray(BLOCK)
+        self._view = memoryview(self._buf)
+
+    def handshake(self) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                if not self.receive():
+                    raise ConnectionResetError(
+                        "the camera closed the connection during the TLS handshake"
+                    ) from None
+            except ssl.SSLError:
+                with contextlib.suppress(OSError):
+                    self.flush()  # the alert: the camera learns why
+                raise
+        self.flush()
+
+    def receive(self) -> int:
+        """What the socket has (waiting for at least a byte) into the TLS engine; 0 at the end."""
+        n = self.raw.recv_into(self._view)
+        if n:
+            self.incoming.write(self._view[:n])
+        return n
+
+    def flush(self) -> None:
+        if self.outgoing.pending:
+            self.raw.sendall(self.outgoing.read())
+
+    def send(self, data: memoryview) -> None:
+        self.obj.write(data)
+        self.flush()
+
+
+def _pump(tls: _Tls, conn: socket.socket) -> None:
+    """Camera -> ffmpeg: the records of each ``BATCH_S`` in one write; ffmpeg -> camera likewise."""
     down = bytearray(BLOCK)
     down_view = memoryview(down)
     up = bytearray(UP_BLOCK)
     up_view = memoryview(up)
-    watch = [tls, conn]
+    watch = [tls.raw, conn]
+    next_read = 0.0
     while True:
-        readable = [tls] if tls.pending() else select.select(watch, [], [])[0]
-        if tls in readable:
-            n, eof = 0, False
-            while n < BLOCK:
+        wait = next_read - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        # A look first (no wait): while the stream flows, the batch is there after the sleep.
+        readable = select.select(watch, [], [], 0)[0] or select.select(watch, [], [])[0]
+        next_read = time.monotonic() + BATCH_S
+        if tls.raw in readable:
+            eof = not tls.receive()
+            n = 0
+            while True:
                 try:
-                    got = tls.recv_into(down_view[n:])
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    got = tls.obj.read(BLOCK - n, down_view[n:])
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    eof = True
                     break
                 if not got:
                     eof = True
                     break
                 n += got
+                if n == BLOCK:
+                    conn.sendall(down_view)
+                    n = 0
             if n:
                 conn.sendall(down_view[:n])
+            tls.flush()  # a key update or ticket reply, if the engine has one
             if eof:
                 conn.shutdown(socket.SHUT_WR)  # ffmpeg reads the end of the stream
                 return
@@ -221,17 +276,7 @@ def _pump(tls: ssl.SSLSocket, conn: socket.socket) -> None:
             got = conn.recv_into(up_view)
             if not got:
                 return  # ffmpeg hung up
-            _send_tls(tls, up_view[:got])
-
-
-def _send_tls(tls: ssl.SSLSocket, data: memoryview) -> None:
-    while data:
-        try:
-            data = data[tls.send(data) :]
-        except ssl.SSLWantWriteError:
-            select.select([], [tls], [])
-        except ssl.SSLWantReadError:
-            select.select([tls], [], [])
+            tls.send(up_view[:got])
 
 
 def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], error: BaseException | None) -> None:
