@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ CODE = "12345678"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int | str) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
@@ -49,6 +51,16 @@ def proc_cpu(pid: int) -> float:
 def own_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def relay_cpu() -> float:
+    """CPU of the daemon's TLS relay threads (part of the server's figure)."""
+    total = 0.0
+    for t in threading.enumerate():
+        if t.name.startswith("camera-relay") and t.native_id is not None:
+            with contextlib.suppress(OSError):
+                total += proc_cpu(f"{os.getpid()}/task/{t.native_id}")
+    return total
 
 
 def rss_kb() -> int:
@@ -91,15 +103,16 @@ async def measure(
     proc = await viewers_process(start_url, viewers, seconds + warmup + 2)
     await asyncio.sleep(warmup)  # ffmpeg started, the stream flowing
     pid = pid_of()
-    c0, f0 = own_cpu(), proc_cpu(pid)
+    c0, f0, r0 = own_cpu(), proc_cpu(pid), relay_cpu()
     await asyncio.sleep(seconds)
-    c1, f1 = own_cpu(), proc_cpu(pid)
+    c1, f1, r1 = own_cpu(), proc_cpu(pid), relay_cpu()
     rss1 = rss_kb()
     await proc.wait()
     per_min = ((c1 - c0) + (f1 - f0)) * 60 / seconds
     print(
         f"{name:<34} viewers {viewers}: {per_min:6.2f} CPU s/min"
-        f"  (server {(c1 - c0) * 60 / seconds:5.2f}, ffmpeg {(f1 - f0) * 60 / seconds:5.2f})"
+        f"  (server {(c1 - c0) * 60 / seconds:5.2f} of which TLS relay {(r1 - r0) * 60 / seconds:4.2f},"
+        f" ffmpeg {(f1 - f0) * 60 / seconds:5.2f})"
     )
     return per_min, rss1
 

@@ -5,18 +5,65 @@ ffmpeg does not verify TLS certificates, so it never talks to the LAN itself: it
 tcp``), and each connection is carried over a TLS connection the daemon opened and verified with
 the printer's pinned certificate, or its CA and serial. A certificate that is not trusted ends the
 connection before ffmpeg (or the access code it sends) reaches the printer; ``last_error`` says why.
+
+The bytes are carried by one thread per connection with plain blocking calls, not by the event
+loop: a camera sends hundreds of small TLS records a second, and an asyncio round per record cost
+the daemon more CPU than ffmpeg's own work. The loop connects (cancellable), the thread does the
+handshake and the copying, and ``close()`` wakes a thread blocked in a call by shutting its sockets
+down, then waits for it: no thread or socket outlives the relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable
 
-from bambu_edge.printers.bambu.camera import open_tls
+from bambu_edge.printers.bambu.camera import check_serial
 
-BLOCK = 64 * 1024
+BLOCK = 64 * 1024  # the most read from the camera before it is passed on to ffmpeg
+UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
+# A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
+# each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
+# wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
+BATCH_S = 0.05
+
+
+class _Sockets:
+    """One connection's sockets, so the loop can wake its thread (see ftps.transport.SocketGuard):
+    shutdown() wakes a blocked recv/send/select where close() from another thread does not, and
+    closing goes through the same lock, so an abort never hits a descriptor reused meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self.aborted = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self.aborted:
+                self._open.add(sock)
+                return
+        sock.close()
+        raise ConnectionAbortedError("the camera relay was closed")
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw syscall, TLS state untouched
+
+    def close_all(self) -> None:
+        with self._lock:
+            for sock in self._open:
+                sock.close()
+            self._open.clear()
 
 
 class TlsRelay:
@@ -36,61 +83,232 @@ class TlsRelay:
         self.local_port = 0
         self.connections = 0  # upstream connections opened
         self.last_error: BaseException | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.local_port = self._server.sockets[0].getsockname()[1]
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        lsock.setblocking(False)
+        self._listener = lsock
+        self.local_port = lsock.getsockname()[1]
+        self._accepting = asyncio.create_task(self._accept_loop(lsock), name="camera-relay-accept")
         return self.local_port
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        pipes = list(self._pipes)
-        for t in pipes:
+        tasks = [t for t in (self._accepting, *self._pipes) if t is not None]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(OSError):
-                await self._server.wait_closed()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._pipes.add(task)
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(lsock)
+            task = asyncio.create_task(self._serve(conn), name="camera-relay")
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        sockets = _Sockets()
+        sockets.add(conn)
+        handshake: asyncio.Future[None] = loop.create_future()
+        finished: asyncio.Future[None] = loop.create_future()
+        thread: threading.Thread | None = None
         try:
             try:
                 ctx = await self.context()
-                up_reader, up_writer = await open_tls(
-                    self.host, self.port, ctx, serial=self.serial, timeout=self.connect_timeout
+                deadline = time.monotonic() + self.connect_timeout
+                async with asyncio.timeout(self.connect_timeout):
+                    raw = await _connect(self.host, self.port)
+                sockets.add(raw)
+                thread = threading.Thread(
+                    target=self._carry,
+                    args=(loop, sockets, conn, raw, ctx, deadline, handshake, finished),
+                    name=f"camera-relay-{self.host}:{self.port}",
+                    daemon=True,
                 )
+                thread.start()
+                await asyncio.shield(handshake)
+            except asyncio.CancelledError:
+                raise
             except Exception as e:  # unreachable, untrusted, no pin yet: ffmpeg only sees a close
                 self.last_error = e
                 return
             self.connections += 1
             self.last_error = None
-            try:
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-            finally:
-                up_writer.close()
+            await asyncio.shield(finished)
         except asyncio.CancelledError:
-            pass  # close(): the server owns this task and only wants it ended
+            pass  # close(): the relay owns this task and only wants it ended
         finally:
-            self._pipes.discard(task)
-            writer.close()
+            sockets.abort()
+            if thread is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(finished)  # the thread closes its sockets on the way out
+                if handshake.done() and not handshake.cancelled():
+                    handshake.exception()  # read, so a close() mid-handshake logs nothing
+            sockets.close_all()
+
+    def _carry(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sockets: _Sockets,
+        conn: socket.socket,
+        raw: socket.socket,
+        ctx: ssl.SSLContext,
+        deadline: float,
+        handshake: asyncio.Future[None],
+        finished: asyncio.Future[None],
+    ) -> None:
+        """The connection's thread: the verified handshake, then the bytes both ways until either
+        side closes (or ``close()`` shuts the sockets down)."""
+        try:
+            try:
+                raw.setblocking(True)
+                raw.settimeout(max(deadline - time.monotonic(), 0.001))
+                tls = _Tls(raw, ctx, self.host)
+                tls.handshake()
+                if self.serial is not None:
+                    check_serial(tls.obj, self.serial)
+            except Exception as e:
+                _settle(loop, handshake, e)
+                return
+            _settle(loop, handshake, None)
+            raw.settimeout(None)
+            conn.setblocking(True)
+            with contextlib.suppress(OSError, ValueError):
+                _pump(tls, conn)
+        finally:
+            sockets.close_all()
+            _settle(loop, handshake, ConnectionAbortedError("the camera relay was closed"))
+            _settle(loop, finished, None)
 
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    try:
-        while data := await src.read(BLOCK):
-            dst.write(data)
-            await dst.drain()
-    except (OSError, ssl.SSLError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if dst.can_write_eof():
-                dst.write_eof()
-            else:
-                dst.close()
+class _Tls:
+    """TLS over a blocking socket through memory buffers: one recv takes in every record that has
+    arrived (an SSLSocket makes two syscalls per record, and a camera sends hundreds a second)."""
+
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext, host: str):
+        self.raw = raw
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        self._buf = bytearray(BLOCK)
+        self._view = memoryview(self._buf)
+
+    def handshake(self) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                if not self.receive():
+                    raise ConnectionResetError(
+                        "the camera closed the connection during the TLS handshake"
+                    ) from None
+            except ssl.SSLError:
+                with contextlib.suppress(OSError):
+                    self.flush()  # the alert: the camera learns why
+                raise
+        self.flush()
+
+    def receive(self) -> int:
+        """What the socket has (waiting for at least a byte) into the TLS engine; 0 at the end."""
+        n = self.raw.recv_into(self._view)
+        if n:
+            self.incoming.write(self._view[:n])
+        return n
+
+    def flush(self) -> None:
+        if self.outgoing.pending:
+            self.raw.sendall(self.outgoing.read())
+
+    def send(self, data: memoryview) -> None:
+        self.obj.write(data)
+        self.flush()
+
+
+def _pump(tls: _Tls, conn: socket.socket) -> None:
+    """Camera -> ffmpeg: the records of each ``BATCH_S`` in one write; ffmpeg -> camera likewise."""
+    down = bytearray(BLOCK)
+    down_view = memoryview(down)
+    up = bytearray(UP_BLOCK)
+    up_view = memoryview(up)
+    watch = [tls.raw, conn]
+    next_read = 0.0
+    while True:
+        wait = next_read - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        # A look first (no wait): while the stream flows, the batch is there after the sleep.
+        readable = select.select(watch, [], [], 0)[0] or select.select(watch, [], [])[0]
+        next_read = time.monotonic() + BATCH_S
+        if tls.raw in readable:
+            eof = not tls.receive()
+            n = 0
+            while True:
+                try:
+                    got = tls.obj.read(BLOCK - n, down_view[n:])
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    eof = True
+                    break
+                if not got:
+                    eof = True
+                    break
+                n += got
+                if n == BLOCK:
+                    conn.sendall(down_view)
+                    n = 0
+            if n:
+                conn.sendall(down_view[:n])
+            tls.flush()  # a key update or ticket reply, if the engine has one
+            if eof:
+                conn.shutdown(socket.SHUT_WR)  # ffmpeg reads the end of the stream
+                return
+        if conn in readable:
+            got = conn.recv_into(up_view)
+            if not got:
+                return  # ffmpeg hung up
+            tls.send(up_view[:got])
+
+
+def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], error: BaseException | None) -> None:
+    """Complete ``fut`` on its loop from the relay thread (once; later calls are no-ops)."""
+
+    def done() -> None:
+        if fut.done():
+            return
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+        loop.call_soon_threadsafe(done)
+
+
+async def _connect(host: str, port: int) -> socket.socket:
+    """A TCP connection made on the loop, so cancelling it needs no thread to wake."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _name, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, addr)
+            return sock
+        except OSError as e:
+            sock.close()
+            error = e
+        except BaseException:
+            sock.close()
+            raise
+    raise error
