@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.integration.daemon_proc import end_process
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # No traffic off this machine: Chromium's own background services stay off.
@@ -99,13 +101,8 @@ class _SharedChromium:
 
     def close(self) -> None:
         proc, self.proc, self.endpoint = self.proc, None, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            end_process(proc)
         if self.profile is not None:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None

@@ -20,6 +20,17 @@ from bambu_edge.demo.broker import LocalBroker
 DASHBOARD_LINE = re.compile(r"dashboard on https://\S+:(\d+)")
 
 
+def end_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; reaped either way (no zombie outlives a test)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def write_config(
     path: Path,
     data_dir: Path,
@@ -167,11 +178,5 @@ class DaemonProcess:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, 10)
         self._log.close()

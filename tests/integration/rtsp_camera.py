@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bambu_edge.certs import KeyPair
+from tests.integration.daemon_proc import end_process
 
 SERVER = Path(__file__).with_name("gst_rtsp_server.py")
 PYTHON = "/usr/bin/python3"  # python3-gi lives there, not in the venv (TESTBED.md G1/G2)
@@ -72,11 +73,6 @@ class RtspCamera:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         if self._reader is not None:
             self._reader.join(2)
