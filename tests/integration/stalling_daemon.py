@@ -17,6 +17,7 @@ from bambu_edge.cli import main
 
 
 def stall_the_loop(signum: int, frame: object) -> None:
+    print("stalling the event loop", file=sys.stderr, flush=True)  # tests wait for this line
     time.sleep(float(os.environ["STALL_SECONDS"]))
 
 

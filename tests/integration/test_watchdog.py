@@ -90,7 +90,9 @@ def test_stuck_event_loop_stops_the_pings_until_it_runs_again(stalling_daemon):
 def test_watchdog_abort_leaves_the_stuck_stack_in_the_journal(stalling_daemon):
     d, _ = stalling_daemon
     d.signal(signal.SIGUSR2)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "stalling the event loop" not in d.output and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the main thread is inside the handler, not merely signalled
     d.signal(signal.SIGABRT)  # what systemd sends when WatchdogSec passes without a ping
     assert d.wait(timeout=10) == -signal.SIGABRT
     out = d.output
