@@ -122,7 +122,3 @@ class EventBus:
     def publish(self, event: Event) -> None:
         for sub in tuple(self._subs):
             sub._offer(event)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subs)

@@ -16,48 +16,26 @@ from bambu_edge.web.openapi import documented
 if TYPE_CHECKING:
     from bambu_edge.discovery.component import DiscoveryComponent
 
+STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
+PORT = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
 
-PRINTERS = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {
-            "serial": {"type": "string"},
-            "model": NULLABLE_STRING,
-            "name": NULLABLE_STRING,
-            "host": {"type": "string"},
-            "seen_at": {"type": "number"},
-            "configured": {"type": "boolean"},
-        },
-    },
-}
-NODES = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {
-            "node": {"type": "string"},
-            "name": {"type": "string"},
-            "host": {"type": "string"},
-            "port": {"type": "integer"},
-            "version": NULLABLE_STRING,
-        },
-    },
-}
-MOONRAKER = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "host": {"type": "string"},
-            "port": {"type": "integer"},
-            "version": NULLABLE_STRING,
-            "configured": {"type": "boolean"},
-        },
-    },
-}
+
+def _list_of(**properties: dict) -> dict:
+    return {"type": "array", "items": {"type": "object", "properties": properties}}
+
+
+PRINTERS = _list_of(
+    serial=STRING,
+    model=NULLABLE_STRING,
+    name=NULLABLE_STRING,
+    host=STRING,
+    seen_at={"type": "number"},
+    configured=BOOLEAN,
+)
+NODES = _list_of(node=STRING, name=STRING, host=STRING, port=PORT, version=NULLABLE_STRING)
+MOONRAKER = _list_of(name=STRING, host=STRING, port=PORT, version=NULLABLE_STRING, configured=BOOLEAN)
 
 
 def routes(component: Callable[[], DiscoveryComponent | None]) -> list[web.RouteDef]:

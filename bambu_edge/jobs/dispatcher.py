@@ -162,6 +162,7 @@ class Dispatcher:
         self._print_now = PrintNow(
             manager, history, thumbnails, temp_path=self.library.temp_path, last_update=self._updates.get
         )
+        self.print_now = self._print_now.print_now  # start a file already on a printer
         self._decision = Decision()
         self._published_jobs: dict[int, bytes] = {}
         self._published_printers: dict[str, Readiness] = {}
@@ -509,10 +510,6 @@ class Dispatcher:
     # --- files --------------------------------------------------------------------------------------
 
     @property
-    def files_dir(self) -> Path:
-        return self.library.files_dir
-
-    @property
     def tmp_dir(self) -> Path:
         return self.library.tmp_dir
 
@@ -675,22 +672,6 @@ class Dispatcher:
             await self.store.retry_job(job_id)
         await self.evaluate()
         return await self.job_view(job_id)
-
-    # --- print a file already on a printer ----------------------------------------------------------
-
-    async def print_now(
-        self,
-        printer_id: str,
-        path: str,
-        *,
-        plate: int = 1,
-        options: Mapping[str, Any] | None = None,
-        ams_mapping: list[int] | None = None,
-    ) -> dict[str, Any]:
-        """Start a file on the printer's storage (PrintNow.print_now)."""
-        return await self._print_now.print_now(
-            printer_id, path, plate=plate, options=options, ams_mapping=ams_mapping
-        )
 
     # --- views ----------------------------------------------------------------------------------------
 

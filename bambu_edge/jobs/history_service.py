@@ -84,11 +84,9 @@ class _Write:
     record: PrintRecord
 
 
-def _progress_only(update: PrinterUpdate, last: PrinterUpdate | None) -> bool:
-    """Did this report move only progress-like fields of what the tracker reads? (Same job
-    identity; of the tracked sections only ``print`` changed, and in it only PROGRESS_FIELDS.)"""
-    if last is None or (update.identity is not last.identity and update.identity != last.identity):
-        return False
+def _progress_only(update: PrinterUpdate) -> bool:
+    """Did this report (of the same job) move only progress-like fields of what the tracker reads?
+    (Of the tracked sections only ``print`` changed, and in it only PROGRESS_FIELDS.)"""
     changes = update.changes
     moved = changes.get("print")
     if type(moved) is not dict or not PROGRESS_FIELDS.issuperset(moved):
@@ -237,14 +235,11 @@ class HistoryService:
         tracker = self._tracker(pid)
         last = self._updates.get(pid)
         self._updates[pid] = update
-        if update.report and tracker.watching:
-            if (
-                TRACKED_SECTIONS.isdisjoint(update.changes)
-                and last is not None
-                and (update.identity is last.identity or update.identity == last.identity)
-            ):
+        same_job = last is not None and (update.identity is last.identity or update.identity == last.identity)
+        if update.report and tracker.watching and same_job:
+            if TRACKED_SECTIONS.isdisjoint(update.changes):
                 return  # temperatures, fans, Wi-Fi: nothing the tracker reads
-            if _progress_only(update, last):
+            if _progress_only(update):
                 rec = tracker.progressed(update.view["print"], now)
                 if rec is not None:
                     self._paced(rec, now)

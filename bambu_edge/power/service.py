@@ -64,6 +64,10 @@ def make_driver(setting: PowerSetting, pin_factory: Any = None) -> PowerDriver:
     return ShellyPlug(http) if setting.kind == "shelly" else TasmotaPlug(http)
 
 
+# The view sections PrinterFacts.from_view reads (power/rules.py).
+FACT_SECTIONS = frozenset({"link", "temps", "print"})
+
+
 @dataclass
 class Watch:
     """What the service needs to know from the rest of the daemon, as callables (no imports)."""
@@ -273,6 +277,8 @@ class PowerService:
             return
         if event.kind == PRINTER_EVENT:
             update: PrinterUpdate = event.data
+            if FACT_SECTIONS.isdisjoint(update.changes):
+                return  # fans, AMS, Wi-Fi: nothing the power rules read
             before = ctrl.facts
             ctrl.facts = PrinterFacts.from_view(update.view)
             if ctrl.timer is not None and ctrl.facts != before:

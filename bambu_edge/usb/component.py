@@ -24,7 +24,7 @@ from bambu_edge.usb.devices import UsbDevice, classify
 from bambu_edge.usb.monitor import UdevWatcher
 from bambu_edge.usb.mounts import find_mount
 from bambu_edge.usb.stick import StickFile, import_file, list_print_files
-from bambu_edge.web.errors import ApiError
+from bambu_edge.web.errors import ApiError, bad
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class UsbComponent(Component):
         wanted = sorted(offered) if names is None else names
         unknown = [n for n in wanted if n not in offered]
         if unknown:
-            raise ApiError(400, "bad_request", f"not on the stick: {unknown[0]}")
+            raise bad(f"not on the stick: {unknown[0]}")
         imported: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
         async with self._import_lock:

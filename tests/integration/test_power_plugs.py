@@ -201,7 +201,9 @@ async def test_finished_cool_idle_printer_is_switched_off_on_the_driven_clock(po
     await svc.switch("p", True)
 
     def report(state: str, nozzle: float) -> None:
-        svc.bus.publish(Event(PRINTER_EVENT, "p", PrinterUpdate({}, view(state, nozzle))))
+        v = view(state, nozzle)  # as a link publishes it: the sections that changed, and the view
+        changes = {"print": v["print"], "temps": v["temps"]}
+        svc.bus.publish(Event(PRINTER_EVENT, "p", PrinterUpdate(changes, v, report=True)))
 
     # Printing (and paused) for hours: never off.
     for state in ("RUNNING", "PAUSE", "RUNNING"):

@@ -29,7 +29,6 @@ JPEG_PORT = 6000
 RTSP_PATH = "/streaming/live/1"
 USERNAME = "bblp"
 
-AUTH_PACKET_SIZE = 80
 AUTH_PAYLOAD_SIZE = 0x40
 AUTH_TYPE = 0x3000
 FRAME_HEADER = struct.Struct("<IIII")  # payload size, itrack, flags, reserved

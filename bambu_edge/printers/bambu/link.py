@@ -27,7 +27,7 @@ from aiomqtt.exceptions import MqttConnectError
 from bambu_edge.printers.backoff import Backoff, slow_backoff
 from bambu_edge.printers.bambu import commands
 from bambu_edge.printers.bambu.ftps import PrinterFiles, PrinterTLSError
-from bambu_edge.printers.bambu.report import BambuState, is_full_report
+from bambu_edge.printers.bambu.report import BambuState
 from bambu_edge.printers.bambu.settings import BambuSettings
 from bambu_edge.printers.bambu.tls import (
     PeerCertificate,
@@ -420,7 +420,8 @@ class BambuLink(PrinterLink):
         key = commands.reply_key(msg)
         if key is not None and key in self._pending:
             self._resolve(key, msg)
-        self._publish_changes(self.state.apply_message(msg), full=is_full_report(msg.get("print")))
+        changes = self.state.apply_message(msg)
+        self._publish_changes(changes, full=self.state.full_report)
 
     def _warn(self, text: str, exc_info: bool = False) -> None:
         now = time.monotonic()

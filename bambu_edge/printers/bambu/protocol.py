@@ -27,7 +27,6 @@ PRINT_ERROR_CANCELLED = 0x0300400C
 # AMS trays (BAMBU.md §6): units 0-3 hold four slots each; AMS HT units (ids 128-135) hold one.
 AMS_HT_FIRST_ID = 128
 EXTERNAL_TRAY = 254  # ams.tray_now when printing from the external spool (vt_tray)
-NO_TRAY = 255  # ams.tray_now when no filament is loaded
 
 
 def tray_index(unit: int, slot: int) -> int:

@@ -42,16 +42,6 @@ VERSION_COMMAND = "get_version"
 _MISSING_SIG = "\x00missing"  # tells an absent key from null in full-report input signatures
 
 
-def is_full_report(report: Any) -> bool:
-    """A ``print`` object that is a full status report (``push_status`` with ``msg`` 0)."""
-    return (
-        type(report) is dict
-        and report.get("command") == STATUS_COMMAND
-        and type(report.get("msg")) is int
-        and report["msg"] == 0
-    )
-
-
 class BambuState(PrinterState):
     """Live state of one Bambu printer. ``raw`` is a snapshot like the view: replaced, never
     modified, so callers may keep it, but must not modify it."""
@@ -61,6 +51,7 @@ class BambuState(PrinterState):
         self._version_model: str | None = None  # from get_version
         self._raw_size = 2
         self._input_sigs: dict[str, bytes | None] = {}
+        self.full_report = False  # the last message folded was a full report (push_status msg 0)
         super().__init__(id, name, serial, model)
 
     def empty_sections(self) -> dict[str, Any]:
@@ -74,6 +65,7 @@ class BambuState(PrinterState):
             return None
         new_sections: dict[str, Any] = {}
         applied = False
+        self.full_report = False
         report = msg.get("print")
         if (type(report) is dict or isinstance(report, Mapping)) and report.get("command") == STATUS_COMMAND:
             new_sections = self._fold_status(report)
@@ -89,7 +81,7 @@ class BambuState(PrinterState):
     def _fold_status(self, report: Mapping[str, Any]) -> dict[str, Any]:
         """Fold one push_status into ``raw``; return the rebuilt view sections."""
         msg_kind = report.get("msg")
-        full = type(msg_kind) is int and msg_kind == 0
+        full = self.full_report = type(msg_kind) is int and msg_kind == 0
         clean, size = bounded(report)
         if type(clean) is not dict:
             clean = {}

@@ -17,7 +17,6 @@ from bambu_edge.printers.bambu.hms import hms_entry, print_error_code
 from bambu_edge.printers.base import NO_IDENTITY, JobIdentity
 from bambu_edge.printers.values import dig, integer, num, text
 
-MAX_TEXT = 1024  # longest string shown in the view (job and file names)
 MAX_AMS_UNITS = 16  # 4 AMS + 8 AMS HT is the most documented
 MAX_TRAYS = 8
 MAX_HMS = 64
@@ -63,8 +62,8 @@ def build_print(r: dict[str, Any]) -> dict[str, Any]:
         stage = None
     return {
         "state": state,
-        "file": text(r.get("gcode_file"), MAX_TEXT),
-        "job": text(r.get("subtask_name"), MAX_TEXT),
+        "file": text(r.get("gcode_file")),  # values.MAX_TEXT: longest name shown
+        "job": text(r.get("subtask_name")),
         "progress": progress if progress is not None and 0 <= progress <= 100 else None,
         "remaining_s": remaining * 60 if remaining is not None and remaining >= 0 else None,
         "layer": integer(r.get("layer_num")),
