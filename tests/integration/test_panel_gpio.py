@@ -26,6 +26,7 @@ from bambu_edge.panel.config import PanelConfig, RgbPins
 from bambu_edge.panel.patterns import PATTERNS
 from bambu_edge.printers.base import PRINTER_EVENT, PrinterUpdate
 from tests.integration.waiting import dashboard_tls, eventually
+from tests.integration.web_stack import admin_auth, assert_failed_but_serving
 
 PASSWORD = "correct horse battery"
 
@@ -116,7 +117,7 @@ async def test_led_pin_follows_each_state_pattern(
             await eventually(lambda n=name: _panel(d).pattern.name == n, 5, f"pattern {name}")
             await _assert_blinks(pin, name)
         base = f"https://127.0.0.1:{d.web.https_port}"
-        auth = await _login(http, base, d)
+        auth = await admin_auth(http, base, d, PASSWORD)
         async with http.get(base + "/api/panel", headers=auth) as r:
             body = await r.json()
         assert body["pattern"] == "error" and body["color"] == "#ff0000" and body["alerts"] == 1
@@ -149,14 +150,6 @@ async def test_rgb_led_shows_the_state_colour(tmp_path: Path, mock_pins: Any) ->
         await d.stop()
 
 
-async def _login(http: aiohttp.ClientSession, base: str, d: Daemon) -> dict[str, str]:
-    """The admin's session, as a bearer token."""
-    await d.store.users.create("admin", PASSWORD, "admin")
-    async with http.post(base + "/api/auth/login", json={"username": "admin", "password": PASSWORD}) as r:
-        assert r.status == 200
-        return {"Authorization": f"Bearer {(await r.json())['token']}"}
-
-
 async def _hold(pin: Any, seconds: float) -> None:
     pin.drive_low()  # pressed: the button pulls the pin to ground
     await asyncio.sleep(seconds)
@@ -178,7 +171,7 @@ async def test_button_holds_acknowledge_power_off_and_reopen_setup(
     button = mock_pins.pin(3)
     try:
         base = f"https://127.0.0.1:{d.web.https_port}"
-        auth = await _login(http, base, d)
+        auth = await admin_auth(http, base, d, PASSWORD)
         await d.store.users.create("viewer", PASSWORD, "user")
         _printer(d, "x1c", "connected", "FINISH")
         await eventually(lambda: panel.pattern.name == "attention", 5, "attention")
@@ -270,18 +263,7 @@ async def test_without_gpio_the_panel_fails_in_health_and_the_daemon_serves(
     d = Daemon(_config(tmp_path, PanelConfig(button_gpio=3, led_gpio=18)))
     await d.start()
     try:
-        base = f"https://127.0.0.1:{d.web.https_port}"
-        async with http.get(base + "/api/health") as r:
-            panel = (await r.json())["components"]["panel"]
-        assert panel == {
-            "state": "failed",
-            "optional": True,
-            "error": "no GPIO here (no /dev/gpiochip*): the button and LED need a Raspberry Pi's pins",
-        }
-        auth = await _login(http, base, d)
-        async with http.get(base + "/api/panel", headers=auth) as r:
-            assert r.status == 503
-        async with http.get(base + "/api/printers", headers=auth) as r:
-            assert r.status == 200
+        error = "no GPIO here (no /dev/gpiochip*): the button and LED need a Raspberry Pi's pins"
+        await assert_failed_but_serving(http, d, "panel", error, "/api/panel", PASSWORD)
     finally:
         await d.stop()

@@ -30,6 +30,7 @@ from bambu_edge.usb.monitor import UDEV_CONTROL, UdevWatcher
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure
 from tests.integration.waiting import dashboard_tls, eventually
+from tests.integration.web_stack import admin_auth, assert_failed_but_serving
 
 PASSWORD = "correct horse battery"
 ROOT = os.geteuid() == 0
@@ -113,13 +114,6 @@ def stick(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         subprocess.run(["losetup", "-d", dev], check=False)
 
 
-async def _admin(http: aiohttp.ClientSession, base: str, d: Daemon) -> dict[str, str]:
-    await d.store.users.create("admin", PASSWORD, "admin")
-    async with http.post(base + "/api/auth/login", json={"username": "admin", "password": PASSWORD}) as r:
-        assert r.status == 200
-        return {"Authorization": f"Bearer {(await r.json())['token']}"}
-
-
 def _usb(d: Daemon) -> UsbComponent:
     comp = d.component("usb")
     assert isinstance(comp, UsbComponent)
@@ -140,7 +134,7 @@ async def test_a_stick_with_print_files_is_offered_and_imported_into_the_queue(
     await d.start()
     try:
         base = f"https://127.0.0.1:{d.web.https_port}"
-        auth = await _admin(http, base, d)
+        auth = await admin_auth(http, base, d, PASSWORD)
         assert await _devices(http, base, auth) == []
         # The same loop device's real kernel uevent, without udev's USB properties: not a stick.
         await asyncio.to_thread(Path(props["DEVPATH"].join(["/sys", "/uevent"])).write_text, "change\n")
@@ -251,18 +245,7 @@ async def test_without_udev_the_usb_component_fails_in_health_and_the_daemon_ser
     d = Daemon(_config(tmp_path))
     await d.start()
     try:
-        base = f"https://127.0.0.1:{d.web.https_port}"
-        async with http.get(base + "/api/health") as r:
-            usb = (await r.json())["components"]["usb"]
-        assert usb == {
-            "state": "failed",
-            "optional": True,
-            "error": "no udev here (no /run/udev/control): USB cameras and sticks are not noticed",
-        }
-        auth = await _admin(http, base, d)
-        async with http.get(base + "/api/usb/devices", headers=auth) as r:
-            assert r.status == 503
-        async with http.get(base + "/api/printers", headers=auth) as r:
-            assert r.status == 200
+        error = "no udev here (no /run/udev/control): USB cameras and sticks are not noticed"
+        await assert_failed_but_serving(http, d, "usb", error, "/api/usb/devices", PASSWORD)
     finally:
         await d.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bambu_edge.app import Daemon
@@ -52,3 +53,26 @@ class WebStack:
     async def stop(self) -> None:
         await self.hub.stop()  # first, as the daemon does: clients hear "going away" (1001)
         await self.svc.stop()
+
+
+async def admin_auth(http: aiohttp.ClientSession, base: str, d: Daemon, password: str) -> dict[str, str]:
+    """An admin made in ``d``'s store, logged in through the API: its bearer header."""
+    await d.store.users.create("admin", password, "admin")
+    async with http.post(base + "/api/auth/login", json={"username": "admin", "password": password}) as r:
+        assert r.status == 200
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+
+async def assert_failed_but_serving(
+    http: aiohttp.ClientSession, d: Daemon, name: str, error: str, route: str, password: str
+) -> None:
+    """Optional component ``name`` shows failed with ``error`` in /api/health, its ``route``
+    answers 503, and the daemon serves printers all the same."""
+    base = f"https://127.0.0.1:{d.web.https_port}"
+    async with http.get(base + "/api/health") as r:
+        assert (await r.json())["components"][name] == {"state": "failed", "optional": True, "error": error}
+    auth = await admin_auth(http, base, d, password)
+    async with http.get(base + route, headers=auth) as r:
+        assert r.status == 503
+    async with http.get(base + "/api/printers", headers=auth) as r:
+        assert r.status == 200
