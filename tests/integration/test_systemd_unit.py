@@ -12,6 +12,7 @@ test_watchdog.py.
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import json
 import re
 import shutil
@@ -136,10 +137,61 @@ def test_raspberry_pi_os_gpio_group_is_left_alone(tmp_path):
     assert _groups(root)["gpio"] == (997, "pi")
 
 
+# One key of a udev rule: KEY or KEY{attribute}, an operator, a double-quoted value (udev(7)).
+UDEV_KEY = re.compile(r'\s*([A-Z_]+)(?:\{([^}]*)\})?\s*(==|!=|\+=|-=|:=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
+
+
+def _udev_rules(text: str) -> list[list[tuple[str, str, str]]]:
+    """Each rule of a udev rules file as (key, operator, value), comments and continuations as
+    udev reads them; ValueError for a line that is not made of such keys."""
+    rules = []
+    for line in text.replace("\\\n", "").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        keys, pos = [], 0
+        while pos < len(line):
+            m = UDEV_KEY.match(line, pos)
+            if m is None:
+                raise ValueError(f"not a udev key at column {pos}: {line!r}")
+            key = m[1] if m[2] is None else f"{m[1]}{{{m[2]}}}"
+            keys.append((key, m[3], m[4]))
+            pos = m.end()
+            if pos < len(line):
+                if line[pos] != ",":
+                    raise ValueError(f"keys must be separated by commas: {line!r}")
+                pos += 1
+        rules.append(keys)
+    return rules
+
+
+def test_udev_rule_parser_reads_what_udev_reads():
+    text = '# comment\nSUBSYSTEM=="gpio" ,KERNEL!="x*",\\\n  ATTR{dev}=="1", MODE:="0600"\n'
+    assert _udev_rules(text) == [
+        [
+            ("SUBSYSTEM", "==", "gpio"),
+            ("KERNEL", "!=", "x*"),
+            ("ATTR{dev}", "==", "1"),
+            ("MODE", ":=", "0600"),
+        ]
+    ]
+    with pytest.raises(ValueError, match="commas"):
+        _udev_rules('SUBSYSTEM=="gpio" GROUP="gpio"\n')
+    with pytest.raises(ValueError, match="not a udev key"):
+        _udev_rules("SUBSYSTEM==gpio\n")
+
+
 def test_udev_rule_gives_gpio_chips_to_the_group_sysusers_makes():
-    # udev cannot be run here (no GPIO chip); the rule must name the group sysusers creates.
-    rules = [line for line in UDEV_RULE.read_text().splitlines() if line and not line.startswith("#")]
-    assert rules == ['SUBSYSTEM=="gpio", KERNEL=="gpiochip[0-9]*", GROUP="gpio", MODE="0660"']
+    # udev cannot be run here (no GPIO chip): the rule's keys are read as udev reads them, and must
+    # match every GPIO chip, nothing else, and give it to the group sysusers creates, read-write.
+    (rule,) = _udev_rules(UDEV_RULE.read_text())
+    matches = {k: v for k, op, v in rule if op == "=="}
+    assigns = {k: v for k, op, v in rule if op in ("=", ":=")}
+    assert len(matches) + len(assigns) == len(rule), rule  # no !=, += or -= keys
+    assert matches.keys() == {"SUBSYSTEM", "KERNEL"} and matches["SUBSYSTEM"] == "gpio"
+    chips = ("gpiochip0", "gpiochip4", "gpiochip12", "gpio17", "gpiomem", "spidev0.0")
+    assert [n for n in chips if fnmatch.fnmatchcase(n, matches["KERNEL"])] == list(chips[:3])
+    assert assigns.keys() == {"GROUP", "MODE"} and assigns["GROUP"] == "gpio"
+    assert int(assigns["MODE"], 8) == 0o660  # the group reads and writes; others nothing
     assert "g gpio -" in SYSUSERS.read_text().splitlines()
     assert "gpio" in _service()["SupplementaryGroups"].split()
 
