@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -64,6 +65,9 @@ class UsbComponent(Component):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.present: dict[str, Present] = {}
+        # udev events handled, per device node: one can tell an event was looked at and dropped
+        # (a block device that is no stick) from one not seen yet. As many keys as device nodes.
+        self.handled: Counter[str] = Counter()
         self._watcher: UdevWatcher | None = None
         self._mounting: dict[str, asyncio.Task[None]] = {}
         self._import_lock = asyncio.Lock()
@@ -82,8 +86,14 @@ class UsbComponent(Component):
 
     def handle(self, action: str, props: Mapping[str, str]) -> None:
         """One udev event: a device appears, changes (a stick's medium) or goes."""
-        device = classify(props)
         devnode = props.get("DEVNAME", "")
+        try:
+            self._handle(action, devnode, props)
+        finally:
+            self.handled[devnode] += 1
+
+    def _handle(self, action: str, devnode: str, props: Mapping[str, str]) -> None:
+        device = classify(props)
         gone = next((k for k, p in self.present.items() if p.device.devnode == devnode), None)
         if action == "remove" or (device is None and gone is not None and action == "change"):
             if gone is not None:

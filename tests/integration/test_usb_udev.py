@@ -137,8 +137,10 @@ async def test_a_stick_with_print_files_is_offered_and_imported_into_the_queue(
         auth = await admin_auth(http, base, d, PASSWORD)
         assert await _devices(http, base, auth) == []
         # The same loop device's real kernel uevent, without udev's USB properties: not a stick.
+        usb, devnode = _usb(d), props["DEVNAME"]
+        seen = usb.handled[devnode]
         await asyncio.to_thread(Path(props["DEVPATH"].join(["/sys", "/uevent"])).write_text, "change\n")
-        await asyncio.sleep(0.5)
+        await eventually(lambda: usb.handled[devnode] > seen, 5, "the loop device's uevent handled")
         assert await _devices(http, base, auth) == []
         _usb(d).handle("add", props)  # the event as udev delivers it for a USB stick
         dev_id = props["DEVNAME"].rsplit("/", 1)[-1]
