@@ -103,6 +103,10 @@ class PlugController:
         self.facts: PrinterFacts = UNKNOWN
         self.timer = AutoOffTimer(setting.auto_off) if setting.auto_off else None
         self.waking: asyncio.Task[Any] | None = None
+        # Auto-off evaluations, and how many of them switched off: what the rule has looked at
+        # can be told from what it has not seen yet (the tests wait on these, not on time).
+        self.checks = 0
+        self.auto_offs = 0
 
     def _set(self, state: PowerState) -> PowerState:
         before = self.state
@@ -262,7 +266,10 @@ class PowerService:
     async def _auto_off(self, ctrl: PlugController) -> None:
         if ctrl.timer is None:
             return
-        if ctrl.timer.observe(ctrl.facts, ctrl.state.on, self.clock()):
+        off = ctrl.timer.observe(ctrl.facts, ctrl.state.on, self.clock())
+        ctrl.checks += 1
+        if off:
+            ctrl.auto_offs += 1
             rule = ctrl.timer.rule
             ctrl.log.info(
                 "switching off: idle %g min with the nozzle below %g °C", rule.idle_min, rule.below_nozzle_c

@@ -16,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.power.energy import EnergyConfig
 from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, WakeRequest
-from bambu_edge.power.service import PowerService, Watch
+from bambu_edge.power.service import PlugController, PowerService, Watch
 from bambu_edge.power.setting import parse_power
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.base import PRINTER_EVENT, PrinterUpdate
@@ -77,6 +77,13 @@ async def power() -> AsyncIterator[object]:
     for svc, tasks in services:
         await svc.stop()
         await tasks.close()
+
+
+async def checked(ctrl: PlugController) -> None:
+    """Until the auto-off rule has looked at the printer after what the test just changed (the
+    clock, a report): a check that ends after this call began has seen it."""
+    seen = ctrl.checks
+    await eventually(lambda: ctrl.checks > seen, timeout=5, what="an auto-off check")
 
 
 def view(state: str, nozzle: float, link: str = "connected") -> dict:
@@ -205,27 +212,28 @@ async def test_finished_cool_idle_printer_is_switched_off_on_the_driven_clock(po
         changes = {"print": v["print"], "temps": v["temps"]}
         svc.bus.publish(Event(PRINTER_EVENT, "p", PrinterUpdate(changes, v, report=True)))
 
-    # Printing (and paused) for hours: never off.
-    for state in ("RUNNING", "PAUSE", "RUNNING"):
-        report(state, 220.0)
+    ctrl = svc.controllers["p"]
+    # Preparing, printing, paused for hours (a long pause lets the nozzle cool): never off.
+    for state, nozzle in (("PREPARE", 30.0), ("RUNNING", 220.0), ("PAUSE", 40.0), ("RUNNING", 220.0)):
+        report(state, nozzle)
         for _ in range(4):
             clock.now += 3600
-            await asyncio.sleep(0.1)
-    assert factory.pin(5).state is True
+            await checked(ctrl)
+    assert factory.pin(5).state is True and ctrl.auto_offs == 0
     # Finished but hot: the minutes do not start.
     report("FINISH", 180.0)
     clock.now += 3600
-    await asyncio.sleep(0.2)
-    assert factory.pin(5).state is True
+    await checked(ctrl)
+    assert factory.pin(5).state is True and ctrl.auto_offs == 0
     # Cool: off after 10 minutes, not before.
     report("FINISH", 45.0)
-    await asyncio.sleep(0.2)
+    await checked(ctrl)
     clock.now += 9 * 60
-    await asyncio.sleep(0.2)
-    assert factory.pin(5).state is True
+    await checked(ctrl)
+    assert factory.pin(5).state is True and ctrl.auto_offs == 0
     clock.now += 60
     await eventually(lambda: factory.pin(5).state is False, timeout=5, what="switched off")
-    assert events[-1].data.on is False
+    assert events[-1].data.on is False and ctrl.auto_offs == 1
 
 
 async def test_a_wake_request_switches_an_off_printer_on(plugs, power):
