@@ -571,10 +571,25 @@ def decide(
 
 
 def _wakeable(job: WaitingJob, p: PrinterSnapshot, filaments: Sequence[FilamentUse]) -> bool:
-    """Would this switched-off printer take the job once on? Judged by what it last reported: a
-    model, nozzle or filament it is known not to have rules it out; what is unknown does not."""
+    """Would this switched-off printer take the job once on? Judged by what it last reported."""
     if not p.power_off or p.link_state == "connected" or p.run_in_flight or not p.bed_clear:
         return False
+    return _could_take(job, p, filaments)
+
+
+def still_wanted(job: WaitingJob, p: PrinterSnapshot) -> bool:
+    """Is a printer switched on for this job still one it may go to (power/wakes.py)? Not once the
+    job's copies are all placed, or the printer has reported what rules it out."""
+    if job.copies_left <= 0 or (job.target is not None and job.target != p.id):
+        return False
+    if plate_problem(job.meta, job.plate) or (job.target is None and job.meta.printer_model is None):
+        return False
+    return _could_take(job, p, plate_filaments(job.meta, job.plate))
+
+
+def _could_take(job: WaitingJob, p: PrinterSnapshot, filaments: Sequence[FilamentUse]) -> bool:
+    """A model, nozzle or filament the printer is known not to have rules it out; what is unknown
+    does not."""
     incompatible = compatibility(job.meta, job.plate, p)
     if incompatible and incompatible not in (MODEL_UNKNOWN, NOZZLE_UNKNOWN):
         return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -42,7 +43,8 @@ from bambu_edge.jobs.queue import Job, QueueFile, QueueStore, Run
 from bambu_edge.jobs.records import PrintRecord
 from bambu_edge.jobs.run import RunDriver, shows_job
 from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, WakeRequest
-from bambu_edge.printers.bambu.protocol import PREPARE, RUNNING
+from bambu_edge.power.wakes import Verdict, WakeRule
+from bambu_edge.printers.bambu.protocol import ACTIVE_PRINT_STATES, PREPARE, RUNNING
 from bambu_edge.printers.base import (
     PRINTER_ADDED_EVENT,
     PRINTER_EVENT,
@@ -144,6 +146,9 @@ class Dispatcher:
         self._beds: dict[str, bool] = {}
         self._updates: dict[str, PrinterUpdate] = {}  # printer id -> the last view it announced
         self._power_off: set[str] = set()  # printers their power control says are switched off
+        # Which printer was switched on for which job, and when not to do it again (power/wakes.py);
+        # power's auto-off asks power_hold().
+        self.wakes = WakeRule()
         self.runs = RunDriver(
             store,
             bus,
@@ -266,6 +271,8 @@ class Dispatcher:
         elif event.kind == PRINTER_REMOVED_EVENT:
             self._updates.pop(pid, None)
         elif event.kind == POWER_EVENT:
+            if event.data.reachable and event.data.on is not None:
+                self.wakes.powered(pid, event.data.on, self.clock())
             was_off = pid in self._power_off
             if event.data.known_off:
                 self._power_off.add(pid)
@@ -344,19 +351,66 @@ class Dispatcher:
                 )
             )
         decision = dispatch.decide(waiting, snapshots, paused=self._paused, now=now)
-        self._decision = decision
         self._retry_at = [j.next_attempt_at for j in jobs if j.next_attempt_at and j.next_attempt_at > now]
+        self._review_wakes(waiting, snapshots, flights, now)
+        decision = self._wake_printers(decision, now)
+        self._decision = decision
         by_id = {j.id: j for j in jobs}
-        for pid, job_id in decision.wake.items():
-            # Power control switches it on (and ignores a repeat); the job starts in a later decision,
-            # once the printer is online and ready.
-            self.bus.publish(Event(WAKE_EVENT, pid, WakeRequest(job_id)))
         for start in decision.starts:
             job = by_id[start.job_id]
             qf = self.library.known[job.file_id]
             await self.runs.launch(start, job, qf, self.manager.get(start.printer_id))
         await self._announce([j.id for j in jobs])
         return decision
+
+    # --- power: switching printers on for jobs (power/wakes.py) -----------------------------------------
+
+    def _review_wakes(
+        self, waiting: list[WaitingJob], snapshots: list[PrinterSnapshot], flights: list[Run], now: float
+    ) -> None:
+        """Tell the wake rule, for each printer switched on for a job, how that job stands there."""
+        jobs = {j.id: j for j in waiting}
+        snaps = {s.id: s for s in snapshots}
+        for pid, hold in list(self.wakes.holds.items()):
+            snap, job = snaps.get(pid), jobs.get(hold.job_id)
+            verdict: Verdict = "waiting"
+            if snap is None:
+                verdict = "given_up"  # no longer configured
+            elif snap.link_state == "connected" and snap.gcode_state in ACTIVE_PRINT_STATES:
+                verdict = "started"  # its job, or one started at the printer: auto-off waits anyway
+            elif any(r.printer_id == pid and r.job_id == hold.job_id for r in flights):
+                verdict = "waiting"  # being uploaded or started there
+            elif job is None or not dispatch.still_wanted(job, snap):
+                verdict = "given_up"
+            self.wakes.review(pid, verdict, now)
+        self.wakes.forget_jobs_but(set(jobs))
+
+    def _wake_printers(self, decision: Decision, now: float) -> Decision:
+        """Ask power control to switch on the printers the decision wants, unless the wake rule says
+        not yet; the jobs that wait for such a printer say until when."""
+        later: dict[int, list[str]] = {}
+        for pid, job_id in decision.wake.items():
+            wait = self.wakes.wake_in(pid, job_id, now)
+            if wait == 0:
+                self.wakes.woken(pid, job_id, now)
+                # Power control switches it on (and ignores a repeat); the job starts in a later
+                # decision, once the printer is online and ready.
+                self.bus.publish(Event(WAKE_EVENT, pid, WakeRequest(job_id)))
+            elif math.isfinite(wait):
+                self._retry_at.append(now + wait)
+                later.setdefault(job_id, []).append(
+                    f"{self._printer_name(pid)}: was switched on for this job and it did not start there;"
+                    f" switched on again in {math.ceil(wait / 60)} min"
+                )
+        if not later:
+            return decision
+        reasons = {j: (*words, *later.get(j, ())) for j, words in decision.reasons.items()}
+        return dataclasses.replace(decision, reasons=reasons)
+
+    def power_hold(self, printer_id: str) -> bool:
+        """Must power's auto-off leave this printer on? While a queued print is being sent to it, and
+        while it is held for the job it was switched on for."""
+        return printer_id in self.runs.flights or self.wakes.held(printer_id, self.clock())
 
     async def _announce(self, job_ids: list[int]) -> None:
         runs = await self.store.runs_for(job_ids)

@@ -47,7 +47,11 @@ class PowerComponent(Component):
             if link is not None:
                 link.reconnect_now()
 
-        return Watch(browsers=browsers, history=history, powered_on=powered_on)
+        def held(printer_id: str) -> bool:
+            dispatcher = getattr(self.ctx.registry.running("queue"), "dispatcher", None)
+            return dispatcher is not None and dispatcher.power_hold(printer_id)
+
+        return Watch(browsers=browsers, history=history, powered_on=powered_on, held=held)
 
     async def start(self) -> None:
         settings = {p.id: p.power for p in self.ctx.config.printers if p.power is not None}

@@ -4,6 +4,8 @@ the caller (and the tests) pass in.
 * Auto-off: a printer whose print has ended (or that never started one: IDLE), whose nozzle is
   below ``below_nozzle_c`` and whose link is connected, for ``idle_min`` minutes on end, is
   switched off. Printing, paused, preparing, unknown or offline: never, and the minutes start over.
+  Nor while the queue holds it on (``held``: switched on for a job that has not had its chance
+  yet, or a queued print being sent to it; power/wakes.py): its minutes start when the hold ends.
 * Switching off by hand needs ``confirm`` while a print may be under way (any gcode_state but
   IDLE, FINISH or FAILED on a connected printer); an offline printer may be switched off.
 """
@@ -54,9 +56,9 @@ class AutoOffTimer:
     rule: AutoOff
     since: float | None = None  # when the printer came to rest (None: it is not at rest)
 
-    def observe(self, facts: PrinterFacts, power_on: bool | None, now: float) -> bool:
+    def observe(self, facts: PrinterFacts, power_on: bool | None, now: float, held: bool = False) -> bool:
         """True when the printer is to be switched off now."""
-        if power_on is not True or not at_rest(facts, self.rule.below_nozzle_c):
+        if held or power_on is not True or not at_rest(facts, self.rule.below_nozzle_c):
             self.since = None
             return False
         if self.since is None:

@@ -10,7 +10,10 @@ the queue's wake requests) and never block it: anything that talks to a plug is 
   nothing to read. A change of state or watts is published as a ``power`` event.
 * Auto-off (rules.py) is looked at on every tick, with the printer's newest view.
 * Wake: the queue's ``power_wake`` request switches an off printer on; the dispatcher starts the job
-  once the printer's link is connected and it reports ready (jobs/dispatch.py). Whenever a switch is
+  once the printer's link is connected and it reports ready (jobs/dispatch.py). Until that job has
+  had its chance the queue holds the printer on (``Watch.held``, power/wakes.py: the one rule the
+  wake and auto-off follow), and it does not switch the same printer on for the same job again
+  before a back-off, so a job that cannot start there never cycles it off and on. Whenever a switch is
   seen going on, the printer's link is told to connect at once (``Watch.powered_on``), not after the
   reconnect backoff its failures while the printer was off have earned.
 * Energy: the plug's counter is read when a print's record opens and when it ends; the difference
@@ -76,6 +79,8 @@ class Watch:
     history: Callable[[], Any] = lambda: None  # the HistoryService, if running
     # The printer's mains just came on: its link should try now, not after its reconnect backoff.
     powered_on: Callable[[str], None] = lambda printer_id: None
+    # The queue holds the printer on (power/wakes.py): auto-off waits.
+    held: Callable[[str], bool] = lambda printer_id: False
 
 
 class PlugController:
@@ -266,7 +271,8 @@ class PowerService:
     async def _auto_off(self, ctrl: PlugController) -> None:
         if ctrl.timer is None:
             return
-        off = ctrl.timer.observe(ctrl.facts, ctrl.state.on, self.clock())
+        held = self.watch.held(ctrl.printer_id)
+        off = ctrl.timer.observe(ctrl.facts, ctrl.state.on, self.clock(), held)
         ctrl.checks += 1
         if off:
             ctrl.auto_offs += 1
