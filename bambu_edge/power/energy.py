@@ -41,6 +41,27 @@ def used(start_wh: float | None, end_wh: float | None, price_per_kwh: float | No
     return Energy(round(kwh, 4), cost)
 
 
+# After the plug could not be read at a print's end: read it again after these pauses (or when its
+# circuit breaker lets a request out, if later), then give up: the record's energy stays unknown.
+# Bounded, so what the printer draws idle after the print adds little: minutes of standby watts.
+END_RETRY_S = (10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass
+class EndRetry:
+    """When to read a print's end counter again after a reading failed."""
+
+    pauses_s: tuple[float, ...] = END_RETRY_S
+    failed: int = 0  # readings that failed so far
+
+    def after_failure(self, now: float, breaker_wait_s: float = 0.0) -> float | None:
+        """A reading failed at ``now``: when to try next, or None to give up."""
+        self.failed += 1
+        if self.failed > len(self.pauses_s):
+            return None
+        return now + max(self.pauses_s[self.failed - 1], breaker_wait_s)
+
+
 def parse_energy(node: ConfigNode) -> EnergyConfig:
     s = node.mapping({"price_per_kwh", "currency"})
     price = s.data.get("price_per_kwh")

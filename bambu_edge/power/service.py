@@ -18,7 +18,10 @@ the queue's wake requests) and never block it: anything that talks to a plug is 
   reconnect backoff its failures while the printer was off have earned.
 * Energy: the plug's counter is read when a print's record opens and when it ends; the difference
   (and its cost) goes on the record (HistoryService.set_energy). The start reading is also kept in
-  the database (starts.py): after a restart mid-print it is the one used.
+  the database (starts.py): after a restart mid-print it is the one used. An end reading that fails
+  (a plug that times out, a dead one) is tried again from the plug's loop a few times, minutes apart
+  and never while its circuit breaker is open (energy.EndRetry); if it never succeeds the record's
+  energy stays unknown (null, not 0 kWh).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from typing import Any
 
 from bambu_edge.bus import Event, EventBus, Listener
 from bambu_edge.power import energy
+from bambu_edge.power.breaker import CircuitBreaker
 from bambu_edge.power.driver import PowerDriver, Reading
-from bambu_edge.power.energy import EnergyConfig
+from bambu_edge.power.energy import END_RETRY_S, EndRetry, EnergyConfig
 from bambu_edge.power.events import POWER_EVENT, WAKE_EVENT, PowerState
 from bambu_edge.power.gpio import GpioRelay
 from bambu_edge.power.plug_http import PlugError, PlugHttp
@@ -57,18 +61,30 @@ TICK_S = 5.0
 HISTORY_EVENT = "history"  # jobs/history_service.py (not imported: the history is optional)
 
 
-def make_driver(setting: PowerSetting, pin_factory: Any = None) -> PowerDriver:
+def make_driver(
+    setting: PowerSetting, pin_factory: Any = None, breaker: CircuitBreaker | None = None
+) -> PowerDriver:
     """The driver for ``setting``; a GPIO pin is claimed here (gpiozero raises without a chip)."""
     if setting.kind == "gpio":
         assert setting.gpio is not None
         return GpioRelay(setting.gpio, setting.active_high, pin_factory)
     assert setting.url is not None
-    http = PlugHttp(setting.url, username=setting.username, password=setting.password)
+    http = PlugHttp(setting.url, username=setting.username, password=setting.password, breaker=breaker)
     return ShellyPlug(http) if setting.kind == "shelly" else TasmotaPlug(http)
 
 
 # The view sections PrinterFacts.from_view reads (power/rules.py).
 FACT_SECTIONS = frozenset({"link", "temps", "print"})
+
+
+@dataclass
+class PendingEnergy:
+    """A print whose end counter could not be read yet."""
+
+    record: Any
+    start_wh: float
+    retry: EndRetry
+    next_at: float
 
 
 @dataclass
@@ -93,10 +109,12 @@ class PlugController:
         publish: Callable[[str, PowerState], None],
         clock: Callable[[], float],
         powered_on: Callable[[str], None] = lambda printer_id: None,
+        breaker: CircuitBreaker | None = None,
     ):
         self.printer_id = printer_id
         self.setting = setting
         self.driver = driver
+        self.breaker = breaker  # a plug's (a GPIO relay has none)
         self.publish = publish
         self.clock = clock
         self.powered_on = powered_on
@@ -112,6 +130,9 @@ class PlugController:
         # can be told from what it has not seen yet (the tests wait on these, not on time).
         self.checks = 0
         self.auto_offs = 0
+        self.pending: list[PendingEnergy] = []  # prints whose end counter is still to be read
+        self.energy_measured = 0  # records given their energy
+        self.energy_unknown = 0  # records left without (the plug could not be read)
 
     def _set(self, state: PowerState) -> PowerState:
         before = self.state
@@ -192,6 +213,7 @@ class PowerService:
         poll_s: float = POLL_S,
         idle_poll_s: float = IDLE_POLL_S,
         tick_s: float = TICK_S,
+        end_retry_s: tuple[float, ...] = END_RETRY_S,
     ):
         self.settings = dict(printers)
         self.bus = bus
@@ -202,6 +224,7 @@ class PowerService:
         self.pin_factory = pin_factory
         self.clock = clock
         self.poll_s, self.idle_poll_s, self.tick_s = poll_s, idle_poll_s, tick_s
+        self.end_retry_s = end_retry_s
         self.controllers: dict[str, PlugController] = {}
         self._listener: Listener | None = None
         self._energy_starts: dict[str, asyncio.Task[float | None]] = {}  # record uid -> counter at start
@@ -214,13 +237,14 @@ class PowerService:
     def start(self) -> None:
         for pid, setting in self.settings.items():
             driver, error = None, None
+            breaker = None if setting.kind == "gpio" else CircuitBreaker(clock=self.clock)
             try:
-                driver = make_driver(setting, self.pin_factory)
+                driver = make_driver(setting, self.pin_factory, breaker)
             except Exception as e:  # gpiozero: no pin factory / GPIO chip, pin in use...
                 error = f"GPIO {setting.gpio} cannot be used: {e}"
                 log.error("power: printer %s: %s", pid, error)
             self.controllers[pid] = PlugController(
-                pid, setting, driver, error, self._publish, self.clock, self.watch.powered_on
+                pid, setting, driver, error, self._publish, self.clock, self.watch.powered_on, breaker
             )
         self._listener = self.bus.listen(PRINTER_EVENT, HISTORY_EVENT, WAKE_EVENT, callback=self._on_event)
         for ctrl in self.controllers.values():
@@ -258,6 +282,7 @@ class PowerService:
         wake = self._wakes[ctrl.printer_id]
         while True:
             try:
+                await self._retry_energy(ctrl)  # first: its reading serves as this tick's poll
                 if self.clock() - ctrl.read_at >= self._poll_every(ctrl):
                     await ctrl.refresh()
                 await self._auto_off(ctrl)
@@ -359,13 +384,59 @@ class PowerService:
             self._ending.discard(record.uid)
 
     async def _measure(self, ctrl: PlugController, record: Any, start_wh: float | None) -> None:
+        if start_wh is None:
+            ctrl.log.info(
+                "no energy measured for print %s: no reading at its start", record.job or record.uid
+            )
+            return
         end_wh = await self._counter(ctrl)
+        if end_wh is None:
+            self._read_later(ctrl, PendingEnergy(record, start_wh, EndRetry(self.end_retry_s), 0.0))
+            return
+        await self._store_energy(ctrl, record, start_wh, end_wh)
+
+    def _read_later(self, ctrl: PlugController, p: PendingEnergy) -> None:
+        """The end reading failed (again): try later, or give up and leave the energy unknown."""
+        breaker_wait = ctrl.breaker.retry_in() if ctrl.breaker is not None else 0.0
+        next_at = p.retry.after_failure(self.clock(), breaker_wait)
+        name = p.record.job or p.record.uid
+        if next_at is None:
+            ctrl.energy_unknown += 1
+            ctrl.log.warning(
+                "energy of print %s unknown: the plug could not be read at its end (%d tries: %s)",
+                name,
+                p.retry.failed,
+                ctrl.state.error,
+            )
+            return
+        p.next_at = next_at
+        ctrl.pending.append(p)
+        ctrl.log.info(
+            "the plug could not be read at the end of print %s (%s): trying again in %.0f s",
+            name,
+            ctrl.state.error,
+            next_at - self.clock(),
+        )
+
+    async def _retry_energy(self, ctrl: PlugController) -> None:
+        due = [p for p in ctrl.pending if self.clock() >= p.next_at]
+        for p in due:
+            ctrl.pending.remove(p)
+            end_wh = await self._counter(ctrl)
+            if end_wh is None:
+                self._read_later(ctrl, p)
+            else:
+                await self._store_energy(ctrl, p.record, p.start_wh, end_wh)
+
+    async def _store_energy(self, ctrl: PlugController, record: Any, start_wh: float, end_wh: float) -> None:
         used = energy.used(start_wh, end_wh, self.energy.price_per_kwh)
         history = self.watch.history()
         if used is None or history is None or record.id is None:
+            ctrl.energy_unknown += 1
             ctrl.log.info("no energy measured for print %s", record.job or record.uid)
             return
         await history.set_energy(record.id, used.kwh, used.cost)
+        ctrl.energy_measured += 1
         ctrl.log.info("print %s used %.3f kWh", record.job or record.uid, used.kwh)
 
     # --- what the API calls --------------------------------------------------------------------------

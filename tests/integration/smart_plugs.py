@@ -4,7 +4,8 @@ HTTP APIs do (Shelly's "Gen1 HTTP API" and "Gen2+ RPC over HTTP", Tasmota's "Com
 Each plug has a relay, a load that draws ``watts`` while the relay is on, and an energy counter that
 advances with the time the load is on (``wh_per_s`` Wh per second, so a test print of a few seconds
 counts a visible amount). ``on_switch`` is called (awaited) when the relay changes: a test powers
-a virtual printer up or down there. ``hang`` makes every request wait for ever (a plug that hangs).
+a virtual printer up or down there. ``hang`` makes every request wait for ever (a plug that hangs);
+``fail_next`` answers that many requests with 503 (a plug whose web server is down for a while).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class SmartPlug:
         self.wh_per_s = wh_per_s
         self.username, self.password = username, password
         self.hang = False
+        self.fail_next = 0
         self.on_switch: Callable[[bool], Awaitable[None]] | None = None
         self.requests: list[str] = []
         self._wh = 0.0
@@ -70,6 +72,9 @@ class SmartPlug:
         self.requests.append(request.path_qs)
         if self.hang:
             await asyncio.Event().wait()
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return web.Response(status=503, text="503 Service Unavailable")
         return await handler(request)
 
     def routes(self) -> list[web.RouteDef]:

@@ -133,6 +133,15 @@ def test_energy_between_two_counter_readings_and_its_cost():
     assert energy.used(1850.0, 10.0, 0.3) is None  # the counter was reset mid-print
 
 
+def test_a_failed_end_reading_is_tried_again_after_each_pause_or_the_breaker_then_given_up():
+    retry = energy.EndRetry((10.0, 30.0, 60.0))
+    assert retry.after_failure(100.0) == 110.0
+    assert retry.after_failure(110.0, breaker_wait_s=80.0) == 190.0  # the breaker is open longer
+    assert retry.after_failure(190.0, breaker_wait_s=5.0) == 250.0
+    assert retry.after_failure(250.0) is None and retry.failed == 4  # given up: energy unknown
+    assert sum(energy.END_RETRY_S) <= 10 * 60  # what the printer draws idle meanwhile stays small
+
+
 def test_energy_section():
     cfg = parse_config("energy: {price_per_kwh: 0.32, currency: EUR}\n", sections=[energy.ENERGY_SECTION])
     assert cfg.section("energy") == energy.EnergyConfig(0.32, "EUR")
