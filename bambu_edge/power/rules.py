@@ -3,7 +3,10 @@ the caller (and the tests) pass in.
 
 * Auto-off: a printer whose print has ended (or that never started one: IDLE), whose nozzle is
   below ``below_nozzle_c`` and whose link is connected, for ``idle_min`` minutes on end, is
-  switched off. Printing, paused, preparing, unknown or offline: never, and the minutes start over.
+  switched off. Printing, paused, preparing, unknown or offline (it may be printing with its Wi-Fi
+  down, or updating its firmware): never, and the minutes start over; a switch found off (by hand,
+  at the plug) too. A switch that cannot be read is not switched, but the minutes go on: it is
+  switched off once it answers "on" again.
   Nor while the queue holds it on (``held``: switched on for a job that has not had its chance
   yet, or a queued print being sent to it; power/wakes.py): its minutes start when the hold ends.
 * Switching off by hand needs ``confirm`` while a print may be under way (any gcode_state but
@@ -58,12 +61,14 @@ class AutoOffTimer:
 
     def observe(self, facts: PrinterFacts, power_on: bool | None, now: float, held: bool = False) -> bool:
         """True when the printer is to be switched off now."""
-        if held or power_on is not True or not at_rest(facts, self.rule.below_nozzle_c):
+        if held or power_on is False or not at_rest(facts, self.rule.below_nozzle_c):
             self.since = None
             return False
         if self.since is None:
             self.since = now
-        return now - self.since >= self.rule.idle_min * 60.0
+        # The minutes are the printer's: a switch that cannot be read now (None) keeps them, and is
+        # switched off once it answers "on" again.
+        return power_on is True and now - self.since >= self.rule.idle_min * 60.0
 
     def due_in(self, now: float) -> float | None:
         """Seconds until the switch-off, if the printer stays at rest."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -234,6 +235,89 @@ async def test_finished_cool_idle_printer_is_switched_off_on_the_driven_clock(po
     clock.now += 60
     await eventually(lambda: factory.pin(5).state is False, timeout=5, what="switched off")
     assert events[-1].data.on is False and ctrl.auto_offs == 1
+
+
+SWITCH_OFF = "/rpc/Switch.Set?id=0&on=false"
+
+
+def report(svc: PowerService, state: str, nozzle: float, link: str = "connected") -> None:
+    """A printer report as its link publishes it (the link, the print and the temperatures)."""
+    v = view(state, nozzle, link)
+    svc.bus.publish(Event(PRINTER_EVENT, "p", PrinterUpdate(dict(v), v, report=True)))
+
+
+async def resting_under_auto_off(
+    plugs: list[SmartPlug], power: Any
+) -> tuple[SmartPlug, PowerService, PlugController, Clock]:
+    """A Shelly plug (on) with auto-off after 10 min; the printer finished and cool for 9 of them."""
+    plug = await serve(plugs, ShellyGen2Plug(on=True))
+    clock = Clock()
+    svc = power({"p": {"shelly": plug.url, "auto_off": {"idle_min": 10}}}, clock=clock, tick_s=0.05)
+    ctrl = svc.controllers["p"]
+    report(svc, "FINISH", 30.0)
+    await checked(ctrl)
+    clock.now += 9 * 60
+    await checked(ctrl)
+    assert plug.on and ctrl.auto_offs == 0
+    return plug, svc, ctrl, clock
+
+
+async def test_a_printer_offline_when_its_minutes_are_up_is_not_switched_off(plugs, power):
+    plug, svc, ctrl, clock = await resting_under_auto_off(plugs, power)
+    # Its link goes down a minute before (Wi-Fi, a firmware update): it may be printing for all we
+    # know, so it is not switched off, however long it stays away.
+    report(svc, "FINISH", 30.0, link="offline")
+    for _ in range(3):
+        clock.now += 3600
+        await checked(ctrl)
+    assert plug.on and SWITCH_OFF not in plug.requests and ctrl.auto_offs == 0
+    # Back and still at rest: its minutes start over.
+    report(svc, "IDLE", 28.0)
+    await checked(ctrl)
+    clock.now += 9 * 60
+    await checked(ctrl)
+    assert plug.on and ctrl.auto_offs == 0
+    clock.now += 60
+    await eventually(lambda: not plug.on, timeout=5, what="switched off")
+    assert plug.requests.count(SWITCH_OFF) == 1
+
+
+async def test_a_plug_switched_by_hand_is_read_back_and_auto_off_follows_it(plugs, power):
+    plug, _, ctrl, clock = await resting_under_auto_off(plugs, power)
+    # Switched off at the plug's own button: the next poll reads it back; nothing is sent to it.
+    await plug.set_relay(False)
+    clock.now += 61
+    await eventually(lambda: ctrl.state.on is False, timeout=5, what="read back off")
+    for _ in range(3):
+        clock.now += 3600
+        await checked(ctrl)
+    assert not any(r.startswith("/rpc/Switch.Set") for r in plug.requests) and ctrl.auto_offs == 0
+    # On again at the plug, the printer at rest: switched off after its full minutes, once.
+    await plug.set_relay(True)
+    clock.now += 61
+    await eventually(lambda: ctrl.state.on is True, timeout=5, what="read back on")
+    await checked(ctrl)
+    clock.now += 9 * 60
+    await checked(ctrl)
+    assert plug.on and ctrl.auto_offs == 0
+    clock.now += 60
+    await eventually(lambda: not plug.on, timeout=5, what="switched off")
+    assert plug.requests.count(SWITCH_OFF) == 1 and ctrl.auto_offs == 1
+
+
+async def test_a_plug_unreadable_when_the_minutes_are_up_is_switched_off_once_it_answers(plugs, power):
+    plug, _, ctrl, clock = await resting_under_auto_off(plugs, power)
+    plug.fail_next = 10**6  # its Wi-Fi drops
+    for _ in range(2):
+        clock.now += 3600
+        await checked(ctrl)
+    assert not ctrl.state.reachable and ctrl.state.on is None
+    assert plug.on and SWITCH_OFF not in plug.requests and ctrl.auto_offs == 0  # nothing switched blind
+    # It answers again ("on"), past its breaker's wait: off at once, not ten more minutes.
+    plug.fail_next = 0
+    clock.now += 400
+    await eventually(lambda: not plug.on, timeout=5, what="switched off")
+    assert plug.requests.count(SWITCH_OFF) == 1 and ctrl.auto_offs == 1
 
 
 async def test_a_wake_request_switches_an_off_printer_on(plugs, power):

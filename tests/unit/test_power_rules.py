@@ -103,6 +103,23 @@ def test_an_unknown_nozzle_temperature_or_a_switch_already_off_does_nothing():
     assert not any(t.observe(IDLE_COOL, None, s * 10.0) for s in range(100))
 
 
+def test_a_switch_that_cannot_be_read_keeps_the_minutes_and_is_switched_off_once_it_answers():
+    t = AutoOffTimer(AutoOff(idle_min=10))
+    assert not t.observe(IDLE_COOL, True, 0.0)
+    assert not t.observe(IDLE_COOL, None, 300.0)  # the plug does not answer
+    assert not t.observe(IDLE_COOL, None, 3600.0)  # minutes up, but nothing is switched blind
+    assert t.observe(IDLE_COOL, True, 3700.0)  # it answers "on": off now, not ten minutes on
+
+
+def test_a_switch_found_off_starts_the_minutes_over_when_it_is_on_again():
+    t = AutoOffTimer(AutoOff(idle_min=10))
+    assert not t.observe(IDLE_COOL, True, 0.0)
+    assert not t.observe(IDLE_COOL, False, 500.0)  # switched off at the plug
+    assert not t.observe(IDLE_COOL, True, 700.0)  # and on again: counts from 700
+    assert not t.observe(IDLE_COOL, True, 1299.0)
+    assert t.observe(IDLE_COOL, True, 1300.0)
+
+
 def test_switching_off_by_hand_needs_confirm_while_a_print_may_run():
     for state in ("RUNNING", "PAUSE", "PREPARE", None):
         facts = PrinterFacts("connected", state, 200.0)
