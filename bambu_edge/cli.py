@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int)
     sub.add_parser("check-config", help="validate the config file and exit")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    backup = sub.add_parser("backup", help="write a backup (config, database, certificates) to FILE")
+    backup.add_argument("file", metavar="FILE")
+    restore = sub.add_parser("restore", help="restore a backup FILE (stop the daemon first)")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument(
+        "--keep-config",
+        action="store_true",
+        help="keep the current config file (the backup's is left beside the data)",
+    )
 
     user = sub.add_parser("user", help="manage dashboard users").add_subparsers(
         dest="user_cmd", required=True
@@ -88,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return run_daemon(config)
+
+    if args.command in ("backup", "restore"):
+        from bambu_edge.backup import cli as backup_cli
+
+        if args.command == "backup":
+            return backup_cli.backup_cmd(config, args.file)
+        return backup_cli.restore_cmd(config, args.file, keep_config=args.keep_config)
 
     from bambu_edge.store import cli as store_cli
 
