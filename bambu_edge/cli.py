@@ -127,9 +127,12 @@ def run_daemon(config: Config) -> int:
     from bambu_edge.component import StartError
 
     setup_logging(config.log_level)
-    try:
-        asyncio.run(Daemon(config).run())
-    except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
-        print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
-        return 1
-    return 0
+    while True:
+        daemon = Daemon(config)
+        try:
+            asyncio.run(daemon.run())
+        except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
+            print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
+            return 1
+        if not daemon.restart_requested:  # a restore from the dashboard restarts in this process
+            return 0
