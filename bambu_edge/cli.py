@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bambu_edge import __version__
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{config.source}: ok ({len(config.printers)} printers)")
         return 0
     if args.command == "run":
-        return run_daemon(config)
+        return run_daemon(config, reload=lambda: _load(args))
 
     if args.command in ("backup", "restore"):
         from bambu_edge.backup import cli as backup_cli
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Run until stopped. A restart the daemon asks for (a restore from the dashboard) happens in
+    this process, with the config file read again (kept as it was if it has become invalid)."""
     from bambu_edge.app import Daemon
     from bambu_edge.component import StartError
 
@@ -134,5 +138,10 @@ def run_daemon(config: Config) -> int:
         except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
             print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
             return 1
-        if not daemon.restart_requested:  # a restore from the dashboard restarts in this process
+        if not daemon.restart_requested:
             return 0
+        if reload is not None:
+            try:
+                config = reload()
+            except ConfigError as e:
+                logging.getLogger(__name__).error("restarting with the config as it was: %s", e)

@@ -374,3 +374,84 @@ def test_stage_reads_an_archive_from_a_stream(unit: tuple[Path, Path], tmp_path:
     assert staged.manifest.schema_version == 6
     assert (staged.path / "data" / "bambu-edge.db").is_file()
     assert gzip.decompress(good.read_bytes())[:13] == b"manifest.json"
+
+
+async def test_the_dashboard_downloads_a_backup_and_restores_an_upload(spine: dict, tmp_path: Path) -> None:
+    http, base, auth = spine["http"], spine["base"], spine["auth"]
+    data = tmp_path / "data"
+    async with http.get(base + "/api/backup", headers=auth) as r:
+        assert r.status == 200 and r.content_type == "application/gzip"
+        assert r.headers["Content-Disposition"].startswith('attachment; filename="backup-')
+        assert r.headers["Content-Disposition"].endswith('.tar.gz"')
+        archive = tmp_path / "download.tar.gz"
+        archive.write_bytes(await r.read())
+    manifest = json.loads(members(archive)["manifest.json"])
+    assert manifest["schema_version"] == 6 and "data/bambu-edge.db" in manifest["files"]
+
+    # Only an admin may download or restore.
+    status, body = await api(
+        http,
+        "POST",
+        base + "/api/users",
+        auth,
+        json={"name": "viewer", "password": "viewer password", "role": "user"},
+    )
+    assert status == 201, body
+    async with http.post(
+        base + "/api/auth/login", json={"username": "viewer", "password": "viewer password"}
+    ) as r:
+        viewer = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    assert (await api(http, "GET", base + "/api/backup", viewer))[0] == 403
+    assert (await api(http, "POST", base + "/api/restore", viewer, data=archive.read_bytes()))[0] == 403
+
+    # Bad uploads: a plain message each, the daemon serves on, its data untouched.
+    newer = repack(archive, tmp_path / "newer.tar.gz", lambda d: d.update(schema_version=42))
+    damaged = bytearray(archive.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    db_before = hashlib.sha256((data / "bambu-edge.db").read_bytes()).hexdigest()
+    for payload, status_code, code, words in [
+        (b"hello", 400, "not_a_backup", "not a bambu-edge backup"),
+        (newer.read_bytes(), 409, "newer_schema", "schema version 42"),
+        (bytes(damaged), 400, "corrupt", "damaged"),
+        (b"", 400, "bad_request", "empty"),
+    ]:
+        form = aiohttp.FormData()
+        form.add_field("file", payload, filename="backup.tar.gz", content_type="application/gzip")
+        status, body = await api(http, "POST", base + "/api/restore", auth, data=form)
+        assert (status, body["error"]) == (status_code, code), body
+        assert words in body["message"].lower()
+    assert (await api(http, "GET", base + "/api/printers", auth))[0] == 200
+    assert not (data / "pre-restore").exists()
+    assert [p.name for p in data.iterdir() if p.name.startswith("restore")] == []
+
+    # After the download: a user the backup does not know.
+    status, _ = await api(
+        http,
+        "POST",
+        base + "/api/users",
+        auth,
+        json={"name": "later", "password": "later password", "role": "user"},
+    )
+    assert status == 201
+    form = aiohttp.FormData()
+    form.add_field("file", archive.read_bytes(), filename=archive.name, content_type="application/gzip")
+    status, body = await api(http, "POST", base + "/api/restore", auth, data=form)
+    assert status == 202, body
+    assert body["restarting"] is True and body["backup"]["schema_version"] == 6
+    restore_id = body["restore_id"]
+
+    async def restored() -> bool:
+        try:
+            async with http.get(base + "/api/health") as r:
+                health = await r.json()
+        except aiohttp.ClientError:
+            return False  # restarting
+        return (health["components"]["backup"].get("restored") or {}).get("id") == restore_id
+
+    await eventually(restored, 30, "the daemon back on the restored data")
+    # The session made before the backup is in the backup: still valid. "later" is gone, "viewer" too.
+    _, users = await api(http, "GET", base + "/api/users", auth)
+    assert sorted(u["name"] for u in users) == ["admin"]
+    pre = data / "pre-restore" / "bambu-edge.db"
+    assert pre.is_file() and hashlib.sha256(pre.read_bytes()).hexdigest() != db_before
+    assert (await api(http, "GET", base + "/api/printers", auth))[0] == 200
