@@ -19,6 +19,7 @@ import aiohttp
 
 from bambu_edge.app import Daemon
 from bambu_edge.backup.restore import stage
+from tests.integration.browser import chromium, login, new_page, screenshot_on_failure
 from tests.integration.test_usb_udev import (  # noqa: F401 (fixtures)
     PASSWORD,
     _components,
@@ -118,5 +119,31 @@ async def test_a_backup_is_written_to_the_stick_and_a_read_only_or_full_stick_is
         assert (await _devices(http, base, auth))[0]["folder"] is False
         status, body = await _post(http, url, auth)
         assert (status, body["error"]) == (409, "no_folder")
+    finally:
+        await d.stop()
+
+
+async def test_the_usb_banner_writes_a_backup_to_the_stick(
+    tmp_path: Path,
+    stick: tuple[Path, dict[str, str]],  # noqa: F811
+) -> None:
+    mount, props = stick
+    d = Daemon(_config(tmp_path), _components())
+    await d.start()
+    try:
+        base = f"https://127.0.0.1:{d.web.https_port}"
+        await d.store.users.create("admin", PASSWORD, "admin")
+        async with chromium() as browser:
+            errors: list[str] = []
+            pg = await new_page(browser, errors)
+            async with screenshot_on_failure(pg, "usb-backup"):
+                await login(pg, base, PASSWORD)
+                _usb(d).handle("add", props)  # plugged in while the page is open
+                await pg.locator("[data-testid=usb-banner]").wait_for(timeout=15_000)
+                await pg.click("[data-testid=usb-backup]")
+                toast = pg.get_by_text("Backup written to the USB stick: bambu-edge/backup-")
+                await toast.wait_for()
+            assert errors == []
+        assert len(list((mount / "bambu-edge").glob("backup-*.tar.gz"))) == 1
     finally:
         await d.stop()
