@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,6 +106,8 @@ def _write_member(src: BinaryIO, dest: Path, size: int) -> str:
 
 
 def _read_into(src: BinaryIO, folder: Path, known_schema: int) -> Manifest:
+    import tarfile  # here: the daemon needs it only while it reads an upload
+
     try:
         tar = tarfile.open(fileobj=src, mode="r|gz")
     except (tarfile.TarError, EOFError, zlib.error) as e:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import hashlib
 import io
 import os
 import shutil
 import sqlite3
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -175,6 +173,9 @@ class _Hashing(io.RawIOBase):
 
 def write_archive(prepared: Prepared, out: BinaryIO) -> None:
     """The archive onto ``out`` (written in order, never sought: a socket or pipe will do)."""
+    import gzip  # here, not at the top: the daemon needs them only while it makes a backup
+    import tarfile
+
     m = prepared.manifest
     mtime = int(m.created_at)
 
