@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from bambu_edge import __version__, sdnotify
+from bambu_edge.backup.component import BackupComponent
 from bambu_edge.bus import EventBus
 from bambu_edge.camera.component import CameraComponent
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
@@ -47,6 +48,7 @@ STOP_BUDGET_S = 5.0
 
 COMPONENTS: tuple[type[Component], ...] = (
     NodeComponent,
+    BackupComponent,  # before the store: it holds the data folder's lock and swaps a staged restore in
     StoreComponent,
     PrintersComponent,
     HistoryComponent,
@@ -96,6 +98,7 @@ class Daemon:
             self._build(cls)
         self._stop_requested = asyncio.Event()
         self.ready_at: float | None = None
+        self.restart_requested = False
 
     def _build(self, cls: type[Component]) -> None:
         name = cls.name
@@ -229,7 +232,8 @@ class Daemon:
         await slot.tasks.close()  # what it spawned before failing ends now, not at the daemon's stop
 
     async def stop(self) -> None:
-        sdnotify.notify("STOPPING=1")
+        # A restart in this process (cli.run_daemon) is a reload to systemd, not a stop.
+        sdnotify.notify("RELOADING=1" if self.restart_requested else "STOPPING=1")
         deadline = time.monotonic() + STOP_BUDGET_S
         for name, slot in reversed(self._slots.items()):
             if slot.started:
@@ -246,6 +250,12 @@ class Daemon:
                 slot.state = "stopped"
 
     def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def request_restart(self) -> None:
+        """Stop, then start again in this process (cli.run_daemon builds a fresh Daemon): a
+        restore staged by the dashboard is swapped in between."""
+        self.restart_requested = True
         self._stop_requested.set()
 
     async def run(self) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bambu_edge import __version__
@@ -32,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int)
     sub.add_parser("check-config", help="validate the config file and exit")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    backup = sub.add_parser("backup", help="write a backup (config, database, certificates) to FILE")
+    backup.add_argument("file", metavar="FILE")
+    restore = sub.add_parser("restore", help="restore a backup FILE (stop the daemon first)")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument(
+        "--keep-config",
+        action="store_true",
+        help="keep the current config file (the backup's is left beside the data)",
+    )
 
     user = sub.add_parser("user", help="manage dashboard users").add_subparsers(
         dest="user_cmd", required=True
@@ -87,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{config.source}: ok ({len(config.printers)} printers)")
         return 0
     if args.command == "run":
-        return run_daemon(config)
+        return run_daemon(config, reload=lambda: _load(args))
+
+    if args.command in ("backup", "restore"):
+        from bambu_edge.backup import cli as backup_cli
+
+        if args.command == "backup":
+            return backup_cli.backup_cmd(config, args.file)
+        return backup_cli.restore_cmd(config, args.file, keep_config=args.keep_config)
 
     from bambu_edge.store import cli as store_cli
 
@@ -106,14 +124,24 @@ def main(argv: list[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Run until stopped. A restart the daemon asks for (a restore from the dashboard) happens in
+    this process, with the config file read again (kept as it was if it has become invalid)."""
     from bambu_edge.app import Daemon
     from bambu_edge.component import StartError
 
     setup_logging(config.log_level)
-    try:
-        asyncio.run(Daemon(config).run())
-    except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
-        print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
-        return 1
-    return 0
+    while True:
+        daemon = Daemon(config)
+        try:
+            asyncio.run(daemon.run())
+        except (StartError, OSError) as e:  # e.g. port already in use: say so plainly, no traceback
+            print(f"bambu-edge: cannot start: {e}", file=sys.stderr)
+            return 1
+        if not daemon.restart_requested:
+            return 0
+        if reload is not None:
+            try:
+                config = reload()
+            except ConfigError as e:
+                logging.getLogger(__name__).error("restarting with the config as it was: %s", e)

@@ -64,6 +64,10 @@ class Registry(Protocol):
         """Component ``name`` if it is running (for an optional peer, which is not required)."""
         ...
 
+    def request_restart(self) -> None:
+        """Stop every component and start them all again (a restored backup is swapped in)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Context:

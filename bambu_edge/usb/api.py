@@ -1,4 +1,4 @@
-"""``GET /api/usb/devices`` and ``POST /api/usb/devices/{id}/import``."""
+"""``GET /api/usb/devices``, ``POST /api/usb/devices/{id}/import`` and ``.../backup``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bambu_edge.web.api_auth import json_response
+from bambu_edge.web.api_auth import json_response, require_admin
 from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.params import read_json
@@ -24,6 +24,10 @@ DEVICE_SCHEMA: dict[str, Any] = {
         "fs_type": {"type": ["string", "null"]},
         "label": {"type": ["string", "null"]},
         "mounted": {"type": "boolean", "description": "sticks"},
+        "folder": {
+            "type": "boolean",
+            "description": "sticks: it has a bambu-edge/ folder (a backup may go there)",
+        },
         "files": {
             "type": "array",
             "description": "sticks: the .3mf files in its bambu-edge/ folder",
@@ -81,7 +85,29 @@ def routes(usb: Callable[[], Any]) -> list[web.RouteDef]:
             raise bad("files must be a list of file names on the stick")
         return json_response(await comp.import_files(request.match_info["id"], names))
 
+    @documented(
+        response={
+            "type": "object",
+            "properties": {
+                "file": {
+                    "type": "string",
+                    "description": "e.g. bambu-edge/backup-garage-20250101T120000Z.tar.gz",
+                },
+                "size": {"type": "integer"},
+                "backup": {"type": "object"},
+            },
+        }
+    )
+    async def write_backup(request: web.Request) -> web.Response:
+        """Write a backup to a stick's bambu-edge/ folder (admin).
+
+        Written to a temp file, flushed to the stick and renamed: the file is whole or absent.
+        409 when the stick is read-only or has no bambu-edge folder, 507 when it is full."""
+        require_admin(request)
+        return json_response(await _usb().write_backup(request.match_info["id"]))
+
     return [
         web.get("/api/usb/devices", list_devices),
         web.post("/api/usb/devices/{id}/import", import_files),
+        web.post("/api/usb/devices/{id}/backup", write_backup),
     ]

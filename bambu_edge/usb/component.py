@@ -2,8 +2,9 @@
 as ``usb`` events; a stick's print files imported into the queue on request.
 
 A stick is found mounted by the system (see mounts.py): after it appears, its mount is looked for
-every MOUNT_POLL_S for MOUNT_WAIT_S. Writing a backup to the stick belongs to backup/restore, which
-does not exist yet: sticks are only read.
+every MOUNT_POLL_S for MOUNT_WAIT_S. A stick with a ``bambu-edge/`` folder can take a backup
+(bambu_edge/backup): written there atomically, refused in plain words when the stick is read-only
+or full.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bambu_edge.backup.api import api_error
+from bambu_edge.backup.cli import node_id
+from bambu_edge.backup.manifest import BackupError
+from bambu_edge.backup.writer import backup_name, write_backup_file
 from bambu_edge.bus import Event
 from bambu_edge.component import Component, Context
 from bambu_edge.jobs.components import QueueComponent
@@ -24,12 +29,17 @@ from bambu_edge.usb import api
 from bambu_edge.usb.devices import UsbDevice, classify
 from bambu_edge.usb.monitor import UdevWatcher
 from bambu_edge.usb.mounts import find_mount
-from bambu_edge.usb.stick import StickFile, import_file, list_print_files
+from bambu_edge.usb.stick import StickFile, find_folder, import_file, list_print_files
 from bambu_edge.web.errors import ApiError, bad
 
 log = logging.getLogger(__name__)
 
 USB_EVENT = "usb"
+_STICK_ERRORS = {
+    "read_only": "The USB stick {name} is read-only (write-protected, or mounted read-only): nothing was written.",
+    "no_space": "The USB stick {name} is full: the backup does not fit. Make room on it and try again.",
+    "not_writable": "bambu-edge may not write to the USB stick {name} (its folder belongs to another user).",
+}
 MOUNT_POLL_S = 1.0
 MOUNT_WAIT_S = 30.0
 
@@ -39,11 +49,16 @@ class Present:
     device: UsbDevice
     mount: str | None = None
     files: list[StickFile] = field(default_factory=list)
+    folder: bool = False  # it has a bambu-edge/ folder: a backup may be written there
 
     def to_json(self) -> dict[str, Any]:
         out = self.device.to_json()
         if self.device.kind == "stick":
-            out.update(mounted=self.mount is not None, files=[f.to_json() for f in self.files])
+            out.update(
+                mounted=self.mount is not None,
+                folder=self.folder,
+                files=[f.to_json() for f in self.files],
+            )
         return out
 
 
@@ -71,6 +86,7 @@ class UsbComponent(Component):
         self._watcher: UdevWatcher | None = None
         self._mounting: dict[str, asyncio.Task[None]] = {}
         self._import_lock = asyncio.Lock()
+        self._backup_lock = asyncio.Lock()
 
     async def start(self) -> None:
         watcher = UdevWatcher(self.handle, source=self.udev_source)
@@ -153,10 +169,11 @@ class UsbComponent(Component):
 
     async def _scan(self, dev_id: str, mount: str) -> None:
         files = await asyncio.to_thread(list_print_files, mount)
+        folder = await asyncio.to_thread(find_folder, mount)
         present = self.present.get(dev_id)
         if present is None:
             return
-        present.mount, present.files = mount, files
+        present.mount, present.files, present.folder = mount, files, folder is not None
         log.info(
             "USB stick %s mounted at %s: %d print files in bambu-edge/",
             present.device.name,
@@ -197,6 +214,34 @@ class UsbComponent(Component):
             "USB stick %s: %d files imported, %d refused", present.device.name, len(imported), len(errors)
         )
         return {"imported": imported, "errors": errors}
+
+    async def write_backup(self, dev_id: str) -> dict[str, Any]:
+        """Write a backup to the stick's bambu-edge/ folder (backup-<node>-<time>.tar.gz)."""
+        present = self.present.get(dev_id)
+        if present is None or present.device.kind != "stick":
+            raise ApiError(404, "not_found", "No such USB stick.")
+        if present.mount is None:
+            raise ApiError(409, "not_mounted", "The stick is not mounted (yet).")
+        folder = await asyncio.to_thread(find_folder, present.mount)
+        if folder is None:
+            raise ApiError(
+                409, "no_folder", "The stick has no bambu-edge folder: make one on it to allow backups there."
+            )
+        node = node_id(self.ctx.config)
+        dest = folder / backup_name(node)
+        if self._backup_lock.locked():
+            raise ApiError(409, "busy", "A backup is being written to a stick; wait until it is done.")
+        async with self._backup_lock:
+            try:
+                manifest = await asyncio.to_thread(write_backup_file, self.ctx.config, node, dest)
+            except BackupError as e:
+                err = api_error(e)
+                if e.code in ("read_only", "no_space", "not_writable"):
+                    err.message = _STICK_ERRORS[e.code].format(name=present.device.name)
+                raise err from None
+        size = dest.stat().st_size
+        log.info("backup written to USB stick %s: %s (%d bytes)", present.device.name, dest, size)
+        return {"file": f"{folder.name}/{dest.name}", "size": size, "backup": manifest.summary()}
 
     def routes(self) -> list[web.RouteDef]:
         return api.routes(lambda: self.ctx.registry.running(self.name))

@@ -31,19 +31,27 @@ class StickFile:
         return {"name": self.name, "size": self.size}
 
 
+def find_folder(mount: str) -> Path | None:
+    """``<mount>/bambu-edge/`` (any case of the name; a real folder, not a link), if there is one."""
+    try:
+        with os.scandir(mount) as it:
+            for e in it:
+                if e.name.lower() == FOLDER and e.is_dir(follow_symlinks=False):
+                    return Path(e.path)
+    except OSError:
+        return None
+    return None
+
+
 def list_print_files(mount: str) -> list[StickFile]:
     """The .3mf files directly in ``<mount>/bambu-edge/`` (any case of the folder name), sorted by
     name; links and folders are skipped: a stick is untrusted."""
-    root = Path(mount)
     try:
-        folder = next(
-            (e for e in os.scandir(root) if e.name.lower() == FOLDER and e.is_dir(follow_symlinks=False)),
-            None,
-        )
+        folder = find_folder(mount)
         if folder is None:
             return []
         found: list[StickFile] = []
-        with os.scandir(folder.path) as it:
+        with os.scandir(folder) as it:
             for e in it:
                 if not e.name.lower().endswith(".3mf") or e.name.startswith("."):
                     continue

@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from bambu_edge.app import Daemon
+from bambu_edge.backup import api as backup_api
 from bambu_edge.bus import EventBus
 from bambu_edge.camera import api as camera_api
 from bambu_edge.config import Config
@@ -26,6 +27,7 @@ EVENT_KINDS = Daemon(Config()).event_kinds()
 
 def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
     return [
+        *backup_api.routes(lambda: None),
         *api_printers.routes(),
         *api_files.routes(),
         *api_history.routes(),

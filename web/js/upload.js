@@ -15,7 +15,8 @@ function send(method, url, body, onProgress) {
   const promise = new Promise((resolve, reject) => {
     xhr.open(method, url);
     xhr.setRequestHeader('Accept', 'application/json');
-    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    // A FormData body sets its own multipart type (with the boundary).
+    if (!(body instanceof FormData)) xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     const token = csrf();
     if (token) xhr.setRequestHeader('X-CSRF-Token', token);
     xhr.upload.addEventListener('progress', (e) => {

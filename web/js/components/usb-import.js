@@ -1,12 +1,14 @@
 // "Import N files from USB stick <label>": a banner per plugged-in stick whose bambu-edge/ folder
-// holds print files, with a button that adds them to the queue. The device list comes from
-// GET /api/usb/devices (once signed in, and after a lost connection) and `usb` WebSocket events.
+// holds print files, with a button that adds them to the queue; for an admin, any stick with that
+// folder also offers "Write a backup" (POST /api/usb/devices/{id}/backup). The device list comes
+// from GET /api/usb/devices (once signed in, and after a lost connection) and `usb` WebSocket events.
 import { get, enc, post } from '../api.js';
 import { on } from '../bus.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 import { toast, toastError } from '../toast.js';
+import { isAdmin } from '../session.js';
 import { onWsBack } from '../ws.js';
 import { running } from './running.js';
 
@@ -20,19 +22,32 @@ export function mountUsbImport(slot) {
 
   function paint() {
     box.replaceChildren(...[...devices.values()]
-      .filter((d) => d.kind === 'stick' && d.mounted && d.files?.length && !dismissed.has(key(d)))
+      .filter((d) => d.kind === 'stick' && d.mounted && (d.files?.length || (d.folder && isAdmin())) && !dismissed.has(key(d)))
       .map(banner));
   }
 
   function banner(d) {
-    const n = d.files.length;
+    const n = (d.files || []).length;
     const label = d.label || d.name;
-    const importBtn = h('button', { type: 'button', class: 'btn btn-small btn-primary', testid: 'usb-import' }, t('usb.import_button'));
+    const importBtn = n ? h('button', { type: 'button', class: 'btn btn-small btn-primary', testid: 'usb-import' }, t('usb.import_button')) : null;
+    const backupBtn = d.folder && isAdmin() ? h('button', { type: 'button', class: 'btn btn-small', testid: 'usb-backup' }, icon('download'), t('usb.backup_button')) : null;
     const later = h('button', { type: 'button', class: 'btn btn-small', testid: 'usb-dismiss' }, t('usb.not_now'));
+    const text = n ? t('usb.offer', { count: n, label }) : t('usb.backup_offer', { label });
     const el = h('div', { class: 'banner banner-info', role: 'status', testid: 'usb-banner', dataset: { device: d.id } },
-      icon('upload'), h('span', { class: 'banner-text', testid: 'usb-banner-text' }, t('usb.offer', { count: n, label })),
-      importBtn, later);
-    importBtn.addEventListener('click', async () => {
+      icon('upload'), h('span', { class: 'banner-text', testid: 'usb-banner-text' }, text),
+      importBtn, backupBtn, later);
+    backupBtn?.addEventListener('click', async () => {
+      backupBtn.disabled = true;
+      try {
+        const res = await post(`/api/usb/devices/${enc(d.id)}/backup`, {}, { timeout: 300000 });
+        toast(t('usb.backup_written', { file: res.file }), { kind: 'success' });
+      } catch (e) {
+        toastError(e);
+      } finally {
+        backupBtn.disabled = false;
+      }
+    });
+    importBtn?.addEventListener('click', async () => {
       importBtn.disabled = later.disabled = true;
       try {
         const res = await post(`/api/usb/devices/${enc(d.id)}/import`, {});
