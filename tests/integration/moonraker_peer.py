@@ -1,0 +1,177 @@
+"""The real Moonraker (PyPI ``moonraker``, in its own venv: scripts/moonraker-venv.sh) started on
+loopback on a free port with its own config and data folder, talking to a stand-in Klippy
+(tests/integration/klippy_peer.py) on its Unix API socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from tests.integration.klippy_peer import KlippyPeer
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("MOONRAKER_VENV", ROOT / ".venv-moonraker"))
+SETUP = ROOT / "scripts" / "moonraker-venv.sh"
+
+
+def free_port() -> int:
+    """A port free now on loopback (Moonraker takes its port from its config, not port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def moonraker_python() -> Path:
+    """The venv's python, made once (a file lock: test workers share it)."""
+    python = VENV / "bin" / "python"
+    if not (VENV / ".moonraker-0.11.0").exists():
+        import fcntl
+
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(VENV) + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subprocess.run([str(SETUP), str(VENV)], check=True)
+    return python
+
+
+@dataclass
+class MoonrakerServer:
+    base: Path
+    trusted: bool = True  # loopback is a trusted client (no API key needed)
+    webcams: dict[str, str] = field(default_factory=dict)  # name -> stream URL
+    power_devices: tuple[str, ...] = ()
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    klippy: KlippyPeer | None = None
+
+    @property
+    def data(self) -> Path:
+        return self.base / "printer_data"
+
+    @property
+    def gcodes(self) -> Path:
+        return self.data / "gcodes"
+
+    @property
+    def socket(self) -> Path:
+        return self.data / "comms" / "klippy.sock"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> Path:
+        for sub in ("config", "gcodes", "logs", "database", "comms", "misc"):
+            (self.data / sub).mkdir(parents=True, exist_ok=True)
+        # Nothing leaves loopback: an existing usb.ids stops its download, and the announcement
+        # feeds (Moonlight) are off.
+        (self.data / "misc" / "usb.ids").touch()
+        if not self.port:
+            self.port = free_port()
+        lines = [
+            "[server]",
+            "host: 127.0.0.1",
+            f"port: {self.port}",
+            f"klippy_uds_address: {self.socket}",
+            "",
+            "[machine]",
+            "provider: none",
+            "validate_service: False",
+            "",
+            "[authorization]",
+            "cors_domains:",
+            "    http://127.0.0.1",
+        ]
+        if self.trusted:
+            lines += ["trusted_clients:", "    127.0.0.0/8"]
+        lines += ["", "[announcements]", "enable_moonlight: False", ""]
+        lines += ["[history]", "", "[file_manager]", "enable_object_processing: False", ""]
+        for name, url in self.webcams.items():
+            lines += [f"[webcam {name}]", "service: mjpegstreamer", f"stream_url: {url}",
+                      f"snapshot_url: {url}", ""]
+        cfg = self.data / "config" / "moonraker.conf"
+        cfg.write_text("\n".join(lines))
+        return cfg
+
+    async def start(self, klippy: KlippyPeer | None = None) -> None:
+        cfg = self.write_config()
+        if klippy is None and self.klippy is None:
+            self.klippy = KlippyPeer(self.socket, self.gcodes)
+            await self.klippy.start()
+        python = moonraker_python()
+        log = open(self.base / "moonraker.out", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [str(python), "-m", "moonraker", "-d", str(self.data), "-c", str(cfg), "-n"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        await self.wait_up()
+
+    async def wait_up(self, timeout: float = 60.0) -> None:
+        async with asyncio.timeout(timeout), aiohttp.ClientSession() as s:
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"moonraker exited: {self.output()[-3000:]}")
+                try:
+                    async with s.get(f"{self.url}/server/info") as r:
+                        if r.status in (200, 401):  # up (401: it wants the API key)
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.trusted else {"X-Api-Key": self.api_key()}
+
+    def api_key(self) -> str:
+        """Moonraker's API key, from its own database (it makes one on first start)."""
+        db = sqlite3.connect(self.data / "database" / "moonraker-sql.db")
+        try:
+            row = db.execute("SELECT password FROM authorized_users WHERE username = '_API_KEY_USER_'").fetchone()
+        finally:
+            db.close()
+        return row[0]
+
+    def output(self) -> str:
+        try:
+            return (self.base / "moonraker.out").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(proc.wait), 10)
+            except TimeoutError:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+
+    async def close(self) -> None:
+        await self.stop()
+        if self.klippy is not None:
+            await self.klippy.stop()
+            self.klippy = None
+
+
+async def klippy_ready(server: MoonrakerServer, timeout: float = 30.0) -> None:
+    """Moonraker says Klippy is ready (it polls the socket every 0.25 s)."""
+    async with asyncio.timeout(timeout), aiohttp.ClientSession() as s:
+        while True:
+            async with s.get(f"{server.url}/server/info", headers=server.headers()) as r:
+                body = await r.json()
+                if body["result"]["klippy_state"] == "ready":
+                    return
+            await asyncio.sleep(0.1)
+
