@@ -234,19 +234,26 @@ class MoonrakerLink(PrinterLink):
                 await self._connection(ws)
         except aiohttp.WSServerHandshakeError as e:
             if e.status in AUTH_STATUSES:
-                self.backoff.reset()
-                why = (
-                    "Moonraker refused the API key" if self.settings.api_key else "Moonraker needs an API key"
-                )
-                self._set_link(LinkState.AUTH_FAILED, why)
-                return self.auth_backoff.next()
+                return self._auth_failed()
             return self._offline(f"Moonraker answered HTTP {e.status}")
+        except rpc.RpcError as e:
+            # Moonraker opens the socket to anyone, then answers every request with
+            # {"code": -32602, "message": "Unauthorized"} (0.11.0).
+            if e.code in AUTH_STATUSES or "unauthorized" in e.message.lower():
+                return self._auth_failed()
+            return self._offline(f"Moonraker refused server.info: {e.message}")
         except (aiohttp.ClientError, OSError, TimeoutError, ConnectionError) as e:
             return self._offline(describe_error(e))
         finally:
             self._ws = None
             self._fail_pending("the connection to Moonraker was lost")
         return self._offline("Moonraker closed the connection")
+
+    def _auth_failed(self) -> float:
+        self.backoff.reset()
+        why = "Moonraker refused the API key" if self.settings.api_key else "Moonraker needs an API key"
+        self._set_link(LinkState.AUTH_FAILED, why)
+        return self.auth_backoff.next()
 
     def _offline(self, why: str) -> float:
         self._set_link(LinkState.OFFLINE, why)
