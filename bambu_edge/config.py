@@ -64,6 +64,10 @@ class PrinterConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     camera: str | CameraSetting = "auto"  # a string (auto, off, rtsps, jpeg6000, a URL) or a mapping
     power: PowerSetting | None = None  # DESIGN §3 ``power:`` (bambu_edge/power/setting.py)
+    # moonraker: the light command, G-code for on and off or a Moonraker power device (docs/klipper.md)
+    light_on: str | None = None
+    light_off: str | None = None
+    light_power_device: str | None = None
     read_only: bool = True  # declared in YAML: the dashboard may not edit it
 
 
@@ -346,6 +350,7 @@ def _printer(node: ConfigNode) -> PrinterConfig:
             "tls",
             "camera",
             "power",
+            "light",
         }
     )
     pid = s.str("id", required=True)
@@ -370,6 +375,9 @@ def _printer(node: ConfigNode) -> PrinterConfig:
             raise t.err("fingerprint", "must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
         fingerprint = fingerprint.replace(":", "").lower()
     camera = _camera(s)
+    light = s.node("light").mapping({"on_gcode", "off_gcode", "power_device"})
+    if ptype != "moonraker" and s.data.get("light") is not None:
+        raise s.err("light", "only Klipper printers (type: moonraker) take a light setting")
     try:
         power = parse_power(s.data.get("power"))
     except PowerSettingError as e:
@@ -391,6 +399,9 @@ def _printer(node: ConfigNode) -> PrinterConfig:
         tls=TlsConfig(ca_file=ca_file, fingerprint=fingerprint),
         camera=camera,
         power=power,
+        light_on=light.str("on_gcode"),
+        light_off=light.str("off_gcode"),
+        light_power_device=light.str("power_device"),
     )
 
 

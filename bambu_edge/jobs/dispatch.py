@@ -47,7 +47,15 @@ UNUSED = -1
 # gcode_state values in which a printer can take a new job: NO_JOB_STATES (FINISH and FAILED are
 # what a printer shows after a print until the next one); everything else (PREPARE, RUNNING, PAUSE,
 # SLICING, INIT, values we do not know) means busy or unknown.
-ACTIVE_WORDS = {PREPARE: "preparing a print", RUNNING: "printing", PAUSE: "paused mid-print"}
+ACTIVE_WORDS = {
+    PREPARE: "preparing a print",
+    RUNNING: "printing",
+    PAUSE: "paused mid-print",
+    # A Klipper printer whose Klippy is not ready (shutdown, error, starting): printers/moonraker/
+    "OFFLINE": "Klipper is not ready",
+}
+NOT_GCODE = "Klipper printers print G-code files, not .3mf projects"
+KLIPPER_NOZZLE_UNKNOWN = "no nozzle size set for it (set it on its card)"
 
 # CIE76 colour difference (Delta E in L*a*b*) under which a loaded spool counts as the slice's
 # colour. About 2 is "just noticeable"; 18 accepts the slicer's "#FFFFFF" for a spool reported as
@@ -102,6 +110,9 @@ class PrinterSnapshot:
     external: Tray | None = None  # the external spool
     load: float = 0.0  # recent work (the service counts queued prints of the last day)
     power_off: bool = False  # switched off by its power control, which can switch it on
+    # Klipper through Moonraker: prints plain G-code sliced for no Bambu model; its nozzle and
+    # filament (the external spool) are what the user set for it (issue 14).
+    klipper: bool = False
 
     @classmethod
     def from_view(
@@ -130,6 +141,7 @@ class PrinterSnapshot:
             external=external_from_view(view.get("external_spool")),
             load=load,
             power_off=power_off,
+            klipper=view.get("type") == "moonraker",
         )
 
 
@@ -454,7 +466,15 @@ def compatibility(meta: PrintFileMeta, plate: int, p: PrinterSnapshot) -> str | 
     """Why this printer can never print this slice as it is; None if it can (model, nozzle)."""
     plate_meta = meta.plate(plate)
     sliced_for = meta.printer_model
-    if sliced_for is not None:
+    if p.klipper:
+        if meta.kind != "gcode":
+            return NOT_GCODE
+        if sliced_for is not None:
+            return f"sliced for {sliced_for}, this is a Klipper printer"
+        nozzle = (plate_meta.nozzle_diameter if plate_meta else None) or meta.nozzle_diameter
+        if nozzle is not None and p.nozzle_diameter is None:
+            return KLIPPER_NOZZLE_UNKNOWN
+    elif sliced_for is not None:
         if p.model is None:
             return MODEL_UNKNOWN
         if sliced_for.casefold() != p.model.casefold():
@@ -532,10 +552,13 @@ def decide(
                 continue
             candidates = [by_id[job.target]]
         elif job.meta.printer_model is None:
-            reasons[job.id] = (
-                "the file does not say which printer it was sliced for; choose a target printer",
-            )
-            continue
+            # G-code sliced for no Bambu model: a Klipper printer's (or choose one)
+            candidates = [p for p in fleet if p.klipper] if job.meta.kind == "gcode" else []
+            if not candidates:
+                reasons[job.id] = (
+                    "the file does not say which printer it was sliced for; choose a target printer",
+                )
+                continue
         else:
             candidates = fleet
 
@@ -582,7 +605,9 @@ def still_wanted(job: WaitingJob, p: PrinterSnapshot) -> bool:
     job's copies are all placed, or the printer has reported what rules it out."""
     if job.copies_left <= 0 or (job.target is not None and job.target != p.id):
         return False
-    if plate_problem(job.meta, job.plate) or (job.target is None and job.meta.printer_model is None):
+    if plate_problem(job.meta, job.plate):
+        return False
+    if job.target is None and job.meta.printer_model is None and not (p.klipper and job.meta.kind == "gcode"):
         return False
     return _could_take(job, p, plate_filaments(job.meta, job.plate))
 
@@ -591,7 +616,7 @@ def _could_take(job: WaitingJob, p: PrinterSnapshot, filaments: Sequence[Filamen
     """A model, nozzle or filament the printer is known not to have rules it out; what is unknown
     does not."""
     incompatible = compatibility(job.meta, job.plate, p)
-    if incompatible and incompatible not in (MODEL_UNKNOWN, NOZZLE_UNKNOWN):
+    if incompatible and incompatible not in (MODEL_UNKNOWN, NOZZLE_UNKNOWN, KLIPPER_NOZZLE_UNKNOWN):
         return False
     if p.trays or p.external:
         return not isinstance(match_filaments(filaments, p, job.use_ams), str)

@@ -10,7 +10,7 @@ from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_ADDED_EVENT, PRINTER
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.temps import TempHistory, TempSampler
 from bambu_edge.printers.transfers import TRANSFER_EVENT
-from bambu_edge.web import api_files, api_printers
+from bambu_edge.web import api_files, api_klipper, api_printers
 
 
 class PrintersComponent(Component):
@@ -41,7 +41,7 @@ class PrintersComponent(Component):
             await self.service.stop()
 
     def routes(self) -> list[web.RouteDef]:
-        return [*api_printers.routes(), *api_files.routes()]
+        return [*api_printers.routes(), *api_files.routes(), *api_klipper.routes()]
 
 
 class TempsComponent(Component):

@@ -31,6 +31,9 @@ from bambu_edge.printers.base import (
     PrinterLink,
     PrinterUpdate,
 )
+from bambu_edge.printers.moonraker.link import MoonrakerLink
+from bambu_edge.printers.moonraker.settings import MoonrakerSettings
+from bambu_edge.store.materials import StoredMaterials
 from bambu_edge.store.pins import CertPins
 from bambu_edge.store.printers import StoredPrinters, new_printer_id
 
@@ -67,6 +70,20 @@ def bambu_settings(cfg: PrinterConfig) -> BambuSettings:
         model=cfg.model,
         ca_file=cfg.tls.ca_file,
         fingerprint=cfg.tls.fingerprint,
+    )
+
+
+def moonraker_settings(cfg: PrinterConfig) -> MoonrakerSettings:
+    """A configured Klipper printer (type: moonraker), as its link takes it."""
+    return MoonrakerSettings(
+        id=cfg.id,
+        name=cfg.name,
+        host=cfg.host,
+        port=cfg.port,
+        api_key=cfg.api_key,
+        light_macro_on=cfg.light_on,
+        light_macro_off=cfg.light_off,
+        light_power_device=cfg.light_power_device,
     )
 
 
@@ -123,6 +140,8 @@ class PrinterManager:
     def _make(self, cfg: PrinterConfig) -> PrinterLink | None:
         if cfg.type == "bambu":
             return BambuLink(bambu_settings(cfg), self.pins, self._listener)
+        if cfg.type == "moonraker":
+            return MoonrakerLink(moonraker_settings(cfg), self._listener)
         if cfg.id not in self._skipped:
             self._skipped.add(cfg.id)
             log.warning("printer %s: type %s is not supported yet; it is skipped", cfg.id, cfg.type)
@@ -138,6 +157,8 @@ class PrinterManager:
             return None
         self._links[cfg.id] = link
         self._configs[cfg.id] = cfg
+        if isinstance(link, MoonrakerLink) and self.stored is not None:
+            link.set_materials(await StoredMaterials(self.stored.db).get(cfg.id))
         await link.start()
         return link
 

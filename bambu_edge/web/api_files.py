@@ -29,6 +29,7 @@ from bambu_edge.printers.bambu.ftps import (
     UploadSourceError,
 )
 from bambu_edge.printers.bambu.storage import normalize_remote_path
+from bambu_edge.printers.moonraker.files import MoonrakerFiles
 from bambu_edge.printers.transfers import TransferReporter
 from bambu_edge.web.api_auth import ApiError, json_response, service
 from bambu_edge.web.openapi import documented
@@ -63,12 +64,13 @@ FOLDER_PATH = {"name": "path", "schema": {"type": "string", "default": "/"}, "de
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def _printer_files(request: web.Request) -> tuple[str, PrinterFiles]:
+def _printer_files(request: web.Request) -> tuple[str, PrinterFiles | MoonrakerFiles]:
     link = service(request).manager.get(request.match_info["id"])
     if link is None:
         raise ApiError(404, "not_found", "No such printer.")
     files = getattr(link, "files", None)
-    if not isinstance(files, PrinterFiles):
+    # Bambu printers' FTPS storage, or a Klipper printer's files through Moonraker (same interface)
+    if not isinstance(files, PrinterFiles | MoonrakerFiles):
         raise ApiError(409, "no_storage", "This printer has no storage that bambu-edge can reach.")
     state = getattr(link, "link_state", None)
     if state != "connected":

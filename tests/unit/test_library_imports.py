@@ -51,3 +51,20 @@ def test_model_tables_load_alone() -> None:
         "bambu_edge.printers.bambu",
         "bambu_edge.printers.bambu.models",
     ]
+
+
+MOONRAKER_PROBE = PROBE.replace("bambu_edge.printers.bambu as lib", "bambu_edge.printers.moonraker as lib")
+
+
+def test_the_moonraker_library_imports_without_the_daemon() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", MOONRAKER_PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    found = json.loads(out.stdout)
+    assert {
+        "bambu_edge.printers.moonraker.link",
+        "bambu_edge.printers.moonraker.status",
+        "bambu_edge.printers.moonraker.files",
+        "bambu_edge.printers.moonraker.commands",
+    } <= set(found["modules"])
+    assert found["daemon"] == []
