@@ -62,12 +62,22 @@ def initial_objects(gcode_dir: Path) -> dict[str, dict[str, Any]]:
             "message": "",
             "info": {"total_layer": None, "current_layer": None},
         },
-        "virtual_sdcard": {"file_path": None, "progress": 0.0, "is_active": False, "file_position": 0, "file_size": 0},
+        "virtual_sdcard": {
+            "file_path": None,
+            "progress": 0.0,
+            "is_active": False,
+            "file_position": 0,
+            "file_size": 0,
+        },
         "display_status": {"progress": 0.0, "message": None},
         "pause_resume": {"is_paused": False},
         "extruder": {"temperature": 24.5, "target": 0.0, "power": 0.0},
         "heater_bed": {"temperature": 23.8, "target": 0.0, "power": 0.0},
-        "temperature_sensor chamber": {"temperature": 27.0, "measured_min_temp": 20.0, "measured_max_temp": 30.0},
+        "temperature_sensor chamber": {
+            "temperature": 27.0,
+            "measured_min_temp": 20.0,
+            "measured_max_temp": 30.0,
+        },
         "fan": {"speed": 0.0, "rpm": None},
         "toolhead": {"extruder": "extruder", "homed_axes": "", "position": [0.0, 0.0, 0.0, 0.0]},
         "gcode_move": {"speed_factor": 1.0, "speed": 1500.0, "extrude_factor": 1.0},
@@ -179,7 +189,11 @@ class KlippyPeer:
         if method == "gcode/subscribe_output":
             client.output_template = params.get("response_template")
             return {}
-        if self.state not in ("ready",) and method not in ("objects/list", "objects/query", "objects/subscribe"):
+        if self.state not in ("ready",) and method not in (
+            "objects/list",
+            "objects/query",
+            "objects/subscribe",
+        ):
             raise KlippyError(f"Klippy is {self.state}: {self.state_message}" if self.state else "not ready")
         if method == "objects/list":
             return {"objects": list(self.objects)}
@@ -234,13 +248,26 @@ class KlippyPeer:
             name = args.get("FILENAME", "")
             path = self.gcode_dir / name
             if not name or not path.is_file():
-                raise KlippyError(f"Unable to open file \"{name}\"")
+                raise KlippyError(f'Unable to open file "{name}"')
             if stats["state"] in ("printing", "paused"):
                 raise KlippyError("SD busy")
-            self.set("print_stats", filename=name, state="printing", print_duration=0.0, total_duration=0.0,
-                     message="", info={"total_layer": None, "current_layer": None})
-            self.set("virtual_sdcard", file_path=str(path), progress=0.0, is_active=True,
-                     file_size=path.stat().st_size, file_position=0)
+            self.set(
+                "print_stats",
+                filename=name,
+                state="printing",
+                print_duration=0.0,
+                total_duration=0.0,
+                message="",
+                info={"total_layer": None, "current_layer": None},
+            )
+            self.set(
+                "virtual_sdcard",
+                file_path=str(path),
+                progress=0.0,
+                is_active=True,
+                file_size=path.stat().st_size,
+                file_position=0,
+            )
             self.set("extruder", target=210.0)
             self.set("heater_bed", target=60.0)
         elif cmd == "PAUSE":
@@ -294,14 +321,22 @@ class KlippyPeer:
                 if name not in c.subscription:
                     continue
                 fields = c.subscription[name]
-                picked = {k: copy.deepcopy(self.objects[name][k]) for k in keys if fields is None or k in fields}
+                picked = {
+                    k: copy.deepcopy(self.objects[name][k]) for k in keys if fields is None or k in fields
+                }
                 if picked:
                     status[name] = picked
             if status:
                 c.send(dict(c.template, params={"eventtime": self.eventtime(), "status": status}))
 
-    def advance(self, progress: float, *, layer: int | None = None, total_layers: int | None = None,
-                print_duration: float | None = None) -> None:
+    def advance(
+        self,
+        progress: float,
+        *,
+        layer: int | None = None,
+        total_layers: int | None = None,
+        print_duration: float | None = None,
+    ) -> None:
         self.set("virtual_sdcard", progress=progress)
         self.set("display_status", progress=progress)
         if layer is not None or total_layers is not None:

@@ -95,8 +95,13 @@ class MoonrakerServer:
         lines += ["", "[announcements]", "enable_moonlight: False", ""]
         lines += ["[history]", "", "[file_manager]", "enable_object_processing: False", ""]
         for name, url in self.webcams.items():
-            lines += [f"[webcam {name}]", "service: mjpegstreamer", f"stream_url: {url}",
-                      f"snapshot_url: {url}", ""]
+            lines += [
+                f"[webcam {name}]",
+                "service: mjpegstreamer",
+                f"stream_url: {url}",
+                f"snapshot_url: {url}",
+                "",
+            ]
         cfg = self.data / "config" / "moonraker.conf"
         cfg.write_text("\n".join(lines))
         return cfg
@@ -106,16 +111,18 @@ class MoonrakerServer:
         if klippy is None and self.klippy is None:
             self.klippy = KlippyPeer(self.socket, self.gcodes)
             await self.klippy.start()
-        python = moonraker_python()
-        log = open(self.base / "moonraker.out", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [str(python), "-m", "moonraker", "-d", str(self.data), "-c", str(cfg), "-n"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        python = await asyncio.to_thread(moonraker_python)
+        self.proc = self._spawn(python, cfg)
         await self.wait_up()
+
+    def _spawn(self, python: Path, cfg: Path) -> subprocess.Popen[bytes]:
+        with open(self.base / "moonraker.out", "ab") as log:
+            return subprocess.Popen(
+                [str(python), "-m", "moonraker", "-d", str(self.data), "-c", str(cfg), "-n"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     async def wait_up(self, timeout: float = 60.0) -> None:
         async with asyncio.timeout(timeout), aiohttp.ClientSession() as s:
@@ -137,7 +144,9 @@ class MoonrakerServer:
         """Moonraker's API key, from its own database (it makes one on first start)."""
         db = sqlite3.connect(self.data / "database" / "moonraker-sql.db")
         try:
-            row = db.execute("SELECT password FROM authorized_users WHERE username = '_API_KEY_USER_'").fetchone()
+            row = db.execute(
+                "SELECT password FROM authorized_users WHERE username = '_API_KEY_USER_'"
+            ).fetchone()
         finally:
             db.close()
         return row[0]
@@ -174,4 +183,3 @@ async def klippy_ready(server: MoonrakerServer, timeout: float = 30.0) -> None:
                 if body["result"]["klippy_state"] == "ready":
                     return
             await asyncio.sleep(0.1)
-
