@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bambu_edge.camera import api, ffmpeg_args
 from bambu_edge.camera.recorder import TimelapseRecorder
-from bambu_edge.camera.source import OFF, CameraSource, resolve
+from bambu_edge.camera.source import AUTO, OFF, URL, CameraSetting, CameraSource, resolve
 from bambu_edge.camera.supervisor import DEFAULT_IDLE_TIMEOUT_S, CameraAccess, CameraSupervisor
 from bambu_edge.camera.timelapse import TimelapseConfig, parse_timelapse
 from bambu_edge.component import Component, Context
@@ -29,6 +29,8 @@ from bambu_edge.printers.bambu import camera as bambu_camera
 from bambu_edge.printers.bambu.link import BambuLink
 from bambu_edge.printers.base import PrinterLink, printer_logger
 from bambu_edge.printers.components import PrintersComponent
+from bambu_edge.printers.moonraker.link import MoonrakerLink
+from bambu_edge.printers.moonraker.records import Webcam
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,19 @@ def parse_cameras(node: ConfigNode) -> CamerasConfig:
 
 
 CAMERAS_SECTION = SectionSpec("cameras", parse_cameras)
+
+
+def klipper_source(setting: Any, webcams: list[Webcam]) -> CameraSource | None:
+    """``camera: auto`` on a Klipper printer: its first Moonraker webcam that streams MJPEG
+    (mjpg-streamer, crowsnest's ustreamer); one that offers only WebRTC cannot be relayed. None
+    when another setting was made."""
+    mode = setting.mode if isinstance(setting, CameraSetting) else setting
+    if mode != AUTO:
+        return None
+    for cam in webcams:
+        if cam.stream_url and not cam.webrtc_only:
+            return CameraSource(URL, url=cam.stream_url, mjpeg=True)
+    return CameraSource(OFF)
 
 
 def _access(link: PrinterLink) -> CameraAccess | None:
@@ -150,6 +165,8 @@ class CameraComponent(Component):
             return None
         access = _access(link)
         source = resolve(cfg.camera, link.state.model)
+        if isinstance(link, MoonrakerLink):
+            source = klipper_source(cfg.camera, link.webcams) or source
         if access is None and source.kind not in ("url", "device"):
             source = CameraSource(OFF)  # a printer type without a camera protocol of ours
         cached = self._cameras.get(printer_id)

@@ -59,6 +59,7 @@ class CameraSource:
     url: str | None = None
     device: str | None = None
     ca_file: str | None = None
+    mjpeg: bool = False  # a URL serving MJPEG (a Klipper printer's mjpg-streamer / crowsnest)
 
     @property
     def codec(self) -> str | None:
@@ -66,7 +67,7 @@ class CameraSource:
         if self.kind == OFF:
             return None
         # A USB camera's own MJPEG is passed through (most give it; few give H.264).
-        return "mjpeg" if self.kind in (JPEG6000, DEVICE) else "h264"
+        return "mjpeg" if self.kind in (JPEG6000, DEVICE) or self.mjpeg else "h264"
 
 
 def parse_camera(value: Any) -> CameraSetting:

@@ -10,6 +10,7 @@ from bambu_edge.component import Component, Context
 from bambu_edge.files.thumbnails import ThumbnailCache
 from bambu_edge.jobs.dispatcher import QUEUE_EVENT, Dispatcher
 from bambu_edge.jobs.history_service import HISTORY_EVENT, HistoryService
+from bambu_edge.jobs.moonraker_history import MoonrakerHistoryImport
 from bambu_edge.jobs.queue import QueueStore
 from bambu_edge.printers.components import PrintersComponent
 from bambu_edge.web import api_history, api_queue
@@ -26,6 +27,7 @@ class HistoryComponent(Component):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.service: HistoryService | None = None
+        self.moonraker_import: MoonrakerHistoryImport | None = None
         self.thumbnails: ThumbnailCache | None = None
 
     async def start(self) -> None:
@@ -37,8 +39,13 @@ class HistoryComponent(Component):
         )
         await service.start()
         self.service = service
+        # Klipper printers: their past prints from Moonraker's own history, once (issue 14)
+        self.moonraker_import = MoonrakerHistoryImport(service.repo, manager, self.ctx.bus, self.ctx.tasks)
+        self.moonraker_import.start()
 
     async def stop(self) -> None:
+        if self.moonraker_import is not None:
+            self.moonraker_import.stop()
         if self.service is not None:
             await self.service.stop()
 

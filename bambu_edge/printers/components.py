@@ -10,6 +10,7 @@ from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_ADDED_EVENT, PRINTER
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.temps import TempHistory, TempSampler
 from bambu_edge.printers.transfers import TRANSFER_EVENT
+from bambu_edge.store.materials import StoredMaterials
 from bambu_edge.web import api_files, api_klipper, api_printers
 
 
@@ -33,7 +34,9 @@ class PrintersComponent(Component):
 
     async def start(self) -> None:
         store = self.ctx.store
-        self.service = PrinterManager(self.ctx.config, self.ctx.bus, store.pins, store.printers)
+        self.service = PrinterManager(
+            self.ctx.config, self.ctx.bus, store.pins, store.printers, StoredMaterials(store.db)
+        )
         await self.service.start()
 
     async def stop(self) -> None:

@@ -100,8 +100,16 @@ class SerialInUseError(Exception):
 
 
 class PrinterManager:
-    def __init__(self, config: Config, bus: EventBus, pins: CertPins, stored: StoredPrinters | None = None):
+    def __init__(
+        self,
+        config: Config,
+        bus: EventBus,
+        pins: CertPins,
+        stored: StoredPrinters | None = None,
+        materials: StoredMaterials | None = None,  # Klipper printers' nozzle and filament
+    ):
         self.config = config
+        self.materials = materials
         self.bus = bus
         self.pins = pins
         self.stored = stored
@@ -157,8 +165,8 @@ class PrinterManager:
             return None
         self._links[cfg.id] = link
         self._configs[cfg.id] = cfg
-        if isinstance(link, MoonrakerLink) and self.stored is not None:
-            link.set_materials(await StoredMaterials(self.stored.db).get(cfg.id))
+        if isinstance(link, MoonrakerLink) and self.materials is not None:
+            link.set_materials(await self.materials.get(cfg.id))
         await link.start()
         return link
 

@@ -50,7 +50,9 @@ async def put_materials(request: web.Request) -> web.Response:
         materials = check_materials(await read_json(request))
     except ValueError as e:
         raise bad(str(e)) from None
-    await StoredMaterials(service(request).store.db).set(link.printer_id, materials)
+    manager = service(request).manager
+    store = manager.materials or StoredMaterials(service(request).store.db)
+    await store.set(link.printer_id, materials)
     link.set_materials(materials)
     return json_response(materials_json(materials))
 

@@ -288,7 +288,7 @@ def test_history_list_fixture() -> None:
     jobs = records.history_jobs(load("server_history_list.response.jsonc"))
     assert len(jobs) == 1
     j = jobs[0]
-    assert (j.job_id, j.filename, j.status) == ("000001", "test/history_test.gcode", "finished")
+    assert (j.job_id, j.filename, j.status) == ("000001", "test/history_test.gcode", "success")
     assert j.start_time == 1615764496.622146 and j.end_time == 1615764265.6493807
     assert j.filament_used_mm == 7.83 and j.print_duration_s == 18.37201827496756
 

@@ -171,15 +171,22 @@ class MoonrakerLink(PrinterLink):
                 "link %s%s", state.value, f": {error}" if error else ""
             )
 
-    def _publish(self, changes: dict[str, Any]) -> None:
-        if changes:
+    def _publish(self, changes: dict[str, Any], full: bool = False) -> None:
+        if changes or full:
             update = PrinterUpdate(
-                changes, self.state.view(), report="updated_at" in changes, identity=self.state.identity
+                changes,
+                self.state.view(),
+                report=full or "updated_at" in changes,
+                full=full,
+                identity=self.state.identity,
             )
             self.listener.on_update(self.settings.id, update)
 
     def _apply(self, msg: object) -> None:
-        self._publish(self.state.apply_message(msg))
+        # The subscription's answer is every object as Klippy sees it (like a Bambu full report):
+        # the print tracker reconciles on it after a (re)connect.
+        full = isinstance(msg, StatusUpdate) and msg.full
+        self._publish(self.state.apply_message(msg), full=full)
 
     def reconnect_now(self) -> None:
         if self.link_state in (LinkState.CONNECTED, LinkState.AUTH_FAILED):

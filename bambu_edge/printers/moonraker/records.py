@@ -15,9 +15,9 @@ from typing import Any
 
 from bambu_edge.printers.values import integer, num, text
 
-# Moonraker's job status -> the history's status words (as for Bambu prints).
+# Moonraker's job status -> the history's outcome words (as for Bambu prints).
 JOB_STATUS = {
-    "completed": "finished",
+    "completed": "success",
     "cancelled": "cancelled",
     "error": "failed",
     "klippy_shutdown": "failed",
@@ -34,7 +34,7 @@ _VALID_TIME = (1_000_000_000.0, 10_000_000_000.0)
 class HistoryJob:
     job_id: str
     filename: str | None
-    status: str  # finished | cancelled | failed
+    status: str  # success | cancelled | failed
     start_time: float
     end_time: float | None
     print_duration_s: float | None
