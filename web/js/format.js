@@ -78,6 +78,7 @@ export function stateTone(state) {
     case 'PAUSE':
       return 'warn';
     case 'FAILED':
+    case 'OFFLINE': // a Klipper printer whose Klippy is not ready (shut down, error)
       return 'bad';
     case 'FINISH':
       return 'good';
