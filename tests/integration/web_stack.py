@@ -19,7 +19,16 @@ from bambu_edge.discovery import api as api_discovery
 from bambu_edge.panel import api as panel_api
 from bambu_edge.power import api as power_api
 from bambu_edge.usb import api as usb_api
-from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
+from bambu_edge.web import (
+    api_auth,
+    api_files,
+    api_health,
+    api_history,
+    api_klipper,
+    api_printers,
+    api_queue,
+    ws,
+)
 from bambu_edge.web.server import WebService
 
 EVENT_KINDS = Daemon(Config()).event_kinds()
@@ -30,6 +39,7 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *backup_api.routes(lambda: None),
         *api_printers.routes(),
         *api_files.routes(),
+        *api_klipper.routes(),
         *api_history.routes(),
         *api_queue.routes(),
         *api_auth.routes(),
