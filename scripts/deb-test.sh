@@ -153,6 +153,12 @@ db_version() {  # the database's schema version, read as the service user
     'import sqlite3; print(sqlite3.connect("file:/var/lib/bambu-edge/bambu-edge.db?mode=ro", uri=True).execute("select max(version) from schema_version").fetchone()[0])'
 }
 
+qemu_ready() {  # TESTBED §6: binfmt_misc is not mounted at boot here
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -e "/proc/sys/fs/binfmt_misc/qemu-$1" ] || update-binfmts --enable "qemu-$1"
+  [ -e "/proc/sys/fs/binfmt_misc/qemu-$1" ] || fail "qemu-$1 is not registered (apt-get install qemu-user-static binfmt-support)"
+}
+
 version=$(cd "$root" && dpkg-parsechangelog -S Version)
 summary=()
 for arch in "$@"; do
@@ -160,6 +166,7 @@ for arch in "$@"; do
   [ -f "$deb" ] || fail "$deb missing: run make deb"
   r=$work/$arch
   t_arch=$(date +%s)
+  case $arch in amd64) ;; arm64) [ "$native" = arm64 ] || qemu_ready aarch64 ;; *) fail "no test for $arch" ;; esac
   mkdir -p "$work"
 
   step "$arch: fresh Debian 12 root"
