@@ -37,6 +37,7 @@ from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
+from bambu_edge.updates.component import UpdatesComponent
 from bambu_edge.usb.component import UsbComponent
 from bambu_edge.watchdog import SystemdComponent, status_line
 from bambu_edge.web.components import WebComponent, WsHubComponent
@@ -62,6 +63,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
     SystemdComponent,
+    UpdatesComponent,  # GET /api/version: what apt knows about the bambu-edge package
 )
 
 State = Literal["running", "failed", "stopped"]

@@ -18,6 +18,7 @@ from bambu_edge.config import Config
 from bambu_edge.discovery import api as api_discovery
 from bambu_edge.panel import api as panel_api
 from bambu_edge.power import api as power_api
+from bambu_edge.updates import component as updates
 from bambu_edge.usb import api as usb_api
 from bambu_edge.web import api_auth, api_files, api_health, api_history, api_printers, api_queue, ws
 from bambu_edge.web.server import WebService
@@ -40,6 +41,7 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *panel_api.routes(lambda: None),
         *usb_api.routes(lambda: None),
         *power_api.routes(lambda: None),  # 503: no power control in the web stack
+        *updates.routes(lambda: None),  # the running version only
     ]
 
 

@@ -11,6 +11,11 @@ export default {
   'theme.to_light': 'Switch to light theme',
   'live.on': 'Live',
   'live.off': 'Not live',
+  'version.installed': 'v{version}',
+  'version.from_package': 'Installed from the bambu-edge package',
+  'version.not_package': 'Running from source, not from the Debian package',
+  'version.update': '{version} available',
+  'version.update_how': 'A newer bambu-edge package is in your apt sources: sudo apt update && sudo apt upgrade',
   'toast.region': 'Notifications',
 
   'common.loading': 'Loading…',

@@ -11,6 +11,11 @@ export default {
   'theme.to_light': 'Bytt til lyst tema',
   'live.on': 'Direkte',
   'live.off': 'Ikke direkte',
+  'version.installed': 'v{version}',
+  'version.from_package': 'Installert fra bambu-edge-pakken',
+  'version.not_package': 'Kjører fra kildekode, ikke fra Debian-pakken',
+  'version.update': '{version} tilgjengelig',
+  'version.update_how': 'En nyere bambu-edge-pakke finnes i apt-kildene dine: sudo apt update && sudo apt upgrade',
   'toast.region': 'Varsler',
 
   'common.loading': 'Laster …',
