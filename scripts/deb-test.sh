@@ -95,18 +95,19 @@ apt_install() {  # apt_install ROOT DEB: install a package file with apt (depend
 # Prints the health answer.
 serve_and_probe() {
   local r=$1 unit=$r/lib/systemd/system/bambu-edge.service
-  local pre start user groups umask
+  local pre start user groups umask workdir
   pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
   start=$(sed -n 's/^ExecStart=//p' "$unit")
   user=$(sed -n 's/^User=//p' "$unit")
   groups=$(sed -n 's/^SupplementaryGroups=//p' "$unit" | tr ' ' ',')
   umask=$(sed -n 's/^UMask=//p' "$unit")
+  workdir=$(sed -n 's/^WorkingDirectory=//p' "$unit" | sed 's#%S#/var/lib#')
   [ -n "$start" ] && [ -n "$user" ] || fail "unit without ExecStart= or User="
   local as_unit="setpriv --reuid=$user --regid=$user --groups=$user,$groups --inh-caps=-all --no-new-privs"
   local state=/var/lib/bambu-edge conf=/etc/bambu-edge
   cat >"$r/tmp/serve.sh" <<EOF
 set -eu
-cd /
+cd ${workdir:-/}
 umask $umask
 export STATE_DIRECTORY=$state CONFIGURATION_DIRECTORY=$conf INVOCATION_ID=deb-test
 $as_unit $pre
