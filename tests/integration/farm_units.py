@@ -78,7 +78,9 @@ async def start_unit(
     ``vp_options`` says otherwise."""
     home = tmp / node
     home.mkdir()
-    entries = [printer_entry(printer_broker, serial, ACCESS_CODE, pid) for pid, (serial, _) in printers.items()]
+    entries = [
+        printer_entry(printer_broker, serial, ACCESS_CODE, pid) for pid, (serial, _) in printers.items()
+    ]
     cfg_path = home / "config.yaml"
     extra = {
         "node": {"id": node, "name": node.capitalize()},
@@ -95,7 +97,13 @@ async def start_unit(
     for pid, (serial, model) in printers.items():
         options = {"report_hz": 2.0, "held": True, **vp_options}
         vps[pid] = VirtualPrinter(
-            printer_broker.host, printer_broker.port, serial, ACCESS_CODE, model, str(printer_broker.ca_path), **options
+            printer_broker.host,
+            printer_broker.port,
+            serial,
+            ACCESS_CODE,
+            model,
+            str(printer_broker.ca_path),
+            **options,
         )
         await vps[pid].start()
     farm = Farm(home, printer_broker, cfg_path, vps, {})

@@ -50,7 +50,11 @@ async def two_units(tmp_path, broker, farm_broker) -> AsyncIterator[tuple[Unit, 
 
 async def _farm_listed(unit: Unit, ids: set[str]) -> dict[str, dict] | None:
     printers = await unit.printers()
-    return printers if set(printers) == ids and all(p["link"]["state"] == "connected" for p in printers.values()) else None
+    return (
+        printers
+        if set(printers) == ids and all(p["link"]["state"] == "connected" for p in printers.values())
+        else None
+    )
 
 
 async def test_every_unit_lists_the_whole_farm_and_commands_reach_the_owner(two_units) -> None:
@@ -82,7 +86,11 @@ async def test_every_unit_lists_the_whole_farm_and_commands_reach_the_owner(two_
         progress_seen = outcome = None
         while progress_seen is None or outcome is None:
             msg = orjson.loads((await asyncio.wait_for(ws.receive(), 30)).data)
-            if msg["type"] == "printer" and msg["id"] == "p1s-b" and msg["changes"].get("print", {}).get("progress") == 37:
+            if (
+                msg["type"] == "printer"
+                and msg["id"] == "p1s-b"
+                and msg["changes"].get("print", {}).get("progress") == 37
+            ):
                 progress_seen = msg
             if msg["type"] == "command" and msg.get("sequence_id") == seq:
                 outcome = msg
@@ -91,7 +99,9 @@ async def test_every_unit_lists_the_whole_farm_and_commands_reach_the_owner(two_
     assert any(r.get("system", {}).get("command") == "ledctrl" for r in attic.vps["p1s-b"].received)
 
     # A bad command is refused by the calling unit before it crosses the broker.
-    status, body = await garage.call("POST", "/api/printers/p1s-b/commands", json={"action": "speed", "level": 9})
+    status, body = await garage.call(
+        "POST", "/api/printers/p1s-b/commands", json={"action": "speed", "level": 9}
+    )
     assert status == 400
 
 
@@ -122,9 +132,13 @@ async def test_a_killed_unit_is_shown_gone_and_the_broker_coming_back_heals(two_
     await eventually(broker_lost, what="garage noticing the broker is gone")
     mine = (await garage.printers())["x1c-a"]
     assert mine["link"]["state"] == "connected"
-    status, _ = await garage.call("POST", "/api/printers/x1c-a/commands", json={"action": "light", "on": True})
+    status, _ = await garage.call(
+        "POST", "/api/printers/x1c-a/commands", json={"action": "light", "on": True}
+    )
     assert status == 202
-    status, body = await garage.call("POST", "/api/printers/p1s-b/commands", json={"action": "light", "on": True})
+    status, body = await garage.call(
+        "POST", "/api/printers/p1s-b/commands", json={"action": "light", "on": True}
+    )
     assert status == 409 and "broker" in body["message"]
 
     farm_broker.start()
@@ -198,7 +212,10 @@ async def test_history_made_on_both_sides_of_a_partition_appears_once_everywhere
         assert len(set(seen[0])) == 3
         records = {r["job"]: r for r in await shed.history()}
         assert records["During attic"]["node"] == "attic" and records["During garage"]["node"] == "garage"
-        assert records["During attic"]["outcome"] == "success" and records["During attic"]["printer_id"] == "p1s-b"
+        assert (
+            records["During attic"]["outcome"] == "success"
+            and records["During attic"]["printer_id"] == "p1s-b"
+        )
         # A restarted unit sends nothing twice: the counts stay.
         attic.farm.stop_daemon()
         await attic.farm.start_daemon()

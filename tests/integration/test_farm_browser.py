@@ -26,14 +26,18 @@ async def test_remote_printers_are_marked_with_their_unit(two_units) -> None:  #
             await remote.wait_for(timeout=30_000)
             await local.wait_for(timeout=30_000)
             mark = remote.locator("[data-testid=printer-node]")
-            await eventually(lambda: _text_is(mark, "on Attic"), timeout=30, what="the remote card's unit mark")
+            await eventually(
+                lambda: _text_is(mark, "on Attic"), timeout=30, what="the remote card's unit mark"
+            )
             assert not await local.locator("[data-testid=printer-node]").is_visible()
 
             attic.kill()
             await eventually(lambda: _text_is(mark, "Attic is gone"), timeout=30, what="the unit shown gone")
             assert "tone-bad" in (await mark.get_attribute("class") or "")
             await eventually(
-                lambda: _attr(remote, "data-link-state", "offline"), timeout=10, what="the remote card offline"
+                lambda: _attr(remote, "data-link-state", "offline"),
+                timeout=10,
+                what="the remote card offline",
             )
             assert await local.get_attribute("data-link-state") == "connected"
     # The remote printer's camera is not served here (404): that is the one console line allowed.
