@@ -72,10 +72,12 @@ async def start_unit(
     printer_broker: LocalBroker,
     farm_broker: LocalBroker,
     printers: dict[str, tuple[str, str]],
+    *,
+    farm_port: int | None = None,
     **vp_options: Any,
 ) -> Unit:
     """``printers``: id -> (serial, model). The virtual printers' clocks are held unless
-    ``vp_options`` says otherwise."""
+    ``vp_options`` says otherwise. ``farm_port``: reach the farm broker there (a relay) instead."""
     home = tmp / node
     home.mkdir()
     entries = [
@@ -85,7 +87,7 @@ async def start_unit(
     extra = {
         "node": {"id": node, "name": node.capitalize()},
         "farm": {
-            "broker": f"mqtts://127.0.0.1:{farm_broker.port}",
+            "broker": f"mqtts://127.0.0.1:{farm_port or farm_broker.port}",
             "username": node,
             "password": unit_password(node),
             "ca_file": str(farm_broker.ca_path),
