@@ -26,7 +26,7 @@ from aiohttp import web
 from bambu_edge import __version__
 from bambu_edge.bus import Event, Listener
 from bambu_edge.component import Component, ComponentError, Context
-from bambu_edge.farm import topics, wire
+from bambu_edge.farm import mqtt_client, topics, wire
 from bambu_edge.farm.config import FARM_SECTION, FarmConfig
 from bambu_edge.farm.events import (
     FARM_COMMAND,
@@ -212,7 +212,7 @@ class FarmComponent(Component):
     async def _session(self, backoff: Backoff) -> None:
         cfg = self.cfg
         assert cfg is not None
-        client = aiomqtt.Client(
+        client = mqtt_client.Client(
             cfg.host,
             cfg.port,
             username=cfg.username,
@@ -265,7 +265,7 @@ class FarmComponent(Component):
                 await self.ctx.tasks.cancel(workers)
 
     def _set_connected(self, up: bool) -> None:
-        if up == self.connected and up:
+        if up == self.connected:
             return
         self.connected = up
         self._publish_changes(self.remote.broker(up))
