@@ -66,6 +66,7 @@ CONNECT_TIMEOUT_S = 10.0
 PUBLISH_TIMEOUT_S = 10.0
 # A remote command's answer: the owner's link waits 10 s for the printer; then the way back.
 COMMAND_TIMEOUT_S = 20.0
+EARLY_KEPT = 32  # printer answers that may belong to a request still being sent
 
 
 def _tls_context(cfg: FarmConfig) -> ssl.SSLContext | None:
@@ -111,6 +112,8 @@ class FarmComponent(Component):
         self._pending: dict[str, tuple[str, str, asyncio.TimerHandle]] = {}
         # owner side: (printer id, the link's sequence id) -> (correlation, reply topic)
         self._awaiting: dict[tuple[str, str], tuple[str, str]] = {}
+        self._early: dict[tuple[str, str], CommandOutcome] = {}
+        self._requests_in_flight = 0
         self._run: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -536,6 +539,7 @@ class FarmComponent(Component):
             self._reply(reply_to, correlation, "refused", f"Refused by unit {self.node.name}: {why}.")
             return
         params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        self._requests_in_flight += 1
         try:
             action, checked = command_params({**params, "action": body.get("action")})
             seq = await link.send_command(action, checked)
@@ -545,14 +549,26 @@ class FarmComponent(Component):
         except CommandError as e:
             self._reply(reply_to, correlation, "failed", e.message)
             return
+        finally:
+            self._requests_in_flight -= 1
         log.info("farm: %s sent to printer %s for %s", action, printer_id, who)
-        self._awaiting[(printer_id, seq)] = (correlation, reply_to)
         self._reply(reply_to, correlation, "sent", None)
+        early = self._early.pop((printer_id, seq), None)
+        if early is not None:  # the printer answered before send_command returned
+            self._reply(reply_to, correlation, early.result, early.message)
+        else:
+            self._awaiting[(printer_id, seq)] = (correlation, reply_to)
 
     def _on_local_outcome(self, event: Event) -> None:
         outcome = event.data
         if event.printer_id is None or not isinstance(outcome, CommandOutcome):
             return
-        waiting = self._awaiting.pop((event.printer_id, outcome.sequence_id), None)
+        key = (event.printer_id, outcome.sequence_id)
+        waiting = self._awaiting.pop(key, None)
         if waiting is not None:
             self._reply(waiting[1], waiting[0], outcome.result, outcome.message)
+        elif self._requests_in_flight:
+            # Maybe the answer to a request whose send_command has not returned yet: kept a moment.
+            self._early[key] = outcome
+            while len(self._early) > EARLY_KEPT:
+                del self._early[next(iter(self._early))]
