@@ -147,7 +147,7 @@ class HistoryService:
         try:
             await self._reader.execute("PRAGMA query_only=ON")
             await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
-            self._repo = HistoryRepository(db, reader=self._reader)
+            self._repo = HistoryRepository(db, reader=self._reader, node=getattr(self.manager, "node", None))
             await self._start_tracking()
         except BaseException:
             await self._reader.close()
@@ -387,6 +387,8 @@ class HistoryService:
             tracker.record.id = rec.id
         if item.kind == "open" and tracker is not None and tracker.needs_file(rec.uid):
             self._read_print_file_later(rec)
+        if rec.node is None:
+            rec.node = self.repo.node  # this unit's record (stored with node NULL)
         # Committed: now it may be announced.
         self.bus.publish(Event(HISTORY_EVENT, rec.printer_id, RecordChange(ANNOUNCE[item.kind], rec)))
 

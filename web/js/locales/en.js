@@ -93,6 +93,9 @@ export default {
   'state.OFFLINE': 'Offline',
   'state.unknown': 'Status unknown',
 
+  'farm.on_unit': 'on {name}',
+  'farm.unit_gone': '{name} is gone',
+  'farm.remote_hint': 'This printer belongs to the unit {name}: it is shown and commanded through it.',
   'link.connected': 'Online',
   'link.connecting': 'Connecting…',
   'link.offline': 'Offline',

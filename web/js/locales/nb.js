@@ -93,6 +93,9 @@ export default {
   'state.OFFLINE': 'Frakoblet',
   'state.unknown': 'Ukjent status',
 
+  'farm.on_unit': 'på {name}',
+  'farm.unit_gone': '{name} er borte',
+  'farm.remote_hint': 'Denne skriveren hører til enheten {name}: den vises og styres gjennom den.',
   'link.connected': 'Tilkoblet',
   'link.connecting': 'Kobler til …',
   'link.offline': 'Frakoblet',
