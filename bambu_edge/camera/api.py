@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from bambu_edge.camera.supervisor import CameraSupervisor, CameraUnavailable
 from bambu_edge.camera.viewers import ViewerClosed
+from bambu_edge.camera.ws_viewer import WsViewer
 from bambu_edge.web.api_auth import ApiError, json_response
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.params import path_id
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from bambu_edge.camera.component import CameraComponent
 
 BOUNDARY = "frame"
+VIEWER_LEFT = "viewer left"
 STATUS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -98,31 +100,28 @@ def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef
         """The live camera (WebSocket of binary messages): fragmented MP4 for H.264 cameras (the init
         segment first), one JPEG per message for JPEG cameras."""
         sup = await streaming(request)
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        # No permessage-deflate (browsers offer it): video does not compress, it only costs CPU.
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False)
         await ws.prepare(request)  # a request that is no WebSocket handshake ends here (400)
-        queue = sup.attach()
+        transport = request.transport
+        if transport is None:  # the browser is already gone
+            return ws
+        viewer = sup.attach_viewer(lambda head: WsViewer(transport, head))
+        reader = asyncio.ensure_future(_until_closed(ws))
         try:
-            reader = asyncio.ensure_future(_until_closed(ws))
-            get: asyncio.Future[bytes] | None = None
-            try:
-                while True:
-                    get = asyncio.ensure_future(queue.get())
-                    await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not get.done():  # the browser left
-                        break
-                    await ws.send_bytes(get.result())
-            finally:
-                for task in (reader, get):
-                    if task is not None:
-                        task.cancel()
-                        with contextlib.suppress(BaseException):
-                            await task
-        except ViewerClosed as e:
-            await ws.close(code=1011 if "restarted" not in str(e) else 1012, message=str(e).encode()[:120])
+            await asyncio.wait({viewer.closed, reader}, return_when=asyncio.FIRST_COMPLETED)
+            reason = viewer.closed.result() if viewer.closed.done() else VIEWER_LEFT
+            if reason != VIEWER_LEFT and not ws.closed:
+                await ws.close(
+                    code=1011 if "restarted" not in reason else 1012, message=reason.encode()[:120]
+                )
         except ConnectionResetError:
             pass
         finally:
-            sup.detach(queue)
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+            sup.detach(viewer)
             if not ws.closed:
                 await ws.close()
         return ws

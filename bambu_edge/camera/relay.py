@@ -31,7 +31,7 @@ UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
 # A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
 # each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
 # wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
-BATCH_S = 0.05
+BATCH_S = 0.2
 
 
 class _Sockets:
@@ -252,6 +252,8 @@ def _pump(tls: _Tls, conn: socket.socket) -> None:
             eof = not tls.receive()
             n = 0
             while True:
+                if not tls.incoming.pending and not tls.obj.pending():
+                    break  # all decrypted: no SSLWantReadError (an exception a batch) to raise
                 try:
                     got = tls.obj.read(BLOCK - n, down_view[n:])
                 except ssl.SSLWantReadError:
