@@ -29,9 +29,11 @@ export function mediaSourceClass(win = window) {
   return win.ManagedMediaSource || win.MediaSource || null;
 }
 
-export function cameraWsUrl(id, loc = location) {
+/** The camera socket's URL; ``stream`` 'sub' is the camera's scaled sub-stream (low bandwidth). */
+export function cameraWsUrl(id, loc = location, stream = 'main') {
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${loc.host}/api/printers/${encodeURIComponent(id)}/camera/ws`;
+  const query = stream === 'sub' ? '?stream=sub' : '';
+  return `${proto}//${loc.host}/api/printers/${encodeURIComponent(id)}/camera/ws${query}`;
 }
 
 export const backoffMs = (attempt) => BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
@@ -41,8 +43,8 @@ export const backoffMs = (attempt) => BACKOFF_MS[Math.min(attempt, BACKOFF_MS.le
  * when the socket opens; ``onClose({code, reason, gotData})`` when it ends. Reconnecting is the
  * caller's decision (it knows whether anyone still watches).
  */
-function openSocket(id, { onOpen, onFrame, onClose }) {
-  const ws = new WebSocket(cameraWsUrl(id));
+function openSocket(id, { onOpen, onFrame, onClose, stream }) {
+  const ws = new WebSocket(cameraWsUrl(id, location, stream));
   ws.binaryType = 'arraybuffer';
   let gotData = false;
   ws.onopen = () => onOpen?.();
@@ -80,8 +82,8 @@ export function playJpeg(id, img, { onState } = {}) {
   };
 }
 
-/** Fragmented MP4 into ``video`` through MSE. Returns stop(). */
-export function playMp4(id, video, { onState } = {}) {
+/** Fragmented MP4 into ``video`` through MSE (``stream`` 'sub': the scaled sub-stream). Returns stop(). */
+export function playMp4(id, video, { onState, stream = 'main' } = {}) {
   const MS = mediaSourceClass();
   if (!MS) {
     onState?.('unsupported');
@@ -157,6 +159,7 @@ export function playMp4(id, video, { onState } = {}) {
     if (stopped) return;
     video.dataset.mse = 'open';
     closeSocket = openSocket(id, {
+      stream,
       onFrame,
       onOpen: () => onState?.('connecting'),
       onClose: (info) => fail('closed', info),
