@@ -20,7 +20,7 @@ from bambu_edge.camera.recorder import TimelapseRecorder
 from bambu_edge.camera.source import OFF, CameraSource, resolve
 from bambu_edge.camera.substream import SubstreamSupervisor
 from bambu_edge.camera.supervisor import DEFAULT_IDLE_TIMEOUT_S, CameraAccess, CameraSupervisor
-from bambu_edge.camera.timelapse import TimelapseConfig, parse_timelapse
+from bambu_edge.camera.timelapse import TimelapseConfig, default_spool_dir, parse_timelapse
 from bambu_edge.component import Component, Context
 from bambu_edge.config import ConfigNode, SectionSpec
 from bambu_edge.files.thumbnails import ThumbnailCache
@@ -94,7 +94,7 @@ class CameraComponent(Component):
             self.camera,
             self.history,
             out_dir=self.timelapse_dir,
-            spool_dir=Path(tl.spool_dir) if tl.spool_dir else self.ctx.data_dir / "timelapse-spool",
+            spool_dir=Path(tl.spool_dir) if tl.spool_dir else default_spool_dir(self.ctx.data_dir),
             ffmpeg=self.settings.ffmpeg,
             encoder=self.encoder,
         )

@@ -7,6 +7,7 @@ count the upstream connections.
 
     /usr/bin/python3 gst_rtsp_server.py [--tls server.pem] [--user bblp --password CODE]
         [--path /streaming/live/1] [--size 640x360] [--fps 30] [--stamped]
+        [--pattern ball]
 
 ``--stamped``: instead of the test pattern, frames that carry the wall-clock time they were made
 (milliseconds mod 2**32, ``STAMP_BITS`` black or white blocks across the top, most significant
@@ -58,6 +59,7 @@ def main() -> int:
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--stamped", action="store_true")
+    ap.add_argument("--pattern", default="ball", help="videotestsrc's pattern")
     args = ap.parse_args()
     width, height = args.size.split("x")
     Gst.init(None)
@@ -70,7 +72,7 @@ def main() -> int:
     source = (
         f"appsrc name=stamped is-live=true do-timestamp=true format=time caps={caps},format=I420"
         if args.stamped
-        else f"videotestsrc is-live=true pattern=ball ! {caps}"
+        else f"videotestsrc is-live=true pattern={args.pattern} ! {caps}"
     )
     factory.set_launch(
         f"( {source} ! x264enc tune=zerolatency speed-preset=ultrafast "

@@ -27,6 +27,7 @@ class RtspCamera:
         size: str = "640x360",
         fps: int = 30,
         stamped: bool = False,
+        pattern: str = "ball",
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -38,6 +39,8 @@ class RtspCamera:
             "--fps",
             str(fps),
             *(["--stamped"] if stamped else []),
+            "--pattern",
+            pattern,
         ]
         if pair is not None:
             pem = self.workdir / "camera.pem"
