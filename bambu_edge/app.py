@@ -83,7 +83,6 @@ class _Slot:
     tasks: TaskSet
     state: State = "stopped"
     error: str | None = None
-    started: bool = False  # start() returned: stop() is owed
 
 
 def _describe(e: BaseException) -> str:
@@ -226,7 +225,7 @@ class Daemon:
                 log.error("component %s failed to start", name, exc_info=e)
                 error = _describe(e)
             else:
-                slot.state, slot.started = "running", True
+                slot.state = "running"  # start() returned: stop() is owed
                 log.debug("component %s started", name)
                 return
         slot.state, slot.error = "failed", error
@@ -240,8 +239,8 @@ class Daemon:
         sdnotify.notify("RELOADING=1" if self.restart_requested else "STOPPING=1")
         deadline = time.monotonic() + STOP_BUDGET_S
         for name, slot in reversed(self._slots.items()):
-            if slot.started:
-                slot.started = False
+            if slot.state == "running":
+                slot.state = "stopped"  # before awaiting: a second stop() does not stop it again
                 try:
                     await asyncio.wait_for(slot.component.stop(), max(deadline - time.monotonic(), 0.1))
                 except TimeoutError:
@@ -250,8 +249,6 @@ class Daemon:
                     log.exception("component %s failed while stopping", name)
             # Whatever the component left running (or spawned before its start failed) ends here.
             await slot.tasks.close(max(deadline - time.monotonic(), 0.1))
-            if slot.state == "running":
-                slot.state = "stopped"
 
     def request_stop(self) -> None:
         self._stop_requested.set()

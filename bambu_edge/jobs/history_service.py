@@ -42,6 +42,7 @@ from bambu_edge.printers.base import (
     COMMAND_EVENT,
     PRINTER_EVENT,
     PRINTER_REMOVED_EVENT,
+    WARN_INTERVAL_S,
     PrinterUpdate,
 )
 from bambu_edge.store.db import Database
@@ -54,7 +55,6 @@ PROGRESS_WRITE_S = 300.0
 TICK_S = 10.0
 REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manager this long is gone
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-WARN_INTERVAL_S = 60.0
 STOP_FLUSH_S = 3.0
 READER_CACHE_KIB = 1024
 # A print started elsewhere has its file read this long after it showed up: the queue's

@@ -581,6 +581,7 @@ export default {
   'camera.title': 'Camera',
   'camera.alt': 'The printer’s camera',
   'camera.fullscreen': 'Fullscreen',
+  'camera.low_bandwidth': 'Low bandwidth',
   'camera.unavailable': 'The camera cannot be reached right now.',
   'camera.reconnecting': 'The camera stream stopped; connecting again…',
   'camera.tls_mismatch': 'The camera does not show the printer’s trusted certificate, so it was not opened. Check the printer’s certificate on its page.',

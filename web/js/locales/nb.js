@@ -581,6 +581,7 @@ export default {
   'camera.title': 'Kamera',
   'camera.alt': 'Skriverens kamera',
   'camera.fullscreen': 'Fullskjerm',
+  'camera.low_bandwidth': 'Lav båndbredde',
   'camera.unavailable': 'Kameraet kan ikke nås akkurat nå.',
   'camera.reconnecting': 'Kamerastrømmen stoppet; kobler til igjen …',
   'camera.tls_mismatch': 'Kameraet viser ikke skriverens godkjente sertifikat, så det ble ikke åpnet. Sjekk skriverens sertifikat på siden dens.',
