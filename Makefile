@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Chromium), so more workers than cores pays; each test brings its own peers on ports they bind.
 TEST_WORKERS ?= 4
 
-.PHONY: venv run test unit integration lint bench clean
+.PHONY: venv run test unit integration lint bench clean deb deb-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,5 +38,20 @@ lint: venv
 bench: venv
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Debian packages for amd64 and arm64 into dist/ (docs/packaging.md); DEB_ARCHES=amd64 for one.
+DEB_ARCHES ?= amd64 arm64
+deb:
+	@scripts/system-deps.sh deb
+	@$(MAKE) --no-print-directory venv
+	scripts/deb-build.sh $(DEB_ARCHES)
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root lintian --fail-on error,warning \
+		$(foreach a,$(DEB_ARCHES),dist/bambu-edge_$$(dpkg-parsechangelog -S Version)_$(a).changes)
+
+# Installs the packages in fresh Debian 12 roots (debootstrap; arm64 under qemu-user-static):
+# enabled unit, check-config, the daemon answering /api/health, upgrade, purge. Not part of
+# `make test` (docs/packaging.md has the timings).
+deb-test: deb
+	scripts/deb-test.sh $(DEB_ARCHES)
+
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build dist *.egg-info

@@ -27,6 +27,7 @@ from bambu_edge.camera.component import CameraComponent
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
 from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.discovery.component import DiscoveryComponent
+from bambu_edge.farm.component import FarmComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
@@ -37,6 +38,7 @@ from bambu_edge.printers.components import PrintersComponent, TempsComponent
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.store.components import StoreComponent
 from bambu_edge.store.db import Store
+from bambu_edge.updates.component import UpdatesComponent
 from bambu_edge.usb.component import UsbComponent
 from bambu_edge.watchdog import SystemdComponent, status_line
 from bambu_edge.web.components import WebComponent, WsHubComponent
@@ -58,10 +60,12 @@ COMPONENTS: tuple[type[Component], ...] = (
     PanelComponent,
     UsbComponent,
     PowerComponent,
+    FarmComponent,  # farm: null leaves it idle
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
     SystemdComponent,
+    UpdatesComponent,  # GET /api/version: what apt knows about the bambu-edge package
 )
 
 State = Literal["running", "failed", "stopped"]
@@ -79,7 +83,6 @@ class _Slot:
     tasks: TaskSet
     state: State = "stopped"
     error: str | None = None
-    started: bool = False  # start() returned: stop() is owed
 
 
 def _describe(e: BaseException) -> str:
@@ -222,7 +225,7 @@ class Daemon:
                 log.error("component %s failed to start", name, exc_info=e)
                 error = _describe(e)
             else:
-                slot.state, slot.started = "running", True
+                slot.state = "running"  # start() returned: stop() is owed
                 log.debug("component %s started", name)
                 return
         slot.state, slot.error = "failed", error
@@ -236,8 +239,8 @@ class Daemon:
         sdnotify.notify("RELOADING=1" if self.restart_requested else "STOPPING=1")
         deadline = time.monotonic() + STOP_BUDGET_S
         for name, slot in reversed(self._slots.items()):
-            if slot.started:
-                slot.started = False
+            if slot.state == "running":
+                slot.state = "stopped"  # before awaiting: a second stop() does not stop it again
                 try:
                     await asyncio.wait_for(slot.component.stop(), max(deadline - time.monotonic(), 0.1))
                 except TimeoutError:
@@ -246,8 +249,6 @@ class Daemon:
                     log.exception("component %s failed while stopping", name)
             # Whatever the component left running (or spawned before its start failed) ends here.
             await slot.tasks.close(max(deadline - time.monotonic(), 0.1))
-            if slot.state == "running":
-                slot.state = "stopped"
 
     def request_stop(self) -> None:
         self._stop_requested.set()

@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 
 from bambu_edge.component import Component
-from bambu_edge.config import PRINTER_ID_RE, ConfigNode, SectionSpec, check_name
+from bambu_edge.config import PRINTER_ID_RE, Config, ConfigNode, SectionSpec, check_name, default_section
 
 FALLBACK_ID = "bambu-edge"
 
@@ -42,6 +42,13 @@ def parse_node(node: ConfigNode) -> NodeConfig:
 
 
 NODE_SECTION = SectionSpec("node", parse_node)
+
+
+def node_of(config: Config) -> NodeConfig:
+    """This unit's identity as configured (the section's defaults for a Config built in code): for
+    the components that stamp it on what they show (printer objects, history records)."""
+    section = config.section(NODE_SECTION.key)
+    return section if isinstance(section, NodeConfig) else default_section(NODE_SECTION)
 
 
 class NodeComponent(Component):

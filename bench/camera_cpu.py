@@ -3,7 +3,8 @@ transcode of the Node original, for 1 and 5 viewers, side by side in one run (ta
 
 The camera is GStreamer's RTSPS server (tests/integration/rtsp_camera.py, x264 test pattern).
 Ours: the camera supervisor (the daemon's verified TLS relay, ffmpeg ``-c:v copy`` into fragmented
-MP4, the fMP4 splitter, per-viewer queues) behind the camera WebSocket route of aiohttp.
+MP4, the fMP4 splitter, each viewer written in the upstream's callback) behind the camera WebSocket
+route of aiohttp.
 Theirs: ``ffmpeg -i rtsps://... -f mpegts -codec:v mpeg1video -b:v 1500k -bf 0 pipe:1`` (ffmpeg's
 own TLS, as the original) fanned out to the same number of WebSocket viewers by this process.
 Counted: this process (the server side) + its ffmpeg child, from /proc; the viewers run in a

@@ -2,6 +2,7 @@
 # Installs the Debian packages bambu-edge needs for a given purpose, only those missing.
 #   scripts/system-deps.sh run    -> what `make run` (demo mode) needs
 #   scripts/system-deps.sh test   -> what `make test` needs (real peers for the integration tests)
+#   scripts/system-deps.sh deb    -> what `make deb` / `make deb-test` need (build tools, debootstrap, qemu)
 set -euo pipefail
 purpose=${1:-run}
 pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev ffmpeg)
@@ -12,6 +13,12 @@ if [ "$purpose" = test ]; then
   # The camera tests' RTSPS peer: GStreamer's RTSP server, run by Debian's python3 (python3-gi).
   pkgs+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp python3-gi gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools)
+fi
+if [ "$purpose" = deb ]; then
+  # Building the package (arm64 too: only its strip runs for the target) and lintian.
+  pkgs+=(debhelper dh-python python3-pip lintian binutils-aarch64-linux-gnu fakeroot)
+  # The install test: fresh Debian 12 roots, amd64 and (under qemu-user-static) arm64.
+  pkgs+=(debootstrap qemu-user-static binfmt-support)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

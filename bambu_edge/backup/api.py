@@ -15,12 +15,11 @@ import contextlib
 import logging
 import os
 import shutil
-import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from bambu_edge.backup.manifest import BackupError
 from bambu_edge.backup.restore import stage
@@ -28,15 +27,12 @@ from bambu_edge.backup.writer import backup_name, prepare, write_archive
 from bambu_edge.web.api_auth import json_response, require_admin
 from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
+from bambu_edge.web.uploads import MAX_FORM_FIELD, file_body
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
 MIN_FREE_BYTES = 64 * 1024 * 1024  # left on the SD card besides the upload and its unpacked copy
-CHUNK = 256 * 1024
-MAX_FORM_FIELDS = 8
-MAX_FORM_FIELD = 64 * 1024
-MALFORMED = "the multipart form is malformed: send the backup as field 'file'"
 WRITE_TIMEOUT_S = 60.0  # a client that stops reading the download
 # BackupError code -> HTTP status (anything else: 400).
 STATUS = {
@@ -166,7 +162,9 @@ def routes(backup: Callable[[], Any]) -> list[web.RouteDef]:
                 raise ApiError(
                     507, "no_space", "There is not enough free space on bambu-edge's storage for this backup."
                 )
-            chunks = await _chunks(request)
+            name, chunks = await file_body(request, "backup")
+            if name:
+                log.info("restore upload: %s", name[:200])
             temp = data_dir / f"restore-upload-{os.urandom(8).hex()}.part"
             try:
                 size = await _receive(chunks, temp)
@@ -212,35 +210,3 @@ async def _receive(chunks: AsyncIterator[bytes], temp: Path) -> int:
     finally:
         await asyncio.to_thread(f.close)
     return size
-
-
-async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The 'file' field of a multipart form, or the raw body."""
-    if not request.content_type.startswith("multipart/"):
-        return request.content.iter_chunked(CHUNK)
-    try:
-        reader = await request.multipart()
-        for _ in range(MAX_FORM_FIELDS):
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise bad("nested multipart bodies are not supported")
-            if part.name == "file":
-                if part.filename:
-                    log.info("restore upload: %s", urllib.parse.unquote(part.filename)[:200])
-                return _part_chunks(part)
-            if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
-                raise bad(f"form field {part.name!r} is too large")
-            await part.release()
-    except ValueError:  # aiohttp's word for a broken form (no boundary, cut short, ...)
-        raise bad(MALFORMED) from None
-    raise bad("the form has no field 'file'")
-
-
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await part.read_chunk(CHUNK):
-            yield chunk
-    except ValueError:
-        raise bad(MALFORMED) from None

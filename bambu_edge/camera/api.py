@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 from bambu_edge.camera.supervisor import CameraSupervisor, CameraUnavailable
 from bambu_edge.camera.viewers import ViewerClosed
+from bambu_edge.camera.ws_viewer import WsViewer
 from bambu_edge.web.api_auth import ApiError, json_response
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.params import path_id
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     from bambu_edge.camera.component import CameraComponent
 
 BOUNDARY = "frame"
+VIEWER_LEFT = "viewer left"
+MAIN, SUB = "main", "sub"  # camera?stream=, camera/ws?stream=
+STREAM_PARAM = {
+    "name": "stream",
+    "schema": {"type": "string", "enum": [MAIN, SUB], "default": MAIN},
+    "description": "sub: the camera's scaled sub-stream (404 no_substream where the camera has none)",
+}
 STATUS_SCHEMA = {
     "type": "object",
     "properties": {
@@ -35,25 +43,40 @@ STATUS_SCHEMA = {
 def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef]:
     """The camera routes, served by the component ``component()`` returns (503 while none)."""
 
-    async def supervisor(request: web.Request) -> CameraSupervisor:
+    async def supervisor(request: web.Request, *, sub_allowed: bool = False) -> CameraSupervisor:
         cameras = component()
         if cameras is None:
             raise ApiError(503, "unavailable", "The cameras are not running; see the log.")
-        sup = await cameras.camera(request.match_info["id"])
+        stream = request.query.get("stream", MAIN)
+        if stream not in (MAIN, SUB) or (stream == SUB and not sub_allowed):
+            raise ApiError(400, "bad_request", "stream must be main or sub (sub: camera and camera/ws only).")
+        printer_id = request.match_info["id"]
+        sup = await cameras.camera(printer_id)
         if sup is None:
             raise ApiError(404, "not_found", "No such printer.")
+        if stream == SUB:
+            sub = await cameras.substream(printer_id)
+            if sub is None:
+                raise ApiError(
+                    404,
+                    "no_substream",
+                    "This camera has no sub-stream: add substream: true to the printer's camera setting"
+                    " (H.264 cameras only).",
+                )
+            return sub
         return sup
 
-    async def streaming(request: web.Request) -> CameraSupervisor:
-        sup = await supervisor(request)
+    async def streaming(request: web.Request, *, sub_allowed: bool = False) -> CameraSupervisor:
+        sup = await supervisor(request, sub_allowed=sub_allowed)
         if sup.source.codec is None:
             raise ApiError(404, "camera_off", "This printer's camera is off in the config.")
         return sup
 
-    @documented(response=STATUS_SCHEMA)
+    @documented(response=STATUS_SCHEMA, query=[STREAM_PARAM])
     async def camera_status(request: web.Request) -> web.Response:
-        """The printer's camera: its kind, state, viewers, codec and last error."""
-        return json_response((await supervisor(request)).status())
+        """The printer's camera: its kind, state, viewers, codec and last error (``?stream=sub``: its
+        sub-stream's)."""
+        return json_response((await supervisor(request, sub_allowed=True)).status())
 
     @documented(media_type="image/jpeg")
     async def snapshot(request: web.Request) -> web.Response:
@@ -96,33 +119,31 @@ def routes(component: Callable[[], CameraComponent | None]) -> list[web.RouteDef
 
     async def camera_ws(request: web.Request) -> web.StreamResponse:
         """The live camera (WebSocket of binary messages): fragmented MP4 for H.264 cameras (the init
-        segment first), one JPEG per message for JPEG cameras."""
-        sup = await streaming(request)
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        segment first), one JPEG per message for JPEG cameras. ``?stream=sub``: the camera's scaled
+        sub-stream (fragmented MP4 re-encoded smaller), where the camera's setting has one."""
+        sup = await streaming(request, sub_allowed=True)
+        # No permessage-deflate (browsers offer it): video does not compress, it only costs CPU.
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False)
         await ws.prepare(request)  # a request that is no WebSocket handshake ends here (400)
-        queue = sup.attach()
+        transport = request.transport
+        if transport is None:  # the browser is already gone
+            return ws
+        viewer = sup.attach_viewer(lambda head: WsViewer(transport, head))
+        reader = asyncio.ensure_future(_until_closed(ws))
         try:
-            reader = asyncio.ensure_future(_until_closed(ws))
-            get: asyncio.Future[bytes] | None = None
-            try:
-                while True:
-                    get = asyncio.ensure_future(queue.get())
-                    await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not get.done():  # the browser left
-                        break
-                    await ws.send_bytes(get.result())
-            finally:
-                for task in (reader, get):
-                    if task is not None:
-                        task.cancel()
-                        with contextlib.suppress(BaseException):
-                            await task
-        except ViewerClosed as e:
-            await ws.close(code=1011 if "restarted" not in str(e) else 1012, message=str(e).encode()[:120])
+            await asyncio.wait({viewer.closed, reader}, return_when=asyncio.FIRST_COMPLETED)
+            reason = viewer.closed.result() if viewer.closed.done() else VIEWER_LEFT
+            if reason != VIEWER_LEFT and not ws.closed:
+                await ws.close(
+                    code=1011 if "restarted" not in reason else 1012, message=reason.encode()[:120]
+                )
         except ConnectionResetError:
             pass
         finally:
-            sup.detach(queue)
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+            sup.detach(viewer)
             if not ws.closed:
                 await ws.close()
         return ws

@@ -18,8 +18,9 @@ from aiohttp import web
 from bambu_edge.camera import api, ffmpeg_args
 from bambu_edge.camera.recorder import TimelapseRecorder
 from bambu_edge.camera.source import AUTO, OFF, URL, CameraSetting, CameraSource, resolve
+from bambu_edge.camera.substream import SubstreamSupervisor
 from bambu_edge.camera.supervisor import DEFAULT_IDLE_TIMEOUT_S, CameraAccess, CameraSupervisor
-from bambu_edge.camera.timelapse import TimelapseConfig, parse_timelapse
+from bambu_edge.camera.timelapse import TimelapseConfig, default_spool_dir, parse_timelapse
 from bambu_edge.component import Component, Context
 from bambu_edge.config import ConfigNode, SectionSpec
 from bambu_edge.files.thumbnails import ThumbnailCache
@@ -89,6 +90,7 @@ class CameraComponent(Component):
         self.settings: CamerasConfig = ctx.section or CamerasConfig()
         # printer id -> (the link it was made for, its source, its supervisor)
         self._cameras: dict[str, tuple[PrinterLink, CameraSource, CameraSupervisor]] = {}
+        self._subs: dict[str, SubstreamSupervisor] = {}  # printer id -> its sub-stream, once asked for
         self.recorder: TimelapseRecorder | None = None
         self._encoder: asyncio.Task[str] | None = None
 
@@ -107,7 +109,7 @@ class CameraComponent(Component):
             self.camera,
             self.history,
             out_dir=self.timelapse_dir,
-            spool_dir=Path(tl.spool_dir) if tl.spool_dir else self.ctx.data_dir / "timelapse-spool",
+            spool_dir=Path(tl.spool_dir) if tl.spool_dir else default_spool_dir(self.ctx.data_dir),
             ffmpeg=self.settings.ffmpeg,
             encoder=self.encoder,
         )
@@ -121,7 +123,7 @@ class CameraComponent(Component):
         return comp.service.repo, comp.thumbnails
 
     async def encoder(self) -> str:
-        """The H.264 encoder for timelapses: the hardware one if it works here (probed once)."""
+        """The H.264 encoder (timelapses, sub-streams): the hardware one if it works here (probed once)."""
         if self._encoder is None:
             self._encoder = self.ctx.tasks.spawn(self._probe(), name="camera-encoder-probe")
         return await asyncio.shield(self._encoder)
@@ -142,6 +144,9 @@ class CameraComponent(Component):
     async def stop(self) -> None:
         if self.recorder is not None:
             await self.recorder.stop()
+        subs, self._subs = list(self._subs.values()), {}
+        for sub in subs:
+            await sub.close()
         cameras, self._cameras = list(self._cameras.values()), {}
         for _link, _source, sup in cameras:
             await sup.close()
@@ -159,9 +164,7 @@ class CameraComponent(Component):
         link = manager.get(printer_id)
         cfg = manager.config_of(printer_id)
         if link is None or cfg is None:
-            old = self._cameras.pop(printer_id, None)
-            if old is not None:
-                await old[2].close()
+            await self._forget(printer_id)
             return None
         access = _access(link)
         source = resolve(cfg.camera, link.state.model)
@@ -173,7 +176,7 @@ class CameraComponent(Component):
         if cached is not None and cached[0] is link and cached[1] == source:
             return cached[2]
         if cached is not None:
-            await cached[2].close()
+            await self._forget(printer_id)
         sup = CameraSupervisor(
             printer_id,
             source,
@@ -185,3 +188,22 @@ class CameraComponent(Component):
         )
         self._cameras[printer_id] = (link, source, sup)
         return sup
+
+    async def substream(self, printer_id: str) -> SubstreamSupervisor | None:
+        """The printer camera's scaled sub-stream; None when it has none (or no such printer)."""
+        main = await self.camera(printer_id)
+        if main is None or main.source.sub is None:
+            return None
+        sub = self._subs.get(printer_id)
+        if sub is None or sub.main is not main:
+            sub = SubstreamSupervisor(main, main.source.sub, self.encoder)
+            self._subs[printer_id] = sub
+        return sub
+
+    async def _forget(self, printer_id: str) -> None:
+        sub = self._subs.pop(printer_id, None)
+        if sub is not None:
+            await sub.close()
+        old = self._cameras.pop(printer_id, None)
+        if old is not None:
+            await old[2].close()

@@ -9,6 +9,9 @@ FMP4_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
 HW_ENCODER = "h264_v4l2m2m"  # Pi 4; the Pi 5 has no H.264 encoder
 SW_ENCODER = "libx264"
 COMMON = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning")
+# The main stream's fragmented MP4 on stdin (the sub-stream's encoder): the moov says what it is,
+# so nothing is held back to analyse it.
+STDIN_FMP4 = ["-fflags", "nobuffer", "-probesize", "32", "-analyzeduration", "0", "-f", "mp4", "-i", "pipe:0"]
 
 
 @dataclass(frozen=True, slots=True)

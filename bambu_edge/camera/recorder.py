@@ -10,6 +10,7 @@ frame as the record's picture when the print had no plate picture.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -87,6 +88,8 @@ class TimelapseRecorder:
         timers = [r.timer for r in self.recordings.values() if r.timer is not None]
         self.recordings.clear()
         await self.tasks.cancel(timers)
+        with contextlib.suppress(OSError):
+            self.spool_dir.rmdir()  # only when no print's spool is left in it
 
     # --- events (in the publisher's turn: cheap, no blocking) ---------------------------------------
 

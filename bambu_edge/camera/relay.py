@@ -25,13 +25,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bambu_edge.printers.bambu.camera import check_serial
+from bambu_edge.tasks import TaskSet
 
 BLOCK = 64 * 1024  # the most read from the camera before it is passed on to ffmpeg
 UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
 # A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
 # each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
 # wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
-BATCH_S = 0.05
+BATCH_S = 0.2
 
 
 class _Sockets:
@@ -84,8 +85,7 @@ class TlsRelay:
         self.connections = 0  # upstream connections opened
         self.last_error: BaseException | None = None
         self._listener: socket.socket | None = None
-        self._accepting: asyncio.Task[None] | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(f"camera relay {host}:{port}")  # the accept loop and a task per connection
 
     async def start(self) -> int:
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -94,14 +94,11 @@ class TlsRelay:
         lsock.setblocking(False)
         self._listener = lsock
         self.local_port = lsock.getsockname()[1]
-        self._accepting = asyncio.create_task(self._accept_loop(lsock), name="camera-relay-accept")
+        self._tasks.spawn(self._accept_loop(lsock), name="camera-relay-accept")
         return self.local_port
 
     async def close(self) -> None:
-        tasks = [t for t in (self._accepting, *self._pipes) if t is not None]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()  # each connection's task waits for its thread to end
         if self._listener is not None:
             self._listener.close()
 
@@ -109,9 +106,11 @@ class TlsRelay:
         loop = asyncio.get_running_loop()
         while True:
             conn, _ = await loop.sock_accept(lsock)
-            task = asyncio.create_task(self._serve(conn), name="camera-relay")
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
+            try:
+                self._tasks.spawn(self._serve(conn), name="camera-relay")
+            except RuntimeError:  # accepted as close() began: the set takes no more
+                conn.close()
+                return
 
     async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -252,6 +251,8 @@ def _pump(tls: _Tls, conn: socket.socket) -> None:
             eof = not tls.receive()
             n = 0
             while True:
+                if not tls.incoming.pending and not tls.obj.pending():
+                    break  # all decrypted: no SSLWantReadError (an exception a batch) to raise
                 try:
                     got = tls.obj.read(BLOCK - n, down_view[n:])
                 except ssl.SSLWantReadError:

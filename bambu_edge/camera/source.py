@@ -4,6 +4,10 @@ means for its model. Pure; the config loader calls ``parse_camera`` for its file
     camera: auto | off | rtsps | jpeg6000 | "rtsp://..."        (strings)
     camera: {kind: rtsps|jpeg6000, port: N} | {url: "rtsp://...", ca_file: PATH} | {device: /dev/video0}
 
+Added to DESIGN's forms (docs/camera.md): any mapping may carry ``substream: true`` or
+``substream: {height: 360, bitrate_kbps: 600}``, the optional scaled re-encode of an H.264 camera
+(``camera/ws?stream=sub``), and ``{kind: auto, substream: ...}`` keeps ``auto`` with one.
+
 An ``rtsps://`` or ``https://`` URL is verified by the daemon against the system's CA store, or
 ``ca_file`` when given, and reaches ffmpeg only through a loopback relay (camera/relay.py): ffmpeg
 never opens a TLS connection itself, since it would not verify it.
@@ -12,10 +16,11 @@ never opens a TLS connection itself, since it would not verify it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bambu_edge.camera.ffmpeg_args import Substream
 from bambu_edge.printers.bambu import camera as bambu_camera
 
 AUTO = "auto"
@@ -48,6 +53,7 @@ class CameraSetting:
     url: str | None = None
     device: str | None = None
     ca_file: str | None = None  # a TLS URL's CA bundle instead of the system's
+    substream: Substream | None = None  # the optional scaled re-encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,12 @@ class CameraSource:
     device: str | None = None
     ca_file: str | None = None
     mjpeg: bool = False  # a URL serving MJPEG (a Klipper printer's mjpg-streamer / crowsnest)
+    substream: Substream | None = None  # offered only for H.264 sources (see ``sub``)
+
+    @property
+    def sub(self) -> Substream | None:
+        """The scaled sub-stream, where there is one: JPEG cameras are light already."""
+        return self.substream if self.codec == "h264" else None
 
     @property
     def codec(self) -> str | None:
@@ -70,7 +82,44 @@ class CameraSource:
         return "mjpeg" if self.kind in (JPEG6000, DEVICE) or self.mjpeg else "h264"
 
 
+SUBSTREAM_LIMITS = {"height": (144, 1080), "bitrate_kbps": (100, 8000)}
+
+
+def parse_substream(value: Any) -> Substream | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Substream()
+    if not isinstance(value, dict):
+        raise CameraSettingError("substream", "must be true, false or {height, bitrate_kbps}")
+    unknown = sorted(set(value) - set(SUBSTREAM_LIMITS))
+    if unknown:
+        raise CameraSettingError(f"substream.{unknown[0]}", "unknown key (known: height, bitrate_kbps)")
+    fields = {}
+    for key, (lo, hi) in SUBSTREAM_LIMITS.items():
+        if key not in value:
+            continue
+        n = value[key]
+        if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+            raise CameraSettingError(f"substream.{key}", f"must be a whole number from {lo} to {hi}")
+        fields[key] = n - n % 2 if key == "height" else n  # H.264 wants even dimensions
+    return Substream(**fields)
+
+
 def parse_camera(value: Any) -> CameraSetting:
+    if isinstance(value, dict) and "substream" in value:
+        rest = {k: v for k, v in value.items() if k != "substream"}
+        sub = parse_substream(value["substream"])
+        if rest.get("kind") == AUTO and set(rest) == {"kind"}:
+            return CameraSetting(substream=sub)
+        setting = _parse_camera(rest)
+        if setting.mode == OFF:
+            return setting
+        return replace(setting, substream=sub)
+    return _parse_camera(value)
+
+
+def _parse_camera(value: Any) -> CameraSetting:
     if value is None:
         return CameraSetting()
     if isinstance(value, str):
@@ -110,7 +159,9 @@ def parse_camera(value: Any) -> CameraSetting:
         return CameraSetting(mode=DEVICE, device=device)
     unknown = sorted(keys - {"kind", "port", "url", "device", "ca_file"})
     if unknown:
-        raise CameraSettingError(unknown[0], "unknown key (known: kind, port, url, ca_file, device)")
+        raise CameraSettingError(
+            unknown[0], "unknown key (known: kind, port, url, ca_file, device, substream)"
+        )
     raise CameraSettingError("", "give one of {kind, port}, {url} or {device}")
 
 
@@ -121,12 +172,13 @@ def resolve(setting: CameraSetting | str, model: str | None) -> CameraSource:
     mode = setting.mode
     if mode == AUTO:
         mode = bambu_camera.source_for_model(model)
+    sub = setting.substream
     if mode in KINDS:
-        return CameraSource(mode, port=setting.port or bambu_camera.default_port(mode))
+        return CameraSource(mode, port=setting.port or bambu_camera.default_port(mode), substream=sub)
     if mode == URL:
-        return CameraSource(URL, url=setting.url, ca_file=setting.ca_file)
+        return CameraSource(URL, url=setting.url, ca_file=setting.ca_file, substream=sub)
     if mode == DEVICE:
-        return CameraSource(DEVICE, device=setting.device)
+        return CameraSource(DEVICE, device=setting.device, substream=sub)
     return CameraSource(OFF)
 
 

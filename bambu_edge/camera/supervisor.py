@@ -18,14 +18,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.fmp4 import Fmp4Error, Fmp4Splitter, Fragment
 from bambu_edge.camera.jpeg_stream import JpegSplitter, JpegStreamError, last_jpeg
 from bambu_edge.camera.relay import TlsRelay
 from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, URL, CameraSource, tls_target, url_password
-from bambu_edge.camera.viewers import ViewerQueue
+from bambu_edge.camera.viewers import Viewer, ViewerQueue
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu import camera as bambu_camera
 from bambu_edge.printers.bambu.tls import is_serial_mismatch, is_verify_failure
@@ -37,6 +37,8 @@ SNAPSHOT_TIMEOUT_S = 12.0
 MAX_GOP_BYTES = 8 * 1024 * 1024  # the keyframe interval kept for joiners and snapshots
 READ_BLOCK = 64 * 1024
 STDERR_LINES = 20
+
+_V = TypeVar("_V", bound=Viewer)
 
 
 class CameraUnavailable(Exception):
@@ -108,7 +110,8 @@ class CameraSupervisor:
         self.error_code: str | None = None
         self.process: asyncio.subprocess.Process | None = None  # the running ffmpeg
         self.starts = 0  # upstream connections attempted (ffmpeg runs, JPEG logins)
-        self._viewers: set[ViewerQueue] = set()
+        self._viewers: set[Viewer] = set()
+        self._own: set[Viewer] = set()  # of them, the daemon's own (not clients)
         self._holds = 0  # snapshots waiting for a frame
         self._run: asyncio.Task[None] | None = None
         self._idle: asyncio.Task[None] | None = None
@@ -127,7 +130,7 @@ class CameraSupervisor:
 
     @property
     def viewers(self) -> int:
-        return len(self._viewers)
+        return len(self._viewers) - len(self._own)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -141,21 +144,30 @@ class CameraSupervisor:
     # --- holders -------------------------------------------------------------------------------------
 
     def attach(self) -> ViewerQueue:
-        """A new streaming viewer: its queue starts with the init segment and the current keyframe
-        interval, so it shows a picture at once."""
+        """A new streaming viewer with a queue of its own (MJPEG over HTTP)."""
         self._require_on()
-        q = ViewerQueue(head=[self._init] if self._init is not None else None)
-        for frag in self._gop:
-            q.put(frag.data, frag.keyframe)
-        if self._last_frame is not None and self.source.codec == "mjpeg":
-            q.put(self._last_frame, True)
-        self._viewers.add(q)
-        self._want()
-        return q
+        return self.attach_viewer(ViewerQueue)
 
-    def detach(self, q: ViewerQueue) -> None:
-        q.close("viewer left")
-        self._viewers.discard(q)
+    def attach_viewer(self, make: Callable[[list[bytes] | None], _V], *, client: bool = True) -> _V:
+        """A new streaming viewer made by ``make(head)``: it starts with the init segment and the
+        current keyframe interval, so it shows a picture at once. ``client=False``: the daemon's own
+        (the sub-stream's encoder), not counted in ``viewers``."""
+        self._require_on()
+        viewer = make([self._init] if self._init is not None else None)
+        for frag in self._gop:
+            viewer.put(frag.data, frag.keyframe)
+        if self._last_frame is not None and self.source.codec == "mjpeg":
+            viewer.put(self._last_frame, True)
+        self._viewers.add(viewer)
+        if not client:
+            self._own.add(viewer)
+        self._want()
+        return viewer
+
+    def detach(self, viewer: Viewer) -> None:
+        viewer.close("viewer left")
+        self._viewers.discard(viewer)
+        self._own.discard(viewer)
         self._maybe_idle()
 
     def _require_on(self) -> None:
@@ -329,10 +341,20 @@ class CameraSupervisor:
             if relay is not None:
                 await relay.close()
 
-    async def _run_ffmpeg(self, argv: list[str], relay: TlsRelay | None) -> None:
+    async def _run_ffmpeg(
+        self,
+        argv: list[str],
+        relay: TlsRelay | None,
+        feed: Callable[[asyncio.StreamWriter], Viewer] | None = None,
+    ) -> None:
+        """Run ``argv`` and pass its video on; ``feed`` (the sub-stream's encoder) makes what writes
+        its stdin, detached from its source when ffmpeg ends."""
         try:
             proc = await self.tasks.spawn_process(
-                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+                *argv,
+                stdin=asyncio.subprocess.PIPE if feed else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
         except OSError as e:
             raise _Failed("camera_unavailable", f"cannot run ffmpeg ({self.ffmpeg}): {e}") from None
@@ -340,6 +362,7 @@ class CameraSupervisor:
         self.log.info("camera: ffmpeg started (pid %d)", proc.pid)
         lines: list[str] = []
         stderr = self.tasks.spawn(self._stderr(proc, lines), name=f"camera-{self.printer_id}-stderr")
+        fed = feed(proc.stdin) if feed is not None and proc.stdin is not None else None
         try:
             assert proc.stdout is not None
             if self.source.codec == "mjpeg":
@@ -357,6 +380,8 @@ class CameraSupervisor:
             raise _Failed("camera_unavailable", f"ffmpeg sent something that is not video: {e}") from None
         finally:
             self.process = None
+            if fed is not None:
+                self._unfeed(fed)
             await self.tasks.stop_process(proc)
             await asyncio.wait([stderr], timeout=1.0)
             stderr.cancel()
@@ -364,6 +389,9 @@ class CameraSupervisor:
             raise _Failed(*describe(relay.last_error, self._where(), self._trust()))
         detail = _ffmpeg_reason(lines)
         raise _Failed("camera_unavailable", f"ffmpeg exited ({rc}){': ' + detail if detail else ''}")
+
+    def _unfeed(self, fed: Viewer) -> None:
+        """Overridden by the sub-stream: ``fed`` no longer needs its source."""
 
     async def _stderr(self, proc: asyncio.subprocess.Process, lines: list[str]) -> None:
         assert proc.stderr is not None

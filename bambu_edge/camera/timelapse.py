@@ -4,11 +4,16 @@ from then on only every other capture is kept, so a long print still covers star
 the SD card (or RAM, for a tmpfs spool) paying for it.
 
     cameras: {timelapse: {enabled: false, every_layer: true, interval_s: 30, fps: 25,
-                          max_spool_mb: 200, spool_dir: null}}
+                          max_spool_mb: 64, spool_dir: null}}
+
+``spool_dir: null`` spools in RAM (/dev/shm, a tmpfs on every Linux) where the daemon may write
+there, so the SD card gets only the finished MP4 (bench/timelapse_writes.py measures it); else in
+``<data_dir>/timelapse-spool``. A RAM spool outlives a daemon restart, not a reboot.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +27,8 @@ class TimelapseConfig:
     every_layer: bool = True  # a frame per layer change; else one every interval_s
     interval_s: int = 30
     fps: int = 25  # of the encoded video
-    max_spool_mb: int = 200
-    spool_dir: str | None = None  # default <data_dir>/timelapse-spool; a tmpfs path spares the SD card
+    max_spool_mb: int = 64  # RAM, by default: about 400 frames of 720p before it thins them
+    spool_dir: str | None = None  # default: default_spool_dir()
 
 
 def parse_timelapse(node: ConfigNode) -> TimelapseConfig:
@@ -33,9 +38,21 @@ def parse_timelapse(node: ConfigNode) -> TimelapseConfig:
         every_layer=bool(s.bool("every_layer", True)),
         interval_s=s.int("interval_s", 30, lo=2, hi=3600) or 30,
         fps=s.int("fps", 25, lo=1, hi=60) or 25,
-        max_spool_mb=s.int("max_spool_mb", 200, lo=1, hi=100_000) or 200,
+        max_spool_mb=s.int("max_spool_mb", 64, lo=1, hi=100_000) or 64,
         spool_dir=s.str("spool_dir"),
     )
+
+
+RAM_DIR = Path("/dev/shm")
+
+
+def default_spool_dir(data_dir: Path, ram: Path = RAM_DIR) -> Path:
+    """Where the frames wait when ``spool_dir`` is not set: in RAM where the daemon may write, one
+    directory per data dir (two daemons on one machine do not share it), else in the data dir."""
+    if ram.is_dir() and os.access(ram, os.W_OK | os.X_OK):
+        tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+        return ram / f"bambu-edge-timelapse-{tag}"
+    return data_dir / "timelapse-spool"
 
 
 @dataclass(slots=True)
@@ -70,7 +87,8 @@ class Spool:
         self.last: bytes | None = None  # the newest frame, kept or not
 
     def open(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # in RAM: others keep out
+        self.dir.mkdir(exist_ok=True)
         for old in self.dir.glob("*.jpg"):  # left by a daemon that stopped mid-print
             self.bytes += old.stat().st_size
 

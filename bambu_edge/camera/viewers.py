@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Protocol
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024  # a few seconds of 720p H.264, a dozen 720p JPEGs
+
+
+class Viewer(Protocol):
+    """What the upstream feeds: a ``ViewerQueue``, or a ``ws_viewer.WsViewer`` that writes at once."""
+
+    def put(self, chunk: bytes, keyframe: bool) -> None: ...
+
+    def put_head(self, chunk: bytes) -> None: ...
+
+    def close(self, reason: str = ...) -> None: ...
 
 
 class ViewerClosed(Exception):

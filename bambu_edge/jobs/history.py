@@ -75,7 +75,7 @@ COLUMNS = (
     "energy_cost",
 )
 # The timelapse is attached by the camera after the record closed (attach_timelapse), never upserted.
-_SELECT = ", ".join(f"h.{c}" for c in (*COLUMNS, "timelapse"))
+_SELECT = ", ".join(f"h.{c}" for c in (*COLUMNS, "timelapse", "node"))
 # Written by power control once a record has ended (set_energy), never by the tracker's saves.
 ENERGY_COLUMNS = ("energy_kwh", "energy_cost")
 _WRITTEN = tuple(c for c in COLUMNS[1:] if c not in ENERGY_COLUMNS)  # not the row id either
@@ -85,7 +85,21 @@ _UPSERT = (
     f" VALUES ({', '.join(':' + c for c in _WRITTEN)}, :now, :now)"
     f" ON CONFLICT (uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)},"
     " updated_at = excluded.updated_at"
-    " WHERE print_history.outcome = 'running'"
+    " WHERE print_history.outcome = 'running' AND print_history.node IS NULL"
+    " RETURNING id"
+)
+# A record another unit sent (farm sync), by uid: inserted once, then updated only by a newer copy
+# from the same unit (its updated_at, the sender's clock, orders the copies). Never touches this
+# unit's own records (node NULL) nor another unit's. The files (thumbnail, timelapse) and the
+# queue job stay on the unit that has them.
+_REMOTE = (*_WRITTEN, *ENERGY_COLUMNS, "node")
+_REMOTE_UPDATED = tuple(c for c in _REMOTE if c not in ("uid", "node"))
+_UPSERT_REMOTE = (
+    f"INSERT INTO print_history ({', '.join(_REMOTE)}, created_at, updated_at)"
+    f" VALUES ({', '.join(':' + c for c in _REMOTE)}, :now, :updated_at)"
+    f" ON CONFLICT (uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _REMOTE_UPDATED)},"
+    " updated_at = excluded.updated_at"
+    " WHERE print_history.node IS excluded.node AND excluded.updated_at > print_history.updated_at"
     " RETURNING id"
 )
 
@@ -160,7 +174,15 @@ def record_params(rec: PrintRecord, now: float) -> dict[str, Any]:
     }
 
 
-def record_from_row(row: Mapping[str, Any]) -> PrintRecord:
+def _column(row: Mapping[str, Any], name: str) -> Any:
+    try:
+        return row[name]
+    except (KeyError, IndexError):
+        return None
+
+
+def record_from_row(row: Mapping[str, Any], local_node: str | None = None) -> PrintRecord:
+    """``local_node``: the id of this unit, for its own records (stored with node NULL)."""
     hms = _loads(row["hms_json"], [])
     slots = (FilamentSlot.from_json(d) for d in _loads(row["filament_json"], []) if isinstance(d, dict))
     return PrintRecord(
@@ -192,6 +214,7 @@ def record_from_row(row: Mapping[str, Any]) -> PrintRecord:
         timelapse=row["timelapse"],
         energy_kwh=row["energy_kwh"],
         energy_cost=row["energy_cost"],
+        node=_column(row, "node") or local_node,
     )
 
 
@@ -232,6 +255,7 @@ def record_json(rec: PrintRecord) -> dict[str, Any]:
         "timelapse": timelapse_url(rec.id) if rec.timelapse and rec.id is not None else None,
         "energy_kwh": rec.energy_kwh,
         "energy_cost": rec.energy_cost,
+        "node": rec.node,
     }
 
 
@@ -391,10 +415,21 @@ class HistoryRepository:
     connection they would hold up every other statement, logins included. WAL lets them run side by
     side; a reader sees every commit made before its statement starts."""
 
-    def __init__(self, db: Database, clock: Any = time.time, *, reader: Database | None = None):
+    def __init__(
+        self,
+        db: Database,
+        clock: Any = time.time,
+        *,
+        reader: Database | None = None,
+        node: str | None = None,
+    ):
         self.db = db
         self.reader = reader or db
         self._clock = clock
+        self.node = node  # this unit's id: what its own records (node NULL) carry when read
+
+    def _record(self, row: Mapping[str, Any]) -> PrintRecord:
+        return record_from_row(row, self.node)
 
     # --- writes (the history service) -------------------------------------------------------------
 
@@ -414,7 +449,7 @@ class HistoryRepository:
             async with self.db.transaction(durable=durable) as conn:
                 async with conn.execute(
                     f"UPDATE print_history SET {''.join(changed)}updated_at = :now"
-                    " WHERE uid = :uid AND outcome = 'running' RETURNING id",
+                    " WHERE uid = :uid AND outcome = 'running' AND node IS NULL RETURNING id",
                     params,
                 ) as cur:
                     row = await cur.fetchone()
@@ -452,7 +487,8 @@ class HistoryRepository:
         async with self.db.transaction(durable=True) as conn:
             async with conn.execute(
                 "UPDATE print_history SET outcome = ?, failure_reason = ?, error_code = ?,"
-                " filament_json = ?, updated_at = ? WHERE uid = ? AND outcome <> 'running' RETURNING id",
+                " filament_json = ?, updated_at = ? WHERE uid = ? AND outcome <> 'running' AND node IS NULL"
+                " RETURNING id",
                 (
                     rec.outcome,
                     rec.failure_reason,
@@ -474,14 +510,46 @@ class HistoryRepository:
         async with self.db.transaction(durable=True) as conn:
             async with conn.execute(
                 "UPDATE print_history SET energy_kwh = ?, energy_cost = ?, updated_at = ?"
-                " WHERE id = ? AND outcome <> 'running' RETURNING id",
+                " WHERE id = ? AND outcome <> 'running' AND node IS NULL RETURNING id",
                 (kwh, cost, self._clock(), record_id),
             ) as cur:
                 row = await cur.fetchone()
         if row is None:
             return None
         got = await self.db.fetchone(f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,))
-        return None if got is None else record_from_row(got)
+        return None if got is None else self._record(got)
+
+    # --- farm sync (bambu_edge/farm/) ---------------------------------------------------------------
+
+    async def save_remote(self, rec: PrintRecord, node: str, updated_at: float) -> int | None:
+        """Insert or update a record unit ``node`` sent (its ``updated_at``); the row id, or None
+        when nothing changed (a copy seen already, an older one, or a uid that is not ``node``'s).
+        sqlite3.IntegrityError for values the table refuses."""
+        params = record_params(rec, self._clock())
+        params.update(
+            thumbnail=None,
+            queue_job_id=None,
+            energy_kwh=rec.energy_kwh,
+            energy_cost=rec.energy_cost,
+            node=node,
+            updated_at=float(updated_at),
+        )
+        async with self.db.transaction(durable=not rec.open) as conn:
+            async with conn.execute(_UPSERT_REMOTE, params) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                await self._write_filament(conn, int(row[0]), rec)
+        return None if row is None else int(row[0])
+
+    async def local_changed_since(self, since: float, limit: int = 200) -> list[tuple[PrintRecord, float]]:
+        """This unit's records written after ``since`` (updated_at), oldest change first, with
+        their updated_at: what the farm has not acknowledged yet."""
+        rows = await self.db.fetchall(
+            f"SELECT {_SELECT}, h.updated_at AS updated_at FROM print_history h"
+            " WHERE h.node IS NULL AND h.updated_at > ? ORDER BY h.updated_at, h.id LIMIT ?",
+            (since, limit),
+        )
+        return [(self._record(r), float(r["updated_at"])) for r in rows]
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -492,20 +560,22 @@ class HistoryRepository:
             async with conn.execute(
                 "UPDATE print_history SET timelapse = coalesce(?, timelapse),"
                 " thumbnail = coalesce(thumbnail, ?), updated_at = ?"
-                " WHERE id = ? AND outcome <> 'running' RETURNING id",
+                " WHERE id = ? AND outcome <> 'running' AND node IS NULL RETURNING id",
                 (timelapse, thumbnail, self._clock(), record_id),
             ) as cur:
                 return await cur.fetchone() is not None
 
     async def open_records(self) -> list[PrintRecord]:
-        rows = await self.db.fetchall(f"SELECT {_SELECT} FROM print_history h WHERE h.outcome = 'running'")
-        return [record_from_row(r) for r in rows]
+        rows = await self.db.fetchall(
+            f"SELECT {_SELECT} FROM print_history h WHERE h.outcome = 'running' AND h.node IS NULL"
+        )
+        return [self._record(r) for r in rows]
 
     async def get(self, record_id: int) -> PrintRecord | None:
         row = await self.reader.fetchone(
             f"SELECT {_SELECT} FROM print_history h WHERE h.id = ?", (record_id,)
         )
-        return None if row is None else record_from_row(row)
+        return None if row is None else self._record(row)
 
     async def count(self, f: HistoryFilter) -> int:
         where, params = f.where()
@@ -528,7 +598,7 @@ class HistoryRepository:
             f" ORDER BY {expr} {direction}, h.id {direction} LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        items = [record_from_row(r) for r in rows]
+        items = [self._record(r) for r in rows]
         if len(rows) < limit and (rows or offset == 0):
             return items, offset + len(rows)  # the last page: no need to count (a text search scans)
         return items, await self.count(f)

@@ -42,6 +42,7 @@ from bambu_edge.printers.base import (
     COMMAND_EVENT,
     PRINTER_EVENT,
     PRINTER_REMOVED_EVENT,
+    WARN_INTERVAL_S,
     PrinterUpdate,
 )
 from bambu_edge.store.db import Database
@@ -54,7 +55,6 @@ PROGRESS_WRITE_S = 300.0
 TICK_S = 10.0
 REMOVED_GRACE_S = 120.0  # a printer with an open record missing from the manager this long is gone
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-WARN_INTERVAL_S = 60.0
 STOP_FLUSH_S = 3.0
 READER_CACHE_KIB = 1024
 # A print started elsewhere has its file read this long after it showed up: the queue's
@@ -147,7 +147,7 @@ class HistoryService:
         try:
             await self._reader.execute("PRAGMA query_only=ON")
             await self._reader.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
-            self._repo = HistoryRepository(db, reader=self._reader)
+            self._repo = HistoryRepository(db, reader=self._reader, node=getattr(self.manager, "node", None))
             await self._start_tracking()
         except BaseException:
             await self._reader.close()
@@ -387,6 +387,8 @@ class HistoryService:
             tracker.record.id = rec.id
         if item.kind == "open" and tracker is not None and tracker.needs_file(rec.uid):
             self._read_print_file_later(rec)
+        if rec.node is None:
+            rec.node = self.repo.node  # this unit's record (stored with node NULL)
         # Committed: now it may be announced.
         self.bus.publish(Event(HISTORY_EVENT, rec.printer_id, RecordChange(ANNOUNCE[item.kind], rec)))
 

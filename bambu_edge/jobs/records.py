@@ -166,6 +166,9 @@ class PrintRecord:
     timelapse: str | None = None  # the camera's MP4 for it (file name), set after it ended
     energy_kwh: float | None = None  # measured by the printer's smart plug (bambu_edge/power/)
     energy_cost: float | None = None  # at energy.price_per_kwh
+    # The unit that recorded it (farm sync): None in the tracker's own records until the history
+    # service stamps this unit's id on what it announces; stored as NULL for this unit's records.
+    node: str | None = None
     id: int | None = None
 
     @property

@@ -35,6 +35,9 @@ class CommandError(Exception):
 COMMAND_EVENT = "command"
 # Printer view changes, published as Event("printer", printer_id, PrinterUpdate).
 PRINTER_EVENT = "printer"
+# At most one warning a minute about the same stream of bad input (reports, records): a printer
+# sending junk must not flood the journal (the SD card).
+WARN_INTERVAL_S = 60.0
 # A printer appeared or its settings changed: Event("printer_added", id, {"printer": view}); the view
 # replaces any earlier one. Event("printer_removed", id, {}) when it is gone.
 PRINTER_ADDED_EVENT = "printer_added"

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bambu_edge.component import Component, Context
 from bambu_edge.config import PRINTERS_SECTION
+from bambu_edge.node import node_of
 from bambu_edge.printers.base import COMMAND_EVENT, PRINTER_ADDED_EVENT, PRINTER_EVENT, PRINTER_REMOVED_EVENT
 from bambu_edge.printers.manager import PrinterManager
 from bambu_edge.printers.temps import TempHistory, TempSampler
@@ -35,7 +36,12 @@ class PrintersComponent(Component):
     async def start(self) -> None:
         store = self.ctx.store
         self.service = PrinterManager(
-            self.ctx.config, self.ctx.bus, store.pins, store.printers, StoredMaterials(store.db)
+            self.ctx.config,
+            self.ctx.bus,
+            store.pins,
+            store.printers,
+            StoredMaterials(store.db),
+            node=node_of(self.ctx.config).id,
         )
         await self.service.start()
 

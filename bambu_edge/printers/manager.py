@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config, PrinterConfig
@@ -87,6 +87,19 @@ def moonraker_settings(cfg: PrinterConfig) -> MoonrakerSettings:
     )
 
 
+class RemotePrinters(Protocol):
+    """Printers of other units in the farm (bambu_edge/farm/): listed with the local ones, and
+    their commands carried to their owning unit."""
+
+    def views(self) -> list[dict[str, Any]]: ...
+
+    def view(self, printer_id: str) -> dict[str, Any] | None: ...
+
+    async def send_command(self, printer_id: str, action: str, params: dict[str, Any], user: Any) -> str:
+        """Send to the owning unit; the sequence id the answer will carry (CommandError as a link)."""
+        ...
+
+
 class ReadOnlyPrinterError(Exception):
     """The printer is declared in the YAML config; the dashboard may not change it."""
 
@@ -107,9 +120,12 @@ class PrinterManager:
         pins: CertPins,
         stored: StoredPrinters | None = None,
         materials: StoredMaterials | None = None,  # Klipper printers' nozzle and filament
+        node: str | None = None,
     ):
         self.config = config
         self.materials = materials
+        self.node = node  # this unit's id, carried by every printer object (DESIGN §4 "Farm")
+        self.remote: RemotePrinters | None = None  # set by the farm component while it runs
         self.bus = bus
         self.pins = pins
         self.stored = stored
@@ -290,6 +306,7 @@ class PrinterManager:
         cfg = self._configs[printer_id]
         return {
             **link.state.view(),
+            "node": self.node,
             "read_only": cfg.read_only,
             "host": cfg.host,
             "mqtt_port": cfg.mqtt_port,
@@ -297,4 +314,17 @@ class PrinterManager:
         }
 
     def views(self) -> list[dict[str, Any]]:
+        """This unit's printers (what the local services act on)."""
         return [v for pid in self._links if (v := self.view(pid)) is not None]
+
+    def farm_views(self) -> list[dict[str, Any]]:
+        """This unit's printers, then the other units' (the API's and the dashboard's list)."""
+        remote = self.remote
+        return self.views() + (remote.views() if remote is not None else [])
+
+    def farm_view(self, printer_id: str) -> dict[str, Any] | None:
+        """A printer of this unit or, failing that, of another unit in the farm."""
+        view = self.view(printer_id)
+        if view is None and self.remote is not None:
+            view = self.remote.view(printer_id)
+        return view

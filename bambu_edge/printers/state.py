@@ -23,11 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from bambu_edge.printers import values
-from bambu_edge.printers.base import NO_IDENTITY, JobIdentity
+from bambu_edge.printers.base import NO_IDENTITY, WARN_INTERVAL_S, JobIdentity
 
 log = logging.getLogger(__name__)
 
-WARN_INTERVAL_S = 60.0
 LINK_KEYS = ("state", "since", "error")
 _MISSING = object()
 

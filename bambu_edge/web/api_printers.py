@@ -22,7 +22,7 @@ from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
 from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
 from bambu_edge.printers.temps import FIELDS
-from bambu_edge.web.api_auth import json_response, require_admin, service
+from bambu_edge.web.api_auth import caller, json_response, require_admin, service
 from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.params import body_int, json_int, read_json
@@ -40,7 +40,7 @@ def _link(request: web.Request) -> PrinterLink:
 
 
 def _view(request: web.Request, printer_id: str) -> dict[str, Any]:
-    view = service(request).manager.view(printer_id)
+    view = service(request).manager.farm_view(printer_id)
     if view is None:
         raise ApiError(404, "not_found", "No such printer.")
     return view
@@ -79,8 +79,9 @@ def command_params(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 async def list_printers(request: web.Request) -> web.Response:
-    """Every printer's view (with `read_only`: declared in the config file)."""
-    return json_response(service(request).manager.views())
+    """Every printer's view (with `read_only`: declared in the config file), the other units'
+    printers of a farm too (each carries its unit's id, `node`)."""
+    return json_response(service(request).manager.farm_views())
 
 
 async def get_printer(request: web.Request) -> web.Response:
@@ -274,7 +275,19 @@ async def try_connection(request: web.Request) -> web.Response:
 async def send_command(request: web.Request) -> web.Response:
     """Send a command to a printer.
 
-    202 with the sequence_id; the outcome arrives as a `command` WebSocket frame. 409 if offline."""
+    202 with the sequence_id; the outcome arrives as a `command` WebSocket frame. 409 if offline.
+    A printer of another unit in the farm: its unit checks the caller's rights and carries it out;
+    its answer arrives the same way."""
+    manager = service(request).manager
+    printer_id = request.match_info["id"]
+    remote = manager.remote
+    if manager.get(printer_id) is None and remote is not None and remote.view(printer_id) is not None:
+        action, params = command_params(await read_json(request))
+        try:
+            seq = await remote.send_command(printer_id, action, params, caller(request).user)
+        except CommandError as e:
+            raise _command_error(e) from None
+        return json_response({"sequence_id": seq}, 202)
     link = _link(request)
     action, params = command_params(await read_json(request))
     try:

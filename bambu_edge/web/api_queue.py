@@ -13,12 +13,11 @@ import contextlib
 import functools
 import hashlib
 import shutil
-import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from bambu_edge.files.safezip import MAX_ARCHIVE_BYTES, ArchiveError
 from bambu_edge.jobs.dispatcher import Dispatcher, QueueError
@@ -27,14 +26,11 @@ from bambu_edge.web.api_auth import json_response, service
 from bambu_edge.web.errors import ApiError, bad
 from bambu_edge.web.openapi import documented
 from bambu_edge.web.params import body_id, body_int, path_id, query_int, read_json
+from bambu_edge.web.uploads import file_body
 
 MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES  # what read_3mf would accept anyway
 GCODE_MAX_UPLOAD_BYTES = MAX_ARCHIVE_BYTES
 MIN_FREE_BYTES = 64 * 1024 * 1024  # left on the SD card after an upload (database, logs)
-CHUNK = 256 * 1024
-MAX_MULTIPART_FIELDS = 8
-MAX_FORM_FIELD = 64 * 1024
-MALFORMED_FORM = "the multipart form is malformed: send the file as field 'file'"
 MAX_COPIES = 1000
 MAX_PRIORITY = 100
 MAX_PLATE = 1000
@@ -171,42 +167,6 @@ def file_name(raw: Any) -> tuple[str, str]:
 # --- upload ------------------------------------------------------------------------------------------
 
 
-async def _chunks(request: web.Request) -> tuple[str | None, AsyncIterator[bytes]]:
-    """(file name from the form, body chunks): a raw body, or the 'file' field of a multipart form."""
-    if request.content_type.startswith("multipart/"):
-        try:
-            return await _form_file(request)
-        except ValueError:  # aiohttp's word for a broken form (no boundary, cut short, ...)
-            raise bad(MALFORMED_FORM) from None
-    return None, request.content.iter_chunked(CHUNK)
-
-
-async def _form_file(request: web.Request) -> tuple[str | None, AsyncIterator[bytes]]:
-    reader = await request.multipart()
-    for _ in range(MAX_MULTIPART_FIELDS):
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise bad("nested multipart bodies are not supported")
-        if part.name == "file":
-            # Some clients (aiohttp, urllib) percent-encode the file name; browsers send it as is.
-            name = urllib.parse.unquote(part.filename) if part.filename else None
-            return name, _part_chunks(part)
-        if len(await part.read_chunk(MAX_FORM_FIELD + 1)) > MAX_FORM_FIELD:
-            raise bad(f"form field {part.name!r} is too large")
-        await part.release()
-    raise bad("the form has no field 'file'")
-
-
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await part.read_chunk(CHUNK):
-            yield chunk
-    except ValueError:
-        raise bad(MALFORMED_FORM) from None
-
-
 def _write(f: IO[bytes], chunk: bytes, sha: Any, md5: Any) -> None:
     f.write(chunk)
     sha.update(chunk)
@@ -235,7 +195,7 @@ async def upload_file(request: web.Request) -> web.Response:
     broken archive get a 4xx with a plain message and nothing is kept. 201 with the file, or 200 with
     the file uploaded before when the same bytes come again (kept once, by SHA-256)."""
     q = _queue(request)
-    form_name, chunks = await _chunks(request)
+    form_name, chunks = await file_body(request)
     name, kind = file_name(request.query.get("name") or form_name)
     cap = MAX_UPLOAD_BYTES if kind == "3mf" else GCODE_MAX_UPLOAD_BYTES
     if request.content_length is not None and request.content_length > cap + (64 * 1024 if form_name else 0):

@@ -119,7 +119,9 @@ class WsHub:
         client = _Client(ws, self.tasks)
         self.clients.add(client)  # before the snapshot: nothing published meanwhile is lost
         try:
-            await ws.send_str(orjson.dumps({"type": "snapshot", "printers": self.manager.views()}).decode())
+            await ws.send_str(
+                orjson.dumps({"type": "snapshot", "printers": self.manager.farm_views()}).decode()
+            )
             client.writer = self.tasks.spawn(client.write(), name="ws-writer")
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:

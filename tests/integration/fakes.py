@@ -71,3 +71,12 @@ class FakeManager:
 
     def views(self) -> list[dict[str, Any]]:
         return [v for pid in self._links if (v := self.view(pid))]
+
+    # A unit without a farm: the whole farm is this unit's printers.
+    remote = None
+
+    def farm_views(self) -> list[dict[str, Any]]:
+        return self.views()
+
+    def farm_view(self, printer_id: str) -> dict[str, Any] | None:
+        return self.view(printer_id)

@@ -6,17 +6,48 @@ as its own process; ``rtsp_camera.RtspCamera`` starts it. It binds port 0 on 127
 count the upstream connections.
 
     /usr/bin/python3 gst_rtsp_server.py [--tls server.pem] [--user bblp --password CODE]
-        [--path /streaming/live/1] [--size 640x360] [--fps 30]
+        [--path /streaming/live/1] [--size 640x360] [--fps 30] [--stamped]
+        [--pattern ball]
+
+``--stamped``: instead of the test pattern, frames that carry the wall-clock time they were made
+(milliseconds mod 2**32, ``STAMP_BITS`` black or white blocks across the top, most significant
+first), so a viewer can tell each frame's age from its pixels (bench/camera_latency.py).
 """
 
 import argparse
 import sys
+import time
 
 import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+
+STAMP_BITS = 32
+STAMP_ROWS = 3  # block rows, each the same stamp: a viewer reads the middle one
+
+
+class StampedFrames:
+    """I420 frames, mid-grey, the time each is pushed painted into the luma plane as blocks."""
+
+    def __init__(self, appsrc, width: int, height: int, fps: int):
+        self.appsrc, self.width, self.height = appsrc, width, height
+        self.block = width // STAMP_BITS
+        self.grey = bytearray(b"\x80" * (width * height * 3 // 2))
+        GLib.timeout_add(1000 // fps, self.push)
+
+    def push(self) -> bool:
+        stamp = int(time.time() * 1000) % (1 << STAMP_BITS)
+        frame = bytearray(self.grey)
+        row = b"".join(
+            (b"\xeb" if stamp >> (STAMP_BITS - 1 - bit) & 1 else b"\x10") * self.block
+            for bit in range(STAMP_BITS)
+        )
+        for y in range(self.block * STAMP_ROWS):
+            frame[y * self.width : y * self.width + len(row)] = row
+        buf = Gst.Buffer.new_wrapped(bytes(frame))  # timestamped by appsrc as it is pushed
+        return self.appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
 
 
 def main() -> int:
@@ -27,6 +58,8 @@ def main() -> int:
     ap.add_argument("--path", default="/streaming/live/1")
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--stamped", action="store_true")
+    ap.add_argument("--pattern", default="ball", help="videotestsrc's pattern")
     args = ap.parse_args()
     width, height = args.size.split("x")
     Gst.init(None)
@@ -35,11 +68,24 @@ def main() -> int:
     srv.set_service("0")
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_shared(True)  # one encoder for every client, as a camera has
+    caps = f"video/x-raw,width={width},height={height},framerate={args.fps}/1"
+    source = (
+        f"appsrc name=stamped is-live=true do-timestamp=true format=time caps={caps},format=I420"
+        if args.stamped
+        else f"videotestsrc is-live=true pattern={args.pattern} ! {caps}"
+    )
     factory.set_launch(
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
-        f"framerate={args.fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"( {source} ! x264enc tune=zerolatency speed-preset=ultrafast "
         f"key-int-max={args.fps} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
+    if args.stamped:
+        feeds = []  # kept alive with the media
+
+        def configure(_factory, media):
+            appsrc = media.get_element().get_by_name("stamped")
+            feeds.append(StampedFrames(appsrc, int(width), int(height), args.fps))
+
+        factory.connect("media-configure", configure)
     if args.tls or args.user:
         auth = GstRtspServer.RTSPAuth()
         if args.tls:

@@ -26,10 +26,22 @@ class RtspCamera:
         password: str | None = None,
         size: str = "640x360",
         fps: int = 30,
+        stamped: bool = False,
+        pattern: str = "ball",
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.argv = [PYTHON, str(SERVER), "--size", size, "--fps", str(fps)]
+        self.argv = [
+            PYTHON,
+            str(SERVER),
+            "--size",
+            size,
+            "--fps",
+            str(fps),
+            *(["--stamped"] if stamped else []),
+            "--pattern",
+            pattern,
+        ]
         if pair is not None:
             pem = self.workdir / "camera.pem"
             pem.write_bytes(pair.cert_pem + pair.key_pem)  # GIO reads both from one file

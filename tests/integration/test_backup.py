@@ -22,7 +22,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bambu_edge.backup.cli import known_schema
 from bambu_edge.backup.restore import stage
+from bambu_edge.store.db import load_migrations, split_sql
 from tests.conftest import ACCESS_CODE
 from tests.factories.threemf import PlateSpec, make_3mf
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config
@@ -183,7 +185,7 @@ async def test_a_backup_taken_while_the_daemon_writes_restores_on_a_fresh_unit(
         names = members(archive)
         assert next(iter(names)) == "manifest.json"
         manifest = json.loads(names["manifest.json"])
-        assert manifest["schema_version"] == 6 and manifest["node"]
+        assert manifest["schema_version"] == known_schema() and manifest["node"]
         for name, entry in manifest["files"].items():
             assert hashlib.sha256(names[name]).hexdigest() == entry["sha256"]
         db = archive_db(archive, tmp_path)
@@ -276,7 +278,7 @@ def test_a_backup_from_a_newer_schema_is_refused_and_nothing_changes(
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (
         f"bambu-edge: {newer}: this backup's database has schema version 99 (made by bambu-edge 9.0), but "
-        "this bambu-edge knows only up to version 6: install bambu-edge 9.0 or newer to restore it; "
+        f"this bambu-edge knows only up to version {known_schema()}: install bambu-edge 9.0 or newer to restore it; "
         "nothing was changed\n"
     )
     assert tree(data) == before and not (data / "pre-restore").exists()
@@ -322,14 +324,19 @@ def test_restore_keeps_the_previous_data_and_an_older_schema_is_migrated_at_star
     cfg, data = unit
     good = tmp_path / "good.tar.gz"
     assert cli(cfg, "backup", str(good)).returncode == 0
-    # An older unit's backup: the database stops at migration 5 (as bambu-edge 0.1 before power).
-    old = archive_db(good, tmp_path)
-    old.execute("DROP TABLE power_energy_start")
-    old.execute("DELETE FROM schema_version WHERE version = 6")
+    # An older unit's backup: a database made by migrations 1-5 only (bambu-edge 0.1 before power).
+    dbfile = tmp_path / "older.db"
+    old = sqlite3.connect(dbfile)
+    old.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for m in load_migrations()[:5]:
+        for statement in split_sql(m.sql):
+            old.execute(statement)
+        old.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (m.version, m.name))
     old.commit()
     old.close()
     files = members(good)
-    dbfile = next(tmp_path.glob("good*.db"))
     files["data/bambu-edge.db"] = dbfile.read_bytes()
     doc = json.loads(files["manifest.json"])
     doc["schema_version"] = 5
@@ -347,9 +354,11 @@ def test_restore_keeps_the_previous_data_and_an_older_schema_is_migrated_at_star
     current = (data / "bambu-edge.db").read_bytes()
     done = cli(cfg, "restore", str(older))
     assert done.returncode == 0, done.stderr
-    assert "migrated from schema 5 to 6 when bambu-edge starts" in done.stdout
+    latest = known_schema()
+    assert f"migrated from schema 5 to {latest} when bambu-edge starts" in done.stdout
     assert (data / "pre-restore" / "bambu-edge.db").read_bytes() == current
-    assert cli(cfg, "migrate").stdout.endswith("applied 0006; schema version 6\n")
+    later = ", ".join(f"{v:04d}" for v in range(6, latest + 1))
+    assert cli(cfg, "migrate").stdout.endswith(f"applied {later}; schema version {latest}\n")
 
 
 def test_stage_reads_an_archive_from_a_stream(unit: tuple[Path, Path], tmp_path: Path) -> None:
@@ -370,8 +379,8 @@ def test_stage_reads_an_archive_from_a_stream(unit: tuple[Path, Path], tmp_path:
             b[: len(chunk)] = chunk
             return len(chunk)
 
-    staged = stage(Pipe(good.read_bytes()), tmp_path / "other", 6)  # type: ignore[arg-type]
-    assert staged.manifest.schema_version == 6
+    staged = stage(Pipe(good.read_bytes()), tmp_path / "other", known_schema())  # type: ignore[arg-type]
+    assert staged.manifest.schema_version == known_schema()
     assert (staged.path / "data" / "bambu-edge.db").is_file()
     assert gzip.decompress(good.read_bytes())[:13] == b"manifest.json"
 
@@ -386,7 +395,7 @@ async def test_the_dashboard_downloads_a_backup_and_restores_an_upload(spine: di
         archive = tmp_path / "download.tar.gz"
         archive.write_bytes(await r.read())
     manifest = json.loads(members(archive)["manifest.json"])
-    assert manifest["schema_version"] == 6 and "data/bambu-edge.db" in manifest["files"]
+    assert manifest["schema_version"] == known_schema() and "data/bambu-edge.db" in manifest["files"]
 
     # Only an admin may download or restore.
     status, body = await api(
@@ -437,7 +446,7 @@ async def test_the_dashboard_downloads_a_backup_and_restores_an_upload(spine: di
     form.add_field("file", archive.read_bytes(), filename=archive.name, content_type="application/gzip")
     status, body = await api(http, "POST", base + "/api/restore", auth, data=form)
     assert status == 202, body
-    assert body["restarting"] is True and body["backup"]["schema_version"] == 6
+    assert body["restarting"] is True and body["backup"]["schema_version"] == known_schema()
     restore_id = body["restore_id"]
 
     async def restored() -> bool:

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
+from bambu_edge.camera.fmp4 import boxes
 from bambu_edge.certs import make_server_cert
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
@@ -31,6 +32,7 @@ eventually = functools.partial(waiting.eventually, every=0.25)
 
 SERIAL_P1S = "01P09C000000009"
 IDLE_S = 2
+SUB_HEIGHT = 180  # the X1C's sub-stream; RtspCamera sends 640x360
 
 
 def ffmpeg_children(parent: int) -> list[int]:
@@ -68,7 +70,7 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
     stranger = JpegCamera(make_server_cert("01P09C000000099", ["127.0.0.1"]), tmp_path / "other", ACCESS_CODE)
     await stranger.start()
     x1c = printer_entry(broker, SERIAL_X1C, ACCESS_CODE, "x1c") | {
-        "camera": {"kind": "rtsps", "port": rtsp.port}
+        "camera": {"kind": "rtsps", "port": rtsp.port, "substream": {"height": SUB_HEIGHT}}
     }
     p1s = printer_entry(broker, SERIAL_P1S, ACCESS_CODE, "p1s") | {
         "camera": {"kind": "jpeg6000", "port": jpeg.port}
@@ -281,3 +283,73 @@ async def test_a_camera_with_another_certificate_is_tls_mismatch_and_gets_no_acc
     status = await farm.ok("GET", "/api/printers/fake/camera")
     assert status["state"] == "error" and status["error"].startswith("tls_mismatch")
     assert stranger.logins == []  # the handshake failed before the login was sent
+
+
+def track_size(init: bytes) -> tuple[int, int]:
+    """(width, height) of the video track, from the init segment's tkhd (16.16 fixed point)."""
+
+    def find(data: bytes, start: int, end: int, path: list[str]) -> tuple[int, int]:
+        for kind, s, e in boxes(data, start, end):
+            if kind == path[0]:
+                if len(path) == 1:
+                    return int.from_bytes(data[e - 8 : e - 4], "big") >> 16, int.from_bytes(
+                        data[e - 4 : e], "big"
+                    ) >> 16
+                return find(data, s, e, path[1:])
+        raise AssertionError(f"no {path[0]} box")
+
+    return find(init, 0, len(init), ["moov", "trak", "tkhd"])
+
+
+async def test_the_sub_stream_is_one_scaled_re_encode_that_leaves_the_main_stream_alone(
+    cams: dict[str, Any],
+) -> None:
+    farm, rtsp = cams["farm"], cams["rtsp"]
+    main = await _ws(farm, "x1c")
+    subs: list[aiohttp.ClientWebSocketResponse] = []
+    try:
+        init, _ = await _messages(main, 2)
+        assert track_size(init) == (640, 360)
+        subs = [
+            await farm.http.ws_connect(
+                f"{farm.https}/api/printers/x1c/camera/ws?stream=sub", headers=farm.auth
+            )
+            for _ in range(3)
+        ]
+        for ws in subs:
+            first, second = await _messages(ws, 2, timeout=40)
+            assert _box_types(first) == ["ftyp", "moov"]
+            assert track_size(first) == (320, SUB_HEIGHT)  # scaled, the aspect kept
+            assert _box_types(second) == ["moof", "mdat"]
+        status = await farm.ok("GET", "/api/printers/x1c/camera?stream=sub")
+        assert (status["state"], status["viewers"], status["codec"]) == ("streaming", 3, "h264")
+        # One camera connection, one copy and one encoder for all of them.
+        assert rtsp.clients == 1
+        assert len(ffmpeg_children(farm.daemon.proc.pid)) == 2
+        main_status = await farm.ok("GET", "/api/printers/x1c/camera")
+        assert (main_status["state"], main_status["viewers"]) == ("streaming", 1)  # the encoder is no viewer
+    finally:
+        for ws in subs:
+            await ws.close()
+    # The last sub-stream viewer gone: the encoder stops at once, the main stream goes on.
+    pid = farm.daemon.proc.pid
+    await eventually(lambda: len(ffmpeg_children(pid)) == 1, 15, "the encoder stopped")
+    await eventually(lambda: _state_of(farm, "x1c?stream=sub", "idle"), 10, "the sub-stream idle")
+    after = await _messages(main, 10, timeout=20)
+    assert all(_box_types(m) == ["moof", "mdat"] for m in after)  # the same stream, not restarted
+    assert not main.closed and rtsp.clients == 1
+    await main.close()
+
+
+async def _state_of(farm: Farm, path: str, state: str) -> bool:
+    return (await farm.ok("GET", f"/api/printers/{path.replace('?', '/camera?', 1)}"))["state"] == state
+
+
+async def test_a_sub_stream_is_offered_only_where_configured(cams: dict[str, Any]) -> None:
+    farm = cams["farm"]
+    status_code, body = await farm.call("GET", "/api/printers/p1s/camera?stream=sub")
+    assert status_code == 404 and body["error"] == "no_substream"
+    status_code, body = await farm.call("GET", "/api/printers/x1c/camera?stream=tiny")
+    assert status_code == 400
+    status_code, body = await farm.call("GET", "/api/printers/x1c/camera/snapshot.jpg?stream=sub")
+    assert status_code == 400

@@ -113,3 +113,45 @@ async def test_cards_show_the_jpeg_stream_and_h264_snapshots_and_nothing_for_a_c
             assert "trusted certificate" in (await fake.inner_text())
             assert (await farm.ok("GET", "/api/printers/p1s/camera"))["viewers"] == 1
     assert errors == []
+
+
+async def test_low_bandwidth_plays_the_scaled_sub_stream_and_is_remembered(
+    cams: dict[str, Any],  # noqa: F811
+) -> None:
+    farm = cams["farm"]
+    errors: list[str] = []
+    async with chromium() as browser:
+        pg = await new_page(browser, errors)
+        async with screenshot_on_failure(pg, "camera-sub"):
+            await login(pg, farm.https, PASSWORD, "/#/printer/x1c")
+            low = pg.locator("[data-testid=camera-low-bandwidth]")
+            await low.wait_for(state="visible", timeout=20_000)  # the X1C's camera has a sub-stream
+            assert await low.get_attribute("aria-pressed") == "false"
+            await low.click()
+            assert await low.get_attribute("aria-pressed") == "true"
+            await pg.wait_for_function(
+                "() => { const v = document.querySelector('[data-testid=camera-video]');"
+                " return v.videoHeight === 180 && v.currentTime > 0.5; }",
+                timeout=40_000,
+            )
+            video = pg.locator("[data-testid=camera-video]")
+            t1 = await video.evaluate("v => v.currentTime")
+            await pg.wait_for_function(
+                "t1 => document.querySelector('[data-testid=camera-video]').currentTime > t1 + 1.0",
+                arg=t1,
+                timeout=15_000,
+            )
+            assert await video.evaluate("v => v.videoWidth") == 320
+            sub = await farm.ok("GET", "/api/printers/x1c/camera?stream=sub")
+            assert (sub["state"], sub["viewers"]) == ("streaming", 1)
+            # Remembered: the page opened again plays the sub-stream at once.
+            await pg.reload()
+            await pg.wait_for_function(
+                "() => { const v = document.querySelector('[data-testid=camera-video]');"
+                " return v && v.videoHeight === 180 && v.currentTime > 0.5; }",
+                timeout=40_000,
+            )
+            assert (
+                await pg.locator("[data-testid=camera-low-bandwidth]").get_attribute("aria-pressed") == "true"
+            )
+    assert errors == []

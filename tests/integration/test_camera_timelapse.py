@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
+from bambu_edge.camera.timelapse import default_spool_dir
 from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration import waiting
@@ -107,8 +108,10 @@ async def test_a_print_gets_a_timelapse_of_its_layers_playable_from_the_history(
     assert rec["thumbnail"] == f"/api/history/{rec['id']}/thumbnail"
     status, png = await farm.call("GET", rec["thumbnail"])
     assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
-    # The spool is gone; the video stays.
-    assert not any((printing["data"] / "timelapse-spool").glob("*/*.jpg"))
+    # The spool (in RAM, not on the SD card) is gone; the video stays.
+    spool = default_spool_dir(printing["data"])
+    assert spool.parent == Path("/dev/shm") and not any(spool.glob("*/*.jpg"))
+    assert not (printing["data"] / "timelapse-spool").exists()
     assert (printing["data"] / "timelapses" / f"{rec['uid']}.mp4").is_file()
 
     errors: list[str] = []

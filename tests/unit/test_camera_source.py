@@ -116,3 +116,60 @@ def test_a_tls_camera_url_is_reached_through_loopback_in_plain_words() -> None:
     assert tls_target("rtsp://cam.lan/live") is None  # nothing to verify
     args = ffmpeg_args.input_args(url=h.loopback_url(80), host_header=h.host_header)
     assert args[args.index("-headers") + 1] == "Host: 192.168.1.9:8443\r\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            {"kind": "auto", "substream": True},
+            CameraSource("rtsps", port=322, substream=ffmpeg_args.Substream()),
+        ),
+        (
+            {"kind": "rtsps", "port": 8322, "substream": {"height": 241, "bitrate_kbps": 300}},
+            CameraSource("rtsps", port=8322, substream=ffmpeg_args.Substream(height=240, bitrate_kbps=300)),
+        ),
+        (
+            {"url": "rtsp://cam.lan/live", "substream": {"height": 480}},
+            CameraSource("url", url="rtsp://cam.lan/live", substream=ffmpeg_args.Substream(height=480)),
+        ),
+        ({"kind": "rtsps", "substream": False}, CameraSource("rtsps", port=322)),
+    ],
+)
+def test_a_camera_may_offer_a_scaled_sub_stream(value: object, expected: CameraSource) -> None:
+    source = resolve(parse_camera(value), "X1C")
+    assert source == expected
+    assert source.sub == expected.substream
+
+
+def test_a_jpeg_camera_offers_no_sub_stream_it_is_light_already() -> None:
+    source = resolve(parse_camera({"kind": "auto", "substream": True}), "P1S")
+    assert source.kind == "jpeg6000" and source.sub is None
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ({"kind": "rtsps", "substream": "yes"}, "substream"),
+        ({"kind": "rtsps", "substream": {"height": 100}}, "substream.height"),
+        ({"kind": "rtsps", "substream": {"bitrate_kbps": True}}, "substream.bitrate_kbps"),
+        ({"kind": "rtsps", "substream": {"fps": 5}}, "substream.fps"),
+        ({"kind": "auto"}, "kind"),
+    ],
+)
+def test_a_bad_sub_stream_setting_names_its_key(value: object, key: str) -> None:
+    with pytest.raises(CameraSettingError) as err:
+        parse_camera(value)
+    assert err.value.key == key
+
+
+def test_the_sub_stream_encoder_reads_the_main_stream_on_stdin_and_scales() -> None:
+    argv = ffmpeg_args.fmp4_argv(
+        ffmpeg_args.STDIN_FMP4, substream=ffmpeg_args.Substream(height=180), encoder="libx264"
+    )
+    assert argv[argv.index("-i") + 1] == "pipe:0" and argv[-1] == "pipe:1"
+    assert "scale=-2:180" in argv and "ultrafast" in argv
+    hw = ffmpeg_args.fmp4_argv(
+        ffmpeg_args.STDIN_FMP4, substream=ffmpeg_args.Substream(), encoder="h264_v4l2m2m"
+    )
+    assert "h264_v4l2m2m" in hw and "ultrafast" not in hw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from bambu_edge.camera.timelapse import FrameRule, Spool
+from bambu_edge.camera.timelapse import FrameRule, Spool, default_spool_dir
 
 
 def test_a_frame_per_new_layer_or_per_interval() -> None:
@@ -43,3 +43,13 @@ def test_the_spool_thins_itself_to_its_cap_and_keeps_the_whole_print(tmp_path: P
     assert spool.written < 100 * 1000  # skipped captures are never written
     spool.remove()
     assert not (tmp_path / "uid").exists()
+
+
+def test_the_spool_is_in_ram_where_it_may_be_and_one_per_data_dir(tmp_path: Path) -> None:
+    ram = tmp_path / "shm"
+    ram.mkdir()
+    a, b = default_spool_dir(tmp_path / "a", ram), default_spool_dir(tmp_path / "b", ram)
+    assert a.parent == ram and b.parent == ram and a != b
+    assert default_spool_dir(tmp_path / "a", ram) == a  # the same after a restart: a print goes on
+    # No RAM directory to write to: the data dir.
+    assert default_spool_dir(tmp_path / "a", tmp_path / "none") == tmp_path / "a" / "timelapse-spool"

@@ -5,6 +5,11 @@
 // the next is shown). Pure helpers are exported for the tests.
 
 const LIVE_LAG_S = 1.5; // further behind the newest frame than this: jump to it
+// Closer than this is not kept: the newest 200 ms fragment arrives whole, so the playhead needs a
+// fragment's worth of video ahead of it. Between the two, play a little faster to catch up (a
+// player that started late otherwise stays that late: measured 0.84 s from frame to screen).
+const TARGET_LAG_S = 0.25;
+const CATCH_UP_RATE = 1.15;
 const KEEP_BEHIND_S = 6; // what stays in the buffer behind the playhead
 const MAX_PENDING = 120; // fragments waiting for the SourceBuffer; beyond this the viewer restarts
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
@@ -29,9 +34,11 @@ export function mediaSourceClass(win = window) {
   return win.ManagedMediaSource || win.MediaSource || null;
 }
 
-export function cameraWsUrl(id, loc = location) {
+/** The camera socket's URL; ``stream`` 'sub' is the camera's scaled sub-stream (low bandwidth). */
+export function cameraWsUrl(id, loc = location, stream = 'main') {
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${loc.host}/api/printers/${encodeURIComponent(id)}/camera/ws`;
+  const query = stream === 'sub' ? '?stream=sub' : '';
+  return `${proto}//${loc.host}/api/printers/${encodeURIComponent(id)}/camera/ws${query}`;
 }
 
 export const backoffMs = (attempt) => BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
@@ -41,8 +48,8 @@ export const backoffMs = (attempt) => BACKOFF_MS[Math.min(attempt, BACKOFF_MS.le
  * when the socket opens; ``onClose({code, reason, gotData})`` when it ends. Reconnecting is the
  * caller's decision (it knows whether anyone still watches).
  */
-function openSocket(id, { onOpen, onFrame, onClose }) {
-  const ws = new WebSocket(cameraWsUrl(id));
+function openSocket(id, { onOpen, onFrame, onClose, stream }) {
+  const ws = new WebSocket(cameraWsUrl(id, location, stream));
   ws.binaryType = 'arraybuffer';
   let gotData = false;
   ws.onopen = () => onOpen?.();
@@ -80,8 +87,8 @@ export function playJpeg(id, img, { onState } = {}) {
   };
 }
 
-/** Fragmented MP4 into ``video`` through MSE. Returns stop(). */
-export function playMp4(id, video, { onState } = {}) {
+/** Fragmented MP4 into ``video`` through MSE (``stream`` 'sub': the scaled sub-stream). Returns stop(). */
+export function playMp4(id, video, { onState, stream = 'main' } = {}) {
   const MS = mediaSourceClass();
   if (!MS) {
     onState?.('unsupported');
@@ -106,7 +113,9 @@ export function playMp4(id, video, { onState } = {}) {
     const b = sb.buffered;
     if (b.length) {
       const end = b.end(b.length - 1);
-      if (end - video.currentTime > LIVE_LAG_S) video.currentTime = Math.max(b.start(b.length - 1), end - 0.2);
+      const lag = end - video.currentTime;
+      if (lag > LIVE_LAG_S) video.currentTime = Math.max(b.start(b.length - 1), end - TARGET_LAG_S);
+      video.playbackRate = lag > TARGET_LAG_S + 0.05 ? CATCH_UP_RATE : 1;
       const trimTo = video.currentTime - KEEP_BEHIND_S;
       if (b.start(0) < trimTo - 1) {
         sb.remove(0, trimTo); // updateend calls pump again
@@ -157,6 +166,7 @@ export function playMp4(id, video, { onState } = {}) {
     if (stopped) return;
     video.dataset.mse = 'open';
     closeSocket = openSocket(id, {
+      stream,
       onFrame,
       onOpen: () => onState?.('connecting'),
       onClose: (info) => fail('closed', info),

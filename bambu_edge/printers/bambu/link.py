@@ -40,6 +40,7 @@ from bambu_edge.printers.bambu.tls import (
     with_common_name,
 )
 from bambu_edge.printers.base import (
+    WARN_INTERVAL_S,
     CommandError,
     CommandOutcome,
     LinkListener,
@@ -57,7 +58,6 @@ DEVELOPER_MODE_HINT = (
     "Since 2025, printer firmware accepts control commands over the LAN only in Developer Mode "
     "(on the printer: Settings > LAN Only Mode > Developer Mode)."
 )
-WARN_INTERVAL_S = 60.0  # at most one warning a minute about bad reports, per printer
 
 
 class _StaleLink(Exception):

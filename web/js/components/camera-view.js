@@ -9,6 +9,7 @@ import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 
 const SNAPSHOT_EVERY_MS = 5000;
+const LOW_BANDWIDTH_KEY = 'camera.lowBandwidth'; // localStorage: the sub-stream preferred
 const STALL_CHECK_MS = 4000; // a stream without a new picture this long asks the camera's status why
 
 /** The words for a camera error: the server's plain message, or ours for the known codes. */
@@ -30,13 +31,20 @@ export function createCameraView(id, { full = false } = {}) {
   const fullBtn = full
     ? h('button', { type: 'button', class: 'icon-btn camera-fullscreen', testid: 'camera-fullscreen', 'aria-label': t('camera.fullscreen'), title: t('camera.fullscreen') }, icon('expand'))
     : null;
+  // Offered when the camera has a scaled sub-stream: less data for a slow link, a little softer.
+  const lowBtn = full
+    ? h('button', { type: 'button', class: 'btn btn-small camera-low', testid: 'camera-low-bandwidth', 'aria-pressed': 'false', hidden: true }, t('camera.low_bandwidth'))
+    : null;
   const el = full
     ? h('section', { class: 'panel camera-panel', testid: 'camera-panel', 'aria-label': t('camera.title'), hidden: true },
-      h('div', { class: 'panel-head' }, h('h2', {}, t('camera.title')), fullBtn), screen)
+      h('div', { class: 'panel-head' }, h('h2', {}, t('camera.title')), lowBtn, fullBtn), screen)
     : h('a', { class: 'camera-tile', href: `#/printer/${enc(id)}`, testid: 'camera-tile', 'aria-label': t('camera.title'), hidden: true }, screen);
   el.dataset.cameraState = 'loading';
 
   let codec = null; // 'h264' | 'mjpeg' once known
+  let hasSub = false; // the camera offers ?stream=sub
+  let low = false;
+  try { low = localStorage.getItem(LOW_BANDWIDTH_KEY) === '1'; } catch { /* storage off */ }
   let inView = false;
   let stopPlayer = null;
   let retry = null;
@@ -141,7 +149,7 @@ export function createCameraView(id, { full = false } = {}) {
       stopPlayer = playJpeg(id, img, { onState });
     } else if (full) {
       show(video, true);
-      stopPlayer = playMp4(id, video, { onState });
+      stopPlayer = playMp4(id, video, { onState, stream: hasSub && low ? 'sub' : 'main' });
     } else {
       snapshotOnce();
     }
@@ -156,6 +164,15 @@ export function createCameraView(id, { full = false } = {}) {
       const st = await get(`/api/printers/${enc(id)}/camera`);
       if (disposed) return;
       if (!st || st.state === 'off' || (st.codec !== 'h264' && st.codec !== 'mjpeg')) return; // off: nothing
+      if (full && st.codec === 'h264') {
+        // Asked before ``codec`` is set: nothing plays until the stream to play is known.
+        try {
+          hasSub = Boolean(await get(`/api/printers/${enc(id)}/camera?stream=sub`));
+        } catch { hasSub = false; } // 404: no sub-stream configured
+        if (disposed) return;
+        show(lowBtn, hasSub);
+        lowBtn.setAttribute('aria-pressed', String(hasSub && low));
+      }
       codec = st.codec;
       el.dataset.codec = codec;
       show(el, true);
@@ -178,6 +195,15 @@ export function createCameraView(id, { full = false } = {}) {
     inView = true;
   }
   sc.listen(document, 'visibilitychange', refresh);
+  if (lowBtn) {
+    sc.listen(lowBtn, 'click', () => {
+      low = !low;
+      lowBtn.setAttribute('aria-pressed', String(low));
+      try { localStorage.setItem(LOW_BANDWIDTH_KEY, low ? '1' : '0'); } catch { /* storage off */ }
+      stop();
+      play();
+    });
+  }
   if (fullBtn) {
     sc.listen(fullBtn, 'click', () => {
       if (document.fullscreenElement) { document.exitFullscreen?.(); return; }

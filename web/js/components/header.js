@@ -10,6 +10,7 @@ import { store } from '../store.js';
 import { currentTheme, onThemeChange, toggleTheme } from '../theme.js';
 import { clearToasts, toastError } from '../toast.js';
 import { panelDot } from './panel-led.js';
+import { versionLine } from './version-line.js';
 
 // The favicon's picture, drawn inline: no extra request for every time the header is drawn.
 function logo() {
@@ -50,6 +51,7 @@ export function mountHeader(el) {
   }
 
   const led = panelDot(); // the status LED's pattern (bambu_edge/panel)
+  const version = versionLine(); // installed version; a newer package from apt's sources
   const liveDot = h('span', { class: 'live-dot', 'aria-hidden': 'true' });
   const liveText = h('span', { class: 'live-text' });
   const live = h('span', { class: 'live', testid: 'live-indicator', role: 'status' }, liveDot, liveText);
@@ -102,7 +104,7 @@ export function mountHeader(el) {
         mk('settings', '#/settings', 'settings', t('nav.settings'), 'nav-settings')));
     }
     const right = h('div', { class: 'topbar-right' });
-    if (s) { right.append(led.el, live); paintLive(); led.load(); }
+    if (s) { right.append(version.el, led.el, live); paintLive(); led.load(); version.load(); }
     right.appendChild(langSelect());
     right.appendChild(themeButton());
     if (s) {

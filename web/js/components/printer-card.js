@@ -127,8 +127,10 @@ export function createPrinterCard(id) {
   const sc = scope();
   const nameEl = h('a', { class: 'card-name', href: `#/printer/${encodeURIComponent(id)}`, testid: 'printer-name' });
   const modelEl = h('span', { class: 'chip', testid: 'printer-model' });
+  // A printer of another unit in the farm: which unit, and whether that unit is gone.
+  const nodeEl = h('span', { class: 'chip node-chip', testid: 'printer-node' });
   const head = h('header', { class: 'card-head' },
-    h('div', { class: 'card-title' }, h('h2', { class: 'card-heading' }, nameEl), h('div', { class: 'card-meta' }, modelEl, createLinkBadge(id, sc))));
+    h('div', { class: 'card-title' }, h('h2', { class: 'card-heading' }, nameEl), h('div', { class: 'card-meta' }, modelEl, nodeEl, createLinkBadge(id, sc))));
 
   // Offline notice
   const offTitle = h('strong', {});
@@ -153,6 +155,18 @@ export function createPrinterCard(id) {
     setText(nameEl, name);
     el.setAttribute('aria-label', name);
     setText(modelEl, p.model || t('printer.model_unknown'));
+  }));
+
+  sc.add(store.watch(id, ['remote', 'node_name', 'node_online'], (p) => {
+    const remote = p.remote === true;
+    show(nodeEl, remote);
+    if (!remote) return;
+    const unit = typeof p.node_name === 'string' && p.node_name ? p.node_name : String(p.node ?? '');
+    const gone = p.node_online === false;
+    setText(nodeEl, t(gone ? 'farm.unit_gone' : 'farm.on_unit', { name: unit }));
+    toggleClass(nodeEl, 'tone-bad', gone);
+    el.dataset.node = String(p.node ?? '');
+    nodeEl.title = t('farm.remote_hint', { name: unit });
   }));
 
   function paintLink(p) {
