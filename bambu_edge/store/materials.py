@@ -1,9 +1,5 @@
 """The nozzle and filament set in the dashboard for printers that report neither (Klipper), kept in
-the ``printer_materials`` table. Values are validated by ``check_materials`` first.
-
-The table is made on first use (``CREATE TABLE IF NOT EXISTS``), not by a numbered migration: several
-branches add migrations at once, and the number is the merger's to give. It lives in the database
-file, so backups carry it; an older bambu-edge ignores it."""
+the ``printer_materials`` table (migration 0008). Values are validated by ``check_materials`` first."""
 
 from __future__ import annotations
 
@@ -54,34 +50,11 @@ def materials_json(m: Materials) -> dict[str, Any]:
     }
 
 
-_TABLE = (
-    "CREATE TABLE IF NOT EXISTS printer_materials ("
-    " printer_id TEXT PRIMARY KEY CHECK (length(printer_id) BETWEEN 1 AND 63),"
-    " nozzle_diameter REAL CHECK (nozzle_diameter IS NULL OR nozzle_diameter BETWEEN 0.1 AND 2.0),"
-    " filament_type TEXT CHECK (filament_type IS NULL OR length(filament_type) BETWEEN 1 AND 32),"
-    " filament_color TEXT CHECK (filament_color IS NULL OR length(filament_color) = 9),"
-    " changed_at REAL NOT NULL) STRICT"
-)
-
-
 class StoredMaterials:
     def __init__(self, db: Database):
         self.db = db
-        self._ready = False
-
-    async def _table(self) -> None:
-        if not self._ready:
-            await self.db.execute(_TABLE)
-            self._ready = True
 
     async def get(self, printer_id: str) -> Materials:
-        if not self._ready:
-            row = await self.db.fetchone(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'printer_materials'"
-            )
-            if row is None:
-                return Materials()  # nothing set yet: nothing written to find out
-            self._ready = True
         row = await self.db.fetchone(
             "SELECT nozzle_diameter, filament_type, filament_color FROM printer_materials WHERE printer_id = ?",
             (printer_id,),
@@ -89,7 +62,6 @@ class StoredMaterials:
         return Materials(*row) if row is not None else Materials()
 
     async def set(self, printer_id: str, m: Materials) -> None:
-        await self._table()
         await self.db.execute(
             "INSERT INTO printer_materials (printer_id, nozzle_diameter, filament_type, filament_color,"
             " changed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (printer_id) DO UPDATE SET"

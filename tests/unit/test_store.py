@@ -187,6 +187,31 @@ async def test_schema_rejects_bad_rows(db: Database):
     )
 
 
+async def test_klipper_materials_are_kept_by_migration_0008(tmp_path: Path):
+    """A Klipper printer's nozzle and filament (set in the dashboard) survive a restart; an unset
+    printer reads as nothing set; the schema refuses a nozzle no printer has."""
+    from bambu_edge.printers.moonraker.status import Materials
+    from bambu_edge.store.materials import StoredMaterials
+
+    path = tmp_path / "data" / "bambu-edge.db"
+    database = await Database.open(path)
+    assert 8 in await database.migrate()
+    stored = StoredMaterials(database)
+    assert await stored.get("voron") == Materials()
+    await stored.set("voron", Materials(0.6, "PETG", "#FF8800FF"))
+    await stored.set("voron", Materials(0.4, "PLA", "#101010FF"))
+    with pytest.raises(sqlite3.IntegrityError):
+        await stored.set("ender", Materials(5.0, "PLA", None))
+    await database.close()
+    again = await Database.open(path)
+    try:
+        assert await again.migrate() == []
+        assert await StoredMaterials(again).get("voron") == Materials(0.4, "PLA", "#101010FF")
+        assert await StoredMaterials(again).get("ender") == Materials()
+    finally:
+        await again.close()
+
+
 # --- users ------------------------------------------------------------------------------------------
 
 
