@@ -21,6 +21,7 @@ venv: $(STAMP)
 run:
 	@scripts/system-deps.sh run
 	@$(MAKE) --no-print-directory venv
+	@scripts/moonraker-venv.sh  # the real Moonraker for the demo's Klipper printer (once, ~20 s)
 	$(VENV)/bin/bambu-edge demo
 
 test:

@@ -315,6 +315,15 @@ def check_access_code(code: Any) -> str:
     return code
 
 
+def check_api_key(key: Any) -> str:
+    """Moonraker's API key (its ``/access/api_key``): one word of printable characters."""
+    if not isinstance(key, str) or not key or len(key) > 128:
+        raise ValueError("must be Moonraker's API key (at most 128 characters)")
+    if not key.isprintable() or any(c.isspace() for c in key):
+        raise ValueError("must be Moonraker's API key, without spaces")
+    return key
+
+
 def check_model(model: Any) -> str | None:
     """A Bambu model name from MODELS (any case), or None to detect it; the canonical spelling."""
     if model is None:

@@ -40,7 +40,7 @@ from bambu_edge.store.printers import StoredPrinters, new_printer_id
 log = logging.getLogger(__name__)
 
 # What a dashboard edit may change; the serial is the printer's identity (topics, certificate).
-EDITABLE = frozenset({"name", "host", "access_code", "model", "mqtt_port", "ftps_port"})
+EDITABLE = frozenset({"name", "host", "access_code", "model", "mqtt_port", "ftps_port", "port", "api_key"})
 
 
 class BusListener:
@@ -110,6 +110,10 @@ class SerialInUseError(Exception):
     def __init__(self, name: str):
         super().__init__(name)
         self.name = name
+
+
+class HostInUseError(SerialInUseError):
+    """A Klipper printer at this Moonraker host and port is configured already."""
 
 
 class PrinterManager:
@@ -250,6 +254,25 @@ class PrinterManager:
             log.info("printer %s (%s at %s) added from the dashboard", pid, serial, host)
             return self._announce(pid)
 
+    async def create_moonraker(
+        self, *, name: str, host: str, port: int = 7125, api_key: str | None = None
+    ) -> dict[str, Any]:
+        """Store a new Klipper printer (type moonraker; id from the name), start its link, announce
+        it. Returns its view. HostInUseError if a printer already talks to that Moonraker."""
+        stored = self._stored()
+        async with self._edit_lock:
+            for other in self._configs.values():
+                if other.type == "moonraker" and other.host == host and other.port == port:
+                    raise HostInUseError(other.name)
+            pid = new_printer_id(name, self._taken_ids(await stored.ids()))
+            cfg = PrinterConfig(
+                id=pid, name=name, type="moonraker", host=host, port=port, api_key=api_key, read_only=False
+            )
+            await stored.add(cfg)
+            await self.add_printer(cfg)
+            log.info("Klipper printer %s (Moonraker at %s:%d) added from the dashboard", pid, host, port)
+            return self._announce(pid)
+
     async def update(self, printer_id: str, **changes: Any) -> dict[str, Any]:
         """Change a dashboard printer's settings (EDITABLE keys) and restart its link.
         LookupError / ReadOnlyPrinterError. Returns the new view."""
@@ -311,6 +334,7 @@ class PrinterManager:
             "host": cfg.host,
             "mqtt_port": cfg.mqtt_port,
             "ftps_port": cfg.ftps_port,
+            **({"port": cfg.port} if cfg.type == "moonraker" else {}),  # Moonraker's; never its key
         }
 
     def views(self) -> list[dict[str, Any]]:

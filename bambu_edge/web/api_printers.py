@@ -13,6 +13,7 @@ from aiohttp import web
 from bambu_edge.config import (
     PrinterConfig,
     check_access_code,
+    check_api_key,
     check_host,
     check_model,
     check_name,
@@ -20,7 +21,7 @@ from bambu_edge.config import (
 )
 from bambu_edge.printers.bambu.probe import probe_printer
 from bambu_edge.printers.base import CommandError, PrinterLink
-from bambu_edge.printers.manager import ReadOnlyPrinterError, SerialInUseError
+from bambu_edge.printers.manager import HostInUseError, ReadOnlyPrinterError, SerialInUseError
 from bambu_edge.printers.temps import FIELDS
 from bambu_edge.web.api_auth import caller, json_response, require_admin, service
 from bambu_edge.web.errors import ApiError, bad
@@ -92,6 +93,7 @@ async def get_printer(request: web.Request) -> web.Response:
 # --- adding, editing, removing printers (admin) ---------------------------------------------------
 
 PRINTER_FIELDS = ("name", "host", "serial", "access_code", "model", "mqtt_port", "ftps_port")
+MOONRAKER_FIELDS = ("name", "host", "port", "api_key")  # type: moonraker (a Klipper printer)
 TEST_FIELDS = ("host", "serial", "access_code", "mqtt_port")
 PRINTER_BODY = {
     "type": "object",
@@ -103,6 +105,23 @@ PRINTER_BODY = {
         "model": {"type": ["string", "null"], "description": "one of the Bambu models; null: detect"},
         "mqtt_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 8883},
         "ftps_port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 990},
+        "type": {
+            "type": "string",
+            "enum": ["bambu", "moonraker"],
+            "default": "bambu",
+            "description": "moonraker: a Klipper printer; it takes name, host, port and api_key only",
+        },
+        "port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "default": 7125,
+            "description": "Moonraker's",
+        },
+        "api_key": {
+            "type": ["string", "null"],
+            "description": "Moonraker's API key, where this unit is not a trusted client; never returned",
+        },
     },
 }
 
@@ -119,7 +138,17 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "model": _blank_is_none(check_model),
     "mqtt_port": lambda v: json_int(v, "mqtt_port", 1, 65535),
     "ftps_port": lambda v: json_int(v, "ftps_port", 1, 65535),
+    "port": lambda v: json_int(v, "port", 1, 65535),
+    "api_key": _blank_is_none(check_api_key),
 }
+
+
+def printer_type(body: dict[str, Any], default: str = "bambu") -> str:
+    """The body's ``type`` (taken out of it), ``default`` when it names none."""
+    ptype = body.pop("type", default)
+    if ptype not in ("bambu", "moonraker"):
+        raise bad("'type' must be bambu or moonraker (a Klipper printer)")
+    return ptype
 
 
 def printer_fields(
@@ -156,16 +185,24 @@ def _editable(request: web.Request) -> PrinterConfig:
     return cfg
 
 
-@documented(body={**PRINTER_BODY, "required": ["name", "host", "serial", "access_code"]})
+@documented(body={**PRINTER_BODY, "required": ["name", "host"]})
 async def add_printer(request: web.Request) -> web.Response:
-    """Add a Bambu printer (admin).
+    """Add a Bambu printer, or with `type: moonraker` a Klipper printer (admin).
 
     It is kept in the database and connected at once; its id is made from the name. 201 with its
-    view. 400 with a plain message for a bad field, 409 if the serial is added already."""
+    view. A Bambu printer needs serial and access_code; a Klipper printer takes host, port (7125)
+    and api_key (where Moonraker asks for one). 400 with a plain message for a bad field, 409 if
+    the serial (or that Moonraker) is added already."""
     require_admin(request)
-    fields = printer_fields(
-        await read_json(request), PRINTER_FIELDS, ("name", "host", "serial", "access_code")
-    )
+    body = await read_json(request)
+    if printer_type(body) == "moonraker":
+        fields = printer_fields(body, MOONRAKER_FIELDS, ("name", "host"))
+        try:
+            view = await service(request).manager.create_moonraker(**fields)
+        except HostInUseError as e:
+            raise ApiError(409, "conflict", f"This Moonraker is added already, as {e.name}.") from None
+        return json_response(view, 201)
+    fields = printer_fields(body, PRINTER_FIELDS, ("name", "host", "serial", "access_code"))
     try:
         view = await service(request).manager.create(**fields)
     except SerialInUseError as e:
@@ -177,26 +214,38 @@ async def add_printer(request: web.Request) -> web.Response:
 
 @documented(body=PRINTER_BODY)
 async def update_printer(request: web.Request) -> web.Response:
-    """Change a printer added in the dashboard (admin): name, host, access code, model, ports.
+    """Change a printer added in the dashboard (admin): name, host, access code, model, ports; for
+    a Klipper printer name, host, port and api_key (null or "" removes the key).
 
-    Its link restarts. 403 for a printer declared in the config file. The serial cannot change."""
+    Its link restarts. 403 for a printer declared in the config file. The serial and the type
+    cannot change."""
     require_admin(request)
     current = _editable(request)
     printer_id = current.id
     body = await read_json(request)
+    if printer_type(body, current.type) != current.type:
+        raise bad("the type cannot be changed; remove the printer and add it again")
+    if current.type == "moonraker":
+        fields = printer_fields(body, MOONRAKER_FIELDS, ())
+        if not fields:
+            raise bad("nothing to change: send name, host, port or api_key")
+        return json_response(await _update(request, printer_id, fields))
     if "serial" in body and body["serial"] != current.serial:
         raise bad("the serial number cannot be changed; remove the printer and add the other one")
     body.pop("serial", None)
     fields = printer_fields(body, tuple(k for k in PRINTER_FIELDS if k != "serial"), ())
     if not fields:
         raise bad("nothing to change: send name, host, access_code, model, mqtt_port or ftps_port")
+    return json_response(await _update(request, printer_id, fields))
+
+
+async def _update(request: web.Request, printer_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     try:
-        view = await service(request).manager.update(printer_id, **fields)
+        return await service(request).manager.update(printer_id, **fields)
     except LookupError:
         raise ApiError(404, "not_found", "No such printer.") from None
     except ReadOnlyPrinterError:
         raise ApiError(403, "read_only", "This printer is declared in the config file.") from None
-    return json_response(view)
 
 
 async def delete_printer(request: web.Request) -> web.Response:

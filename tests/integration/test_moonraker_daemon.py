@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bambu_edge.printers.virtual.moonraker import MoonrakerServer, klippy_ready
 from tests.integration.daemon_proc import write_config
-from tests.integration.moonraker_peer import MoonrakerServer, klippy_ready
 from tests.integration.running_daemon import Farm, add_admin, eventually
 from tests.integration.waiting import dashboard_tls
 
@@ -267,3 +267,54 @@ async def _connected(farm: Farm) -> bool:
 async def _imported_again(farm: Farm) -> bool:
     assert farm.daemon is not None
     return "Moonraker history of voron checked: 0 past print(s) imported" in farm.daemon.output
+
+
+async def test_a_klipper_printer_added_in_the_dashboard(tmp_path: Path) -> None:
+    """The printers admin API takes type moonraker (host, port, api_key): a Moonraker that wants
+    its API key refuses the printer until the key is given; the key is never shown; the printer
+    is kept across a restart."""
+    server = MoonrakerServer(tmp_path / "mr", trusted=False)
+    farm: Farm | None = None
+    try:
+        await server.start()
+        cfg_path = tmp_path / "config.yaml"
+        write_config(cfg_path, tmp_path / "data", [])
+        add_admin(cfg_path)
+        farm = Farm(tmp_path, None, cfg_path, {}, {})
+        farm.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=dashboard_tls()))
+        await farm.start_daemon()
+        body = {"type": "moonraker", "name": "Voron 2.4", "host": "127.0.0.1", "port": server.port}
+        status, view = await farm.call("POST", "/api/printers", json=body)
+        assert status == 201, view
+        assert view["id"] == "voron-2-4" and view["type"] == "moonraker" and view["port"] == server.port
+
+        async def link(state: str) -> dict | None:
+            v = await farm.ok("GET", "/api/printers/voron-2-4")
+            return v if v["link"]["state"] == state else None
+
+        await eventually(lambda: link("auth_failed"), what="Moonraker refusing the printer without its key")
+        key = server.api_key()
+        view = await farm.ok("PUT", "/api/printers/voron-2-4", json={"api_key": key})
+        v = await eventually(lambda: link("connected"), what="connected with the API key")
+        assert v["model"] == "Klipper" and key not in str(v) and key not in str(view)
+
+        status, err = await farm.call("POST", "/api/printers", json={**body, "name": "Again"})
+        assert status == 409 and "Voron 2.4" in err["message"]
+        status, err = await farm.call("POST", "/api/printers", json={**body, "serial": "01S00C123456789"})
+        assert status == 400 and "serial" in err["message"]
+        status, err = await farm.call("POST", "/api/printers", json={**body, "type": "prusa"})
+        assert status == 400 and "type" in err["message"]
+        status, err = await farm.call("POST", "/api/printers", json={**body, "name": "B", "port": 0})
+        assert status == 400 and "port" in err["message"]
+        status, err = await farm.call("PUT", "/api/printers/voron-2-4", json={"type": "bambu"})
+        assert status == 400 and "type" in err["message"]
+
+        farm.stop_daemon()
+        await farm.start_daemon()
+        v = await eventually(lambda: link("connected"), what="connected after a restart")
+        assert v["name"] == "Voron 2.4" and v["read_only"] is False
+    finally:
+        if farm is not None:
+            await farm.close()
+        await server.close()
+    farm.check_logs()

