@@ -45,3 +45,42 @@ async def test_klipper_card_live_and_shutdown_in_plain_words(page) -> None:
         state = card.locator("[data-testid=print-state]")
         assert (await state.inner_text()).strip() == "Offline"  # no job can start; the item says why
         assert errors == []
+
+
+async def test_klipper_nozzle_and_filament_set_on_the_printer_page(page) -> None:
+    """The printer page's nozzle and filament form: saved through the API, kept (read back on a
+    new visit), and the card shows the filament as the printer's spool."""
+    pg, (farm, _server), errors = page
+    async with screenshot_on_failure(pg, "klipper-materials"):
+        await login(pg, farm.https, PASSWORD, "/#/printer/voron")
+        form = pg.locator("[data-testid=materials-form]")
+        await form.wait_for(timeout=15_000)
+        await form.locator("[data-testid=materials-nozzle]").select_option("0.6")
+        await form.locator("[data-testid=materials-filament]").fill("petg")
+        await form.locator("[data-testid=materials-colour]").fill("#ff8800")
+        assert not await form.locator("[data-testid=materials-no-colour]").is_checked()
+        await form.locator("[data-testid=materials-save]").click()
+        await pg.locator(".toast", has_text="Nozzle and filament saved.").wait_for(timeout=10_000)
+        assert await farm.ok("GET", "/api/printers/voron/materials") == {
+            "nozzle_diameter": 0.6,
+            "filament_type": "PETG",
+            "filament_color": "#FF8800FF",
+        }
+
+        # Another visit reads the saved values back into the form.
+        await pg.goto(farm.https + "/#/")
+        await pg.goto(farm.https + "/#/printer/voron")
+        form = pg.locator("[data-testid=materials-form]")
+        await pg.wait_for_function(
+            "() => document.querySelector('[data-testid=materials-filament]')?.value === 'PETG'",
+            timeout=10_000,
+        )
+        assert await form.locator("[data-testid=materials-nozzle]").input_value() == "0.6"
+        assert await form.locator("[data-testid=materials-colour]").input_value() == "#ff8800"
+
+        # The overview card shows the filament as the printer's spool.
+        await pg.goto(farm.https + "/#/")
+        tray = pg.locator("[data-testid=printer-card][data-printer-id=voron] [data-testid=ams-tray]")
+        await tray.first.wait_for(timeout=10_000)
+        assert "PETG" in await tray.first.inner_text()
+        assert errors == []

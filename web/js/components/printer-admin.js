@@ -30,6 +30,12 @@ function testResult(res) {
 /** The add/edit form. onSaved(view) after a successful POST/PUT. */
 export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   const editing = Boolean(initial);
+  // A Klipper printer (type moonraker) takes name, host, Moonraker's port and its API key only.
+  const kind = h('select', { name: 'type', disabled: editing },
+    h('option', { value: 'bambu' }, t('printers.type_bambu')),
+    h('option', { value: 'moonraker' }, t('printers.type_moonraker')));
+  kind.value = initial?.type === 'moonraker' ? 'moonraker' : 'bambu';
+  const klipper = () => kind.value === 'moonraker';
   const name = h('input', { name: 'name', required: true, autocomplete: 'off', maxlength: '64', value: initial?.name || '' });
   const host = h('input', { name: 'host', required: !editing, autocomplete: 'off', inputmode: 'url', spellcheck: 'false', autocapitalize: 'none', placeholder: '192.168.1.50', value: initial?.host || '' });
   const serial = h('input', { name: 'serial', required: !editing, autocomplete: 'off', spellcheck: 'false', autocapitalize: 'characters', class: 'mono', placeholder: '01S00C123456789', value: initial?.serial || '', readOnly: editing });
@@ -45,6 +51,8 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   });
   const mqttPort = portInput('mqtt_port', 8883, initial?.mqtt_port);
   const ftpsPort = portInput('ftps_port', 990, initial?.ftps_port);
+  const mrPort = portInput('port', 7125, initial?.port);
+  const apiKey = h('input', { name: 'api_key', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', class: 'mono', maxlength: '128' });
   const ports = h('details', { class: 'form-more', testid: 'printer-ports', open: Boolean(mqttPort.value || ftpsPort.value) },
     h('summary', {}, t('printers.advanced')),
     h('div', { class: 'form-grid' },
@@ -59,6 +67,19 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   // Adding: the printers heard on the network, one click fills in the fields they announce.
   const discovered = editing ? null : discoveredPrinters({
     onPick: (p) => {
+      if (p.type === 'moonraker') {
+        kind.value = 'moonraker';
+        paintKind();
+        host.value = p.host;
+        mrPort.value = Number.isInteger(p.port) && p.port !== 7125 ? String(p.port) : '';
+        if (!name.value.trim()) name.value = p.name || p.host;
+        for (const input of [host, name]) invalid(input, false);
+        error.hidden = true;
+        name.focus();
+        return;
+      }
+      kind.value = 'bambu';
+      paintKind();
       host.value = p.host;
       serial.value = p.serial;
       model.value = p.model || '';
@@ -69,16 +90,33 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
       code.focus();
     },
   });
+  const hostField = field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: t('printers.host_hint') });
+  const bambuOnly = [
+    field({ label: t('printers.serial'), input: serial, testid: 'printer-serial-input', hint: editing ? null : t('printers.serial_hint') }),
+    field({ label: t('printers.access_code'), input: code, testid: 'printer-code-input', hint: editing ? t('printers.keep_hint') : t('printers.code_hint') }),
+    field({ label: t('printers.model'), input: model, testid: 'printer-model-input' }),
+    ports, testBtn, resultSlot];
+  const klipperOnly = [
+    field({ label: t('printers.moonraker_port'), input: mrPort, testid: 'printer-port-input', hint: t('printers.moonraker_port_hint') }),
+    field({ label: t('printers.api_key'), input: apiKey, testid: 'printer-api-key-input', hint: editing ? t('printers.keep_hint') : t('printers.api_key_hint') })];
   const form = h('form', { class: 'form', testid: editing ? 'printer-edit-form' : 'printer-form', novalidate: true },
     discovered?.el,
     h('div', { class: 'form-grid' },
+      field({ label: t('printers.type'), input: kind, testid: 'printer-type-input' }),
       field({ label: t('printers.name'), input: name, testid: 'printer-name-input' }),
-      field({ label: t('printers.host'), input: host, testid: 'printer-host-input', hint: t('printers.host_hint') }),
-      field({ label: t('printers.serial'), input: serial, testid: 'printer-serial-input', hint: editing ? null : t('printers.serial_hint') }),
-      field({ label: t('printers.access_code'), input: code, testid: 'printer-code-input', hint: editing ? t('printers.keep_hint') : t('printers.code_hint') }),
-      field({ label: t('printers.model'), input: model, testid: 'printer-model-input' })),
-    ports, resultSlot, error,
+      hostField, ...bambuOnly.slice(0, 3), ...klipperOnly),
+    bambuOnly[3], bambuOnly[5], error,
     h('div', { class: 'form-actions' }, testBtn, save, cancel));
+
+  function paintKind() {
+    hostField.querySelector('.field-hint').textContent = klipper() ? t('printers.moonraker_host_hint') : t('printers.host_hint');
+    for (const el of bambuOnly) el.hidden = klipper();
+    for (const el of klipperOnly) el.hidden = !klipper();
+    clear(resultSlot);
+    error.hidden = true;
+  }
+  kind.addEventListener('change', paintKind);
+  paintKind();
 
   function invalid(input, on) {
     if (on) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
@@ -93,6 +131,20 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
   }
 
   function validate(forTest) {
+    if (klipper()) {
+      const badPort = Number.isNaN(portOf(mrPort));
+      invalid(mrPort, badPort);
+      const missing = [[host, !editing], [name, true]].filter(([input, need]) => need && !input.value.trim()).map(([input]) => input);
+      for (const input of [host, name]) invalid(input, missing.includes(input));
+      if (badPort || missing.length) {
+        error.textContent = badPort ? t('printers.bad_port') : t('printers.missing');
+        error.hidden = false;
+        (badPort ? mrPort : missing[0]).focus();
+        return false;
+      }
+      error.hidden = true;
+      return true;
+    }
     for (const input of [mqttPort, ftpsPort]) {
       const bad = Number.isNaN(portOf(input));
       invalid(input, bad);
@@ -147,7 +199,19 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
     try {
       let view;
       // The access code is sent as typed: the server refuses spaces rather than trimming a code.
-      if (editing) {
+      if (klipper()) {
+        const body = { name: name.value.trim() };
+        if (host.value.trim()) body.host = host.value.trim();
+        if (apiKey.value) body.api_key = apiKey.value;
+        if (editing) {
+          body.port = portOf(mrPort) ?? 7125;
+          view = await put(`/api/printers/${enc(initial.id)}`, body);
+        } else {
+          body.type = 'moonraker';
+          if (portOf(mrPort) !== null) body.port = portOf(mrPort);
+          view = await post('/api/printers', body);
+        }
+      } else if (editing) {
         const body = { name: name.value.trim(), model: model.value || null };
         if (host.value.trim()) body.host = host.value.trim();
         if (code.value) body.access_code = code.value;
@@ -163,7 +227,7 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
       }
       if (view && view.id !== undefined) store.add(view);
       toast(editing ? t('printers.saved', { name: name.value.trim() }) : t('printers.added', { name: name.value.trim() }), { kind: 'success' });
-      if (!editing) { form.reset(); clear(resultSlot); ports.open = false; }
+      if (!editing) { form.reset(); clear(resultSlot); ports.open = false; paintKind(); }
       onSaved?.(view);
     } catch (err) {
       error.textContent = errorText(err);
@@ -200,7 +264,7 @@ export function printerAdmin({ showForm = true } = {}) {
           p.model ? h('span', { class: 'chip' }, String(p.model)) : null,
           badge,
           ro ? h('span', { class: 'badge tone-idle no-dot', testid: 'read-only', title: t('printers.read_only_hint') }, icon('lock'), t('printer.read_only')) : null),
-        h('div', { class: 'list-sub mono', testid: 'printer-row-address' }, [p.serial, p.host].filter((x) => typeof x === 'string' && x).join(' · ')),
+        h('div', { class: 'list-sub mono', testid: 'printer-row-address' }, p.type === 'moonraker' ? `Klipper · ${p.host}:${p.port}` : [p.serial, p.host].filter((x) => typeof x === 'string' && x).join(' · ')),
         ro ? h('div', { class: 'list-sub' }, t('printers.read_only_hint')) : null),
       actions);
     if (!ro) {

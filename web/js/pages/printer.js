@@ -6,6 +6,7 @@ import { createCameraView } from '../components/camera-view.js';
 import { createChart } from '../components/chart.js';
 import { CONTROL_PATHS, createControls } from '../components/controls.js';
 import { createHms } from '../components/hms.js';
+import { createKlipperMaterials } from '../components/klipper-materials.js';
 import { createLinkBadge } from '../components/link-badge.js';
 import { createGauges, createStatus, isConnected } from '../components/printer-card.js';
 import { createBedClear, createPrintThumb } from '../components/print-extras.js';
@@ -248,6 +249,9 @@ export function mount(root, params) {
     const ams = createAms({ detailed: true });
     const amsPanel = panel(t('ams.title'), 'ams-panel', ams.el);
     const linkPanel = panel(t('link.title'), 'link-panel', createLinkDetails(id, sc));
+    // A Klipper printer reports no nozzle or filament: the user sets them here.
+    const klipper = store.get(id)?.type === 'moonraker';
+    const materialsPanel = klipper ? panel(t('materials.title'), 'materials-panel', createKlipperMaterials(id).el) : null;
 
     page.replaceChildren(
       back,
@@ -255,7 +259,7 @@ export function mount(root, params) {
       tabs,
       h('div', { class: 'printer-layout' },
         h('div', { class: 'col' }, status, camera.el, chartPanel, consPanel),
-        h('div', { class: 'col' }, hmsPanel, amsPanel, linkPanel)));
+        h('div', { class: 'col' }, hmsPanel, materialsPanel, amsPanel, linkPanel)));
 
     sc.add(store.watch(id, ['link', 'updated_at'], (p) => {
       const live = isConnected(p);
