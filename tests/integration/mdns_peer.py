@@ -1,5 +1,5 @@
 """Another unit and a Moonraker printer on the LAN, as real zeroconf: run inside a test's network
-namespace (``python -m tests.integration.mdns_peer ADDRESS``). It announces both services, prints
+namespace (``python -m tests.integration.mdns_peer ADDRESS [MOONRAKER_PORT]``). It announces both services, prints
 each other ``_bambu-edge._tcp`` / ``_https._tcp`` record it resolves as a JSON line, withdraws the unit
 when it reads ``bye`` and exits at the end of its input."""
 
@@ -18,7 +18,7 @@ HTTPS = "_https._tcp.local."
 MOONRAKER = "_moonraker._tcp.local."
 
 
-async def main(address: str) -> None:
+async def main(address: str, moonraker_port: int = 7125) -> None:
     aiozc = AsyncZeroconf(ip_version=IPVersion.V4Only)
     packed = [socket.inet_aton(address)]
     unit = AsyncServiceInfo(
@@ -34,7 +34,7 @@ async def main(address: str) -> None:
         MOONRAKER,
         f"Voron @ voron.{MOONRAKER}",
         addresses=packed,
-        port=7125,
+        port=moonraker_port,
         properties={"uuid": "0f1e2d3c", "https_port": "", "version": "v0.9.3-1"},
         server="voron.local.",
     )
@@ -73,4 +73,4 @@ async def main(address: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], *(int(p) for p in sys.argv[2:3])))

@@ -57,6 +57,9 @@ class MoonrakerServer:
     webcams: dict[str, str] = field(default_factory=dict)  # name -> stream URL
     power_devices: tuple[str, ...] = ()
     port: int = 0
+    host: str = "127.0.0.1"  # where it listens
+    trusted_clients: tuple[str, ...] = ("127.0.0.0/8",)  # with ``trusted``: who needs no API key
+    prefix: tuple[str, ...] = ()  # run it under this, e.g. ``ip netns exec NAME`` (a test's namespace)
     proc: subprocess.Popen[bytes] | None = None
     klippy: VirtualKlippy | None = None
 
@@ -74,7 +77,7 @@ class MoonrakerServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def write_config(self) -> Path:
         for sub in ("config", "gcodes", "logs", "database", "comms", "misc"):
@@ -86,7 +89,7 @@ class MoonrakerServer:
             self.port = free_port()
         lines = [
             "[server]",
-            "host: 127.0.0.1",
+            f"host: {self.host}",
             f"port: {self.port}",
             f"klippy_uds_address: {self.socket}",
             "",
@@ -99,7 +102,7 @@ class MoonrakerServer:
             "    http://127.0.0.1",
         ]
         if self.trusted:
-            lines += ["trusted_clients:", "    127.0.0.0/8"]
+            lines += ["trusted_clients:", *(f"    {net}" for net in self.trusted_clients)]
         lines += ["", "[announcements]", "enable_moonlight: False", ""]
         lines += ["[history]", "", "[file_manager]", "enable_object_processing: False", ""]
         for name, url in self.webcams.items():
@@ -114,19 +117,23 @@ class MoonrakerServer:
         cfg.write_text("\n".join(lines))
         return cfg
 
-    async def start(self, klippy: VirtualKlippy | None = None) -> None:
+    async def start(self) -> None:
+        await self.spawn()
+        await self.wait_up()
+
+    async def spawn(self) -> None:
+        """Its stand-in Klippy listening, Moonraker started (not yet answering)."""
         cfg = self.write_config()
-        if klippy is None and self.klippy is None:
+        if self.klippy is None:
             self.klippy = VirtualKlippy(self.socket, self.gcodes)
             await self.klippy.start()
         python = await asyncio.to_thread(moonraker_python)
         self.proc = self._spawn(python, cfg)
-        await self.wait_up()
 
     def _spawn(self, python: Path, cfg: Path) -> subprocess.Popen[bytes]:
         with open(self.base / "moonraker.out", "ab") as log:
             return subprocess.Popen(
-                [str(python), "-m", "moonraker", "-d", str(self.data), "-c", str(cfg), "-n"],
+                [*self.prefix, str(python), "-m", "moonraker", "-d", str(self.data), "-c", str(cfg), "-n"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
