@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[3]  # the source checkout (scripts/, .ve
 VENV = Path(os.environ.get("MOONRAKER_VENV", ROOT / ".venv-moonraker"))
 SETUP = ROOT / "scripts" / "moonraker-venv.sh"
 VERSION = "0.11.0"
+UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
 
 
 def moonraker_ready() -> bool:
@@ -62,6 +65,7 @@ class MoonrakerServer:
     prefix: tuple[str, ...] = ()  # run it under this, e.g. ``ip netns exec NAME`` (a test's namespace)
     proc: subprocess.Popen[bytes] | None = None
     klippy: VirtualKlippy | None = None
+    _short_dir: Path | None = None
 
     @property
     def data(self) -> Path:
@@ -73,7 +77,14 @@ class MoonrakerServer:
 
     @property
     def socket(self) -> Path:
-        return self.data / "comms" / "klippy.sock"
+        """Klippy's API socket: in printer_data/comms as usual, unless that path is too long for a
+        Unix socket (108 bytes), then in a short private folder of its own under /tmp."""
+        usual = self.data / "comms" / "klippy.sock"
+        if len(str(usual).encode()) < UNIX_PATH_MAX:
+            return usual
+        if self._short_dir is None:
+            self._short_dir = Path(tempfile.mkdtemp(prefix="klippy-"))
+        return self._short_dir / "klippy.sock"
 
     @property
     def url(self) -> str:
@@ -188,6 +199,9 @@ class MoonrakerServer:
         if self.klippy is not None:
             await self.klippy.stop()
             self.klippy = None
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
+            self._short_dir = None
 
 
 async def klippy_ready(server: MoonrakerServer, timeout: float = 30.0) -> None:
