@@ -26,6 +26,7 @@ from bambu_edge.camera.component import CameraComponent
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
 from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.discovery.component import DiscoveryComponent
+from bambu_edge.fanout.component import FanoutComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
@@ -59,6 +60,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
+    FanoutComponent,  # after web: it serves the dashboard's certificate
     SystemdComponent,
 )
 
