@@ -30,6 +30,7 @@ from bambu_edge.fanout.component import FanoutComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
+from bambu_edge.metrics.component import MetricsComponent
 from bambu_edge.node import NodeComponent
 from bambu_edge.panel.component import PanelComponent
 from bambu_edge.power.component import PowerComponent
@@ -61,6 +62,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
     FanoutComponent,  # after web: it serves the dashboard's certificate
+    MetricsComponent,
     SystemdComponent,
 )
 

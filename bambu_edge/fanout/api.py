@@ -3,6 +3,7 @@ allowed command groups; an admin rotates a code or changes what its clients may 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -38,8 +39,19 @@ OVERVIEW = {
 }
 
 
-def routes(comp: FanoutComponent) -> list[web.RouteDef]:
+def routes(component: Callable[[], FanoutComponent | None]) -> list[web.RouteDef]:
+    """``component()`` is the FanoutComponent, running or not (None: absent, then 503)."""
+
+    def present() -> FanoutComponent:
+        comp = component()
+        if comp is None:
+            raise ApiError(
+                503, "unavailable", "The fan-out endpoint is not running; see /api/health and the log."
+            )
+        return comp
+
     def running() -> FanoutComponent:
+        comp = present()
         if not comp.enabled:
             raise ApiError(409, "fanout_off", "The fan-out endpoint is off (fanout: in the config).")
         if comp.bridge is None or comp.access is None:
@@ -50,7 +62,7 @@ def routes(comp: FanoutComponent) -> list[web.RouteDef]:
 
     async def entry(request: web.Request) -> dict[str, Any]:
         pid = request.match_info["id"]
-        for e in await comp.entries():
+        for e in await present().entries():
             if e["id"] == pid:
                 return e
         raise ApiError(404, "not_found", f"No printer {pid!r} on the fan-out endpoint.")
@@ -60,6 +72,7 @@ def routes(comp: FanoutComponent) -> list[web.RouteDef]:
         """The endpoint's port and, per printer, the access code its clients log in with as `bblp`
         (made by bambu-edge, never the printer's own) and what they may send (admin)."""
         require_admin(request)
+        comp = present()
         up = comp.enabled and comp.bridge is not None
         return json_response(
             {

@@ -234,7 +234,7 @@ class FanoutComponent(Component):
     # --- the daemon --------------------------------------------------------------------------------
 
     def routes(self) -> list[web.RouteDef]:
-        return api.routes(self)
+        return api.routes(lambda: self)
 
     def health(self) -> dict[str, Any]:
         if self.cfg is None:

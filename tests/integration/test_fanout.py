@@ -75,7 +75,9 @@ async def test_a_third_party_client_reads_the_printer_through_the_endpoint(farm:
     lib.connect()
     lib.start()
     try:
-        await eventually(lambda: lib.ready() and lib.get_nozzle_temperature_target() == 215.0, what="a report")
+        await eventually(
+            lambda: lib.ready() and lib.get_nozzle_temperature_target() == 215.0, what="a report"
+        )
         view = await farm.ok("GET", "/api/printers/left")
         assert lib.get_printer_state().name == view["print"]["state"]
         assert lib.get_nozzle_temperature_target() == view["temps"]["nozzle"]["target"]
@@ -107,7 +109,9 @@ async def test_pushall_is_answered_from_state_and_never_forwarded(farm: Farm) ->
         await c.subscribe(f"device/{LEFT}/report")
         await first(c, lambda _t, m: is_full_report(m))  # the daemon has the printer's state
         seen = len(vp.received)
-        await c.publish(f"device/{LEFT}/request", orjson.dumps({"pushing": {"command": "pushall", "sequence_id": "4242"}}))
+        await c.publish(
+            f"device/{LEFT}/request", orjson.dumps({"pushing": {"command": "pushall", "sequence_id": "4242"}})
+        )
         full = await first(c, lambda _t, m: m.get("print", {}).get("sequence_id") == "4242")
         assert full["print"]["msg"] == 0 and full["print"]["gcode_state"]
         assert [m for m in vp.received[seen:] if "pushing" in m] == []
@@ -139,7 +143,8 @@ async def test_a_read_only_client_is_refused_until_an_admin_allows_the_command(f
         pause["print"]["sequence_id"] = "7002"
         await c.publish(f"device/{LEFT}/request", orjson.dumps(pause))
         await eventually(
-            lambda: [m for m in vp.received if m.get("print", {}).get("sequence_id") == "7002"], what="forwarded"
+            lambda: [m for m in vp.received if m.get("print", {}).get("sequence_id") == "7002"],
+            what="forwarded",
         )
         # The printer's own answer comes back to the client like any report.
         answer = await first(c, lambda _t, m: m.get("print", {}).get("sequence_id") == "7002")
@@ -155,7 +160,7 @@ async def test_a_read_only_client_is_refused_until_an_admin_allows_the_command(f
 async def test_the_acl_keeps_a_client_to_its_own_printer(farm: Farm) -> None:
     port, printers = await endpoint(farm)
     left_code = printers["left"]["access_code"]
-    with pytest.raises(aiomqtt.MqttError, match="135|Not authorized"):
+    with pytest.raises(aiomqtt.MqttError, match=r"135|Not authorized"):
         async with client(farm, port, ACCESS_CODE):  # the printer's own code opens nothing here
             pass
     async with client(farm, port, left_code) as c, client(farm, port, printers["right"]["access_code"]) as r:
@@ -163,7 +168,9 @@ async def test_the_acl_keeps_a_client_to_its_own_printer(farm: Farm) -> None:
         granted = await c.subscribe(f"device/{RIGHT}/report")
         assert list(granted) == [128]  # SUBACK: refused
         await c.subscribe("device/+/report")
-        await c.publish(f"device/{RIGHT}/request", orjson.dumps({"pushing": {"command": "pushall", "sequence_id": "9"}}))
+        await c.publish(
+            f"device/{RIGHT}/request", orjson.dumps({"pushing": {"command": "pushall", "sequence_id": "9"}})
+        )
         seen: set[str] = set()
 
         async def collect() -> None:
@@ -195,7 +202,7 @@ async def test_a_rotated_code_disconnects_its_clients_and_stops_working(farm: Fa
             async with asyncio.timeout(10):
                 async for _ in c.messages:
                     pass
-    with pytest.raises(aiomqtt.MqttError, match="135|Not authorized"):
+    with pytest.raises(aiomqtt.MqttError, match=r"135|Not authorized"):
         async with client(farm, port, old):
             pass
     async with client(farm, port, new) as c:
