@@ -27,6 +27,7 @@ from bambu_edge.component import Component, ComponentError, Context, StartError,
 from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.discovery.component import DiscoveryComponent
 from bambu_edge.fanout.component import FanoutComponent
+from bambu_edge.homeassistant.component import HomeAssistantComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
@@ -62,6 +63,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
     FanoutComponent,  # after web: it serves the dashboard's certificate
+    HomeAssistantComponent,
     MetricsComponent,
     SystemdComponent,
 )
