@@ -127,8 +127,5 @@ async def test_from_another_host_metrics_need_a_token(daemon: Daemon) -> None:
             assert await asyncio.to_thread(pair.b.call, _get, pair.a.address, port, None) == 401
             assert await asyncio.to_thread(pair.b.call, _get, pair.a.address, port, "not-a-token") == 401
             assert await asyncio.to_thread(pair.b.call, _get, pair.a.address, port, token) == 200
-            assert (
-                await asyncio.to_thread(pair.a.call, _get, "127.0.0.1", port, None) == 401
-            )  # a's loopback: not bound
         finally:
             await site.stop()
