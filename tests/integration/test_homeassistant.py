@@ -28,9 +28,18 @@ PREFIX = "homeassistant"
 # https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery: <prefix>/<component>/[<node_id>/]<object_id>/config
 TOPIC_RE = re.compile(rf"{PREFIX}/(sensor|button|light)/(?:[a-zA-Z0-9_-]+/)?[a-zA-Z0-9_-]+/config")
 COMMON = {
-    "name", "unique_id", "device", "origin", "availability", "availability_mode", "icon",
-    "json_attributes_topic", "json_attributes_template", "object_id", "default_entity_id",
-}  # fmt: skip
+    "name",
+    "unique_id",
+    "device",
+    "origin",
+    "availability",
+    "availability_mode",
+    "icon",
+    "json_attributes_topic",
+    "json_attributes_template",
+    "object_id",
+    "default_entity_id",
+}
 # Keys each platform documents (full names) and those it requires.
 DOCUMENTED = {
     "sensor": COMMON
