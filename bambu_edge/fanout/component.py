@@ -63,6 +63,7 @@ class FanoutComponent(Component):
         self._files: BrokerFiles | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._exited: asyncio.Future[str] | None = None  # mosquitto's last words, if it ended
+        self._up = False  # came up once: restart it when it ends
         self._credentials = (BRIDGE_USER, secrets.token_urlsafe(24))
         self._untap: Any = None
         self._listener: Listener | None = None
@@ -77,9 +78,18 @@ class FanoutComponent(Component):
         return self.cfg is not None
 
     async def start(self) -> None:
-        cfg = self.cfg
-        if cfg is None:
+        if self.cfg is None:
             return
+        try:
+            await self._start(self.cfg)
+        except BaseException:
+            # Failed: the routes answer 503, and what it started ends with its TaskSet.
+            self.bridge = self.access = self.port = None
+            if self._files is not None:
+                shutil.rmtree(self._files.directory, ignore_errors=True)
+            raise
+
+    async def _start(self, cfg: FanoutConfig) -> None:
         mosquitto = mosquitto_binary()
         plugin = await asyncio.to_thread(find_or_build, self.ctx.data_dir / "fanout")
         cert, key = await asyncio.to_thread(cert_paths, self.ctx.config)
@@ -111,6 +121,7 @@ class FanoutComponent(Component):
             raise ComponentError(f"mosquitto did not start: {self._exited.result()}")
         if not bridge.connected.is_set():
             raise ComponentError(f"mosquitto did not accept bambu-edge's client within {READY_TIMEOUT_S:g} s")
+        self._up = True  # from now on an ended mosquitto is restarted
         self._untap = self.manager.tap_reports(bridge.relay)
         self._listener = self.ctx.bus.listen(
             PRINTER_ADDED_EVENT, PRINTER_REMOVED_EVENT, callback=self._printers_changed
@@ -155,7 +166,7 @@ class FanoutComponent(Component):
             rc = await proc.wait()
             self._proc = None
             why = f"exit code {rc}" + (f": {' / '.join(tail)}" if tail else "")
-            if not self._exited.done() and self.bridge is not None and not self.bridge.connected.is_set():
+            if not self._up:
                 self._exited.set_result(why)  # it never came up: start() says why and gives up
                 return
             self.restarts += 1

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -209,3 +212,56 @@ async def test_a_rotated_code_disconnects_its_clients_and_stops_working(farm: Fa
         await c.subscribe(f"device/{LEFT}/report")
         await first(c, lambda _t, m: is_full_report(m))
     assert (await endpoint(farm))[1]["right"]["access_code"] == printers["right"]["access_code"]
+
+
+async def test_a_killed_broker_is_restarted_and_clients_come_back(farm: Farm) -> None:
+    port, printers = await endpoint(farm)
+    (mosquitto,) = fanout_mosquittos(farm)
+    os.kill(mosquitto, signal.SIGKILL)
+    health = await eventually(
+        lambda: _health(farm, lambda h: h.get("restarts") == 1 and h.get("broker")), what="a restart"
+    )
+    assert health["state"] == "running"
+    assert fanout_mosquittos(farm) != [mosquitto]
+    async with client(farm, port, printers["left"]["access_code"]) as c:
+        await c.subscribe(f"device/{LEFT}/report")
+        await first(c, lambda _t, m: is_full_report(m))
+
+
+async def test_a_port_in_use_fails_the_endpoint_and_the_daemon_serves(tmp_path, broker) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        farm = await start_farm(tmp_path, broker, {"fanout": {"port": port, "bind": "127.0.0.1"}})
+        try:
+            fanout = (await farm.ok("GET", "/api/health"))["components"]["fanout"]
+            assert fanout["state"] == "failed" and "Address already in use" in fanout["error"]
+            assert len(await farm.ok("GET", "/api/printers")) == 2
+            status, body = await farm.call("POST", "/api/fanout/printers/left/rotate")
+            assert status == 503 and body["error"] == "unavailable"
+            assert fanout_mosquittos(farm) == []  # nothing left running
+        finally:
+            await farm.close()
+    farm.check_logs()
+
+
+async def _health(farm: Farm, ok: Callable[[dict], Any]) -> dict | None:
+    h = (await farm.ok("GET", "/api/health"))["components"]["fanout"]
+    return h if ok(h) else None
+
+
+def fanout_mosquittos(farm: Farm) -> list[int]:
+    """The daemon's mosquitto children."""
+    assert farm.daemon is not None
+    pid = farm.daemon.proc.pid
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            kids += [int(c) for c in (task / "children").read_text().split()]
+    out = []
+    for k in kids:
+        with contextlib.suppress(OSError):
+            if "mosquitto" in Path(f"/proc/{k}/cmdline").read_text():
+                out.append(k)
+    return out
