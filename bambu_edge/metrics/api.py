@@ -31,7 +31,8 @@ def is_loopback(remote: str | None) -> bool:
 
 
 def routes(component: Callable[[], MetricsComponent | None]) -> list[web.RouteDef]:
-    @documented(media_type="text/plain")
+    # "public" in the API description: no login from loopback (every other address needs a token).
+    @documented(media_type="text/plain", public=True)
     async def metrics(request: web.Request) -> web.Response:
         """Prometheus text exposition: printers, daemon, queue, history. Without login from
         loopback only; from elsewhere with a token."""
