@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Chromium), so more workers than cores pays; each test brings its own peers on ports they bind.
 TEST_WORKERS ?= 4
 
-.PHONY: venv run test unit integration lint bench clean
+.PHONY: venv run test unit integration lint bench clean image image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,23 @@ lint: venv
 
 bench: venv
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The Raspberry Pi image (docs/image.md), as root. DEB= the arm64 package; by default the newest
+# dist/bambu-edge_*_arm64.deb (`make deb`). Caches its Debian base root under var/image/.
+IMAGE_DEB ?= $(lastword $(sort $(wildcard dist/bambu-edge_*_arm64.deb)))
+DEB ?= $(IMAGE_DEB)
+
+image:
+	@image-build/deps.sh
+	DEB="$(DEB)" image-build/build.sh
+
+# Builds the image (without the .xz copy) and checks it: tests/image (not part of `make test`).
+image-test:
+	@image-build/deps.sh
+	@$(MAKE) --no-print-directory venv
+	DEB="$(DEB)" XZ=0 image-build/build.sh
+	BAMBU_EDGE_IMAGE="dist/bambu-edge_$$(dpkg-deb -f "$(DEB)" Version)_arm64.img" \
+		$(PY) -m pytest -q -p no:cacheprovider tests/image
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
