@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Chromium), so more workers than cores pays; each test brings its own peers on ports they bind.
 TEST_WORKERS ?= 4
 
-.PHONY: venv run test unit integration lint bench clean deb deb-test
+.PHONY: venv run test unit integration lint bench clean deb deb-test image image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,26 @@ deb:
 # `make test` (docs/packaging.md has the timings).
 deb-test: deb
 	scripts/deb-test.sh $(DEB_ARCHES)
+
+# The Raspberry Pi image (docs/image.md), as root. DEB= the arm64 package; by default the newest
+# dist/bambu-edge_*_arm64.deb, built first (`make deb`) when there is none. Caches its Debian base
+# root under var/image/.
+DEB ?=
+NEWEST_ARM64_DEB = $$(ls dist/bambu-edge_*_arm64.deb | sort -V | tail -1)
+
+image:
+	@image-build/deps.sh
+	@[ -n "$(DEB)" ] || ls dist/bambu-edge_*_arm64.deb >/dev/null 2>&1 || $(MAKE) --no-print-directory deb DEB_ARCHES=arm64
+	deb="$(DEB)"; DEB="$${deb:-$(NEWEST_ARM64_DEB)}" image-build/build.sh
+
+# Builds the image (without the .xz copy) and checks it: tests/image (not part of `make test`).
+image-test:
+	@image-build/deps.sh
+	@$(MAKE) --no-print-directory venv
+	@[ -n "$(DEB)" ] || ls dist/bambu-edge_*_arm64.deb >/dev/null 2>&1 || $(MAKE) --no-print-directory deb DEB_ARCHES=arm64
+	deb="$(DEB)"; deb="$${deb:-$(NEWEST_ARM64_DEB)}"; DEB="$$deb" XZ=0 image-build/build.sh && \
+	BAMBU_EDGE_IMAGE="dist/bambu-edge_$$(dpkg-deb -f "$$deb" Version)_arm64.img" \
+		$(PY) -m pytest -q -p no:cacheprovider tests/image
 
 clean:
 	rm -rf $(VENV) var build dist *.egg-info

@@ -27,10 +27,13 @@ from bambu_edge.camera.component import CameraComponent
 from bambu_edge.component import Component, ComponentError, Context, StartError, TaskSet
 from bambu_edge.config import Config, SectionSpec, default_section
 from bambu_edge.discovery.component import DiscoveryComponent
+from bambu_edge.fanout.component import FanoutComponent
 from bambu_edge.farm.component import FarmComponent
+from bambu_edge.homeassistant.component import HomeAssistantComponent
 from bambu_edge.jobs.components import HistoryComponent, QueueComponent
 from bambu_edge.jobs.dispatcher import Dispatcher
 from bambu_edge.jobs.history_service import HistoryService
+from bambu_edge.metrics.component import MetricsComponent
 from bambu_edge.node import NodeComponent
 from bambu_edge.panel.component import PanelComponent
 from bambu_edge.power.component import PowerComponent
@@ -64,6 +67,9 @@ COMPONENTS: tuple[type[Component], ...] = (
     WebComponent,
     WsHubComponent,  # after web: stopped first, its clients hear "going away" while it still serves
     DiscoveryComponent,  # after web: it announces the dashboard's port
+    FanoutComponent,  # after web: it serves the dashboard's certificate
+    HomeAssistantComponent,
+    MetricsComponent,
     SystemdComponent,
     UpdatesComponent,  # GET /api/version: what apt knows about the bambu-edge package
 )

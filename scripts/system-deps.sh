@@ -6,6 +6,8 @@
 set -euo pipefail
 purpose=${1:-run}
 pkgs=(mosquitto libsystemd-dev pkg-config gcc python3-dev ffmpeg)
+# The fan-out endpoint's mosquitto plugin is built from bambu_edge/fanout/auth_plugin.c against these.
+pkgs+=(mosquitto-dev libmosquitto-dev)
 if [ "$purpose" = test ]; then
   # systemd: systemd-analyze, -sysusers, -tmpfiles check the service files (tests/integration/test_systemd_unit.py)
   # iproute2: network namespaces (mDNS tests)

@@ -106,6 +106,12 @@ class LinkListener(Protocol):
         """The printer answered a command we sent, or did not in time."""
         ...
 
+    def on_report(self, printer_id: str, payload: bytes, msg: dict[str, Any]) -> None:
+        """Every message the printer sent, as received (``payload``) and decoded once (``msg``, not
+        to be modified): for relaying it unchanged (the fan-out endpoint). Called before the
+        message is folded; must be cheap."""
+        ...
+
 
 class PrinterLogger(logging.LoggerAdapter):
     """A logger that tags every line with the printer id (``extra["printer_id"]``; the daemon's

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bambu_edge.bus import Event, EventBus
@@ -43,12 +44,24 @@ log = logging.getLogger(__name__)
 EDITABLE = frozenset({"name", "host", "access_code", "model", "mqtt_port", "ftps_port", "port", "api_key"})
 
 
+ReportTap = Callable[[str, bytes, dict[str, Any]], None]
+
+
 class BusListener:
     """What links report, as bus events: Event(PRINTER_EVENT, id, PrinterUpdate) and
-    Event(COMMAND_EVENT, id, CommandOutcome)."""
+    Event(COMMAND_EVENT, id, CommandOutcome). The printers' messages as received go to the
+    ``taps`` (the fan-out relays them unchanged), not on the bus: a call each, only when tapped."""
 
     def __init__(self, bus: EventBus):
         self.bus = bus
+        self.taps: list[ReportTap] = []
+
+    def on_report(self, printer_id: str, payload: bytes, msg: dict[str, Any]) -> None:
+        for tap in self.taps:
+            try:
+                tap(printer_id, payload, msg)
+            except Exception:
+                log.exception("printer %s: a report tap failed", printer_id)
 
     def on_update(self, printer_id: str, update: PrinterUpdate) -> None:
         self.bus.publish(Event(PRINTER_EVENT, printer_id, update))
@@ -316,6 +329,12 @@ class PrinterManager:
 
     def config_of(self, printer_id: str) -> PrinterConfig | None:
         return self._configs.get(printer_id)
+
+    def tap_reports(self, tap: ReportTap) -> Callable[[], None]:
+        """Have ``tap(printer_id, payload, msg)`` called with every message a printer sends, in the
+        link's turn; returns the function that stops it."""
+        self._listener.taps.append(tap)
+        return lambda: self._listener.taps.remove(tap) if tap in self._listener.taps else None
 
     def links(self) -> list[PrinterLink]:
         return list(self._links.values())

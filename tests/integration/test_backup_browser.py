@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bambu_edge.backup.cli import known_schema
 from bambu_edge.backup.restore import stage
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure
 from tests.integration.running_daemon import PASSWORD
@@ -14,7 +15,7 @@ from tests.integration.running_daemon import PASSWORD
 
 def _stage(archive: Path, into: Path) -> int:
     with open(archive, "rb") as f:
-        return stage(f, into, 6).manifest.schema_version
+        return stage(f, into, known_schema()).manifest.schema_version
 
 
 async def test_the_settings_page_downloads_and_restores_a_backup(spine: dict, tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ async def test_the_settings_page_downloads_and_restores_a_backup(spine: dict, tm
             assert download.suggested_filename.startswith("backup-")
             archive = tmp_path / download.suggested_filename
             await download.save_as(archive)
-            assert await asyncio.to_thread(_stage, archive, tmp_path / "check") == 6
+            assert await asyncio.to_thread(_stage, archive, tmp_path / "check") == known_schema()
 
             damaged = bytearray(archive.read_bytes())
             damaged[len(damaged) // 2] ^= 0xFF

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from bambu_edge.app import Daemon
+from bambu_edge.backup.cli import known_schema
 from bambu_edge.backup.restore import stage
 from tests.integration.browser import chromium, login, new_page, screenshot_on_failure
 from tests.integration.test_usb_udev import (  # noqa: F401 (fixtures)
@@ -56,7 +57,7 @@ def _fill(path: Path) -> None:
 
 def _check(archive: Path, into: Path) -> Any:
     with open(archive, "rb") as f:
-        return stage(f, into, 6)
+        return stage(f, into, known_schema())
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -16,7 +16,9 @@ from bambu_edge.bus import EventBus
 from bambu_edge.camera import api as camera_api
 from bambu_edge.config import Config
 from bambu_edge.discovery import api as api_discovery
+from bambu_edge.fanout import api as fanout_api
 from bambu_edge.farm import api as farm_api
+from bambu_edge.metrics import api as metrics_api
 from bambu_edge.panel import api as panel_api
 from bambu_edge.power import api as power_api
 from bambu_edge.updates import component as updates
@@ -54,6 +56,8 @@ def api_routes(hub: ws.WsHub | None) -> list[web.RouteDef]:
         *power_api.routes(lambda: None),  # 503: no power control in the web stack
         *updates.routes(lambda: None),  # the running version only
         *farm_api.routes(lambda: None),  # 503: no farm sync in the web stack
+        *fanout_api.routes(lambda: None),
+        *metrics_api.routes(lambda: None),
     ]
 
 

@@ -417,6 +417,7 @@ class BambuLink(PrinterLink):
         if not isinstance(msg, dict):
             return self._warn("ignored a report that is not a JSON object")
         self.backoff.ok()
+        self.listener.on_report(self.settings.id, payload, msg)
         key = commands.reply_key(msg)
         if key is not None and key in self._pending:
             self._resolve(key, msg)
@@ -450,6 +451,19 @@ class BambuLink(PrinterLink):
             ) from None
         self.log.info("sent %s (sequence_id %s)", action, cmd.sequence_id)
         return cmd.sequence_id
+
+    async def send_raw(self, payload: bytes, qos: int = 0) -> None:
+        """Publish a request as another client wrote it (the fan-out endpoint, which has checked it
+        already); its reply comes back as a report like any other. CommandError('offline')."""
+        client = self._client
+        if client is None or self.link_state != LinkState.CONNECTED:
+            raise CommandError("offline", f"{self.settings.name} is not connected ({self.link_state})")
+        try:
+            await client.publish(self.request_topic, payload, qos=qos)
+        except aiomqtt.MqttError as e:
+            raise CommandError(
+                "offline", f"could not send to {self.settings.name}: {describe_error(e)}"
+            ) from None
 
     async def _send(self, cmd: commands.Command) -> None:
         client = self._client

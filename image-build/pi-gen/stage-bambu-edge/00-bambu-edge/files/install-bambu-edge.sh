@@ -1,0 +1,1 @@
+../../../../install-bambu-edge.sh
