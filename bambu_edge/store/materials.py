@@ -1,5 +1,5 @@
 """The nozzle and filament set in the dashboard for printers that report neither (Klipper), kept in
-the ``printer_materials`` table (migration 0008). Values are validated by ``check_materials`` first."""
+the ``printer_materials`` table (migration 0009). Values are validated by ``check_materials`` first."""
 
 from __future__ import annotations
 

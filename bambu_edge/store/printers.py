@@ -1,4 +1,4 @@
-"""Printers added from the dashboard, kept in the ``printers`` table (migrations 0001, 0009).
+"""Printers added from the dashboard, kept in the ``printers`` table (migrations 0001, 0010).
 
 Printers declared in the YAML config are not stored here; they are read-only in the dashboard. Rows
 come back as ``PrinterConfig`` with ``read_only=False``, so the manager treats both alike. The access
@@ -31,8 +31,8 @@ _COLUMNS = (
     "ftps_port",
     "model",
     "camera",
-    "port",  # moonraker (0009)
-    "api_key",  # moonraker (0009)
+    "port",  # moonraker (0010)
+    "api_key",  # moonraker (0010)
 )
 _SLUG_MAX = 48  # room for a "-NN" suffix within the 63 characters an id may have
 # Letters NFKD does not take apart (ø is not o + stroke to Unicode); the UI speaks Norwegian.

@@ -187,7 +187,7 @@ async def test_schema_rejects_bad_rows(db: Database):
     )
 
 
-async def test_klipper_materials_are_kept_by_migration_0008(tmp_path: Path):
+async def test_klipper_materials_are_kept_by_migration_0009(tmp_path: Path):
     """A Klipper printer's nozzle and filament (set in the dashboard) survive a restart; an unset
     printer reads as nothing set; the schema refuses a nozzle no printer has."""
     from bambu_edge.printers.moonraker.status import Materials
@@ -195,7 +195,7 @@ async def test_klipper_materials_are_kept_by_migration_0008(tmp_path: Path):
 
     path = tmp_path / "data" / "bambu-edge.db"
     database = await Database.open(path)
-    assert 8 in await database.migrate()
+    assert 9 in await database.migrate()
     stored = StoredMaterials(database)
     assert await stored.get("voron") == Materials()
     await stored.set("voron", Materials(0.6, "PETG", "#FF8800FF"))

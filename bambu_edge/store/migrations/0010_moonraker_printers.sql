@@ -1,4 +1,4 @@
--- 0009: Klipper printers (type moonraker) added from the dashboard: Moonraker's port and, where
+-- 0010: Klipper printers (type moonraker) added from the dashboard: Moonraker's port and, where
 -- this unit is not one of its trusted clients, its API key (stored as given: the link sends it,
 -- the database file is owner-only). Bambu printers leave both at their defaults.
 -- Applied inside one transaction by Database.migrate: no BEGIN/COMMIT here.

@@ -1,4 +1,4 @@
--- 0008: the nozzle and filament the user set in the dashboard for a printer that reports neither
+-- 0009: the nozzle and filament the user set in the dashboard for a printer that reports neither
 -- (a Klipper printer: no AMS, no nozzle in its status), which the queue matches a slice against
 -- (bambu_edge/store/materials.py, PUT /api/printers/{id}/materials). One row per printer id; a
 -- NULL field is "not set". The colour is stored as #RRGGBBAA.
