@@ -6,7 +6,7 @@
 #   install dist/bambu-edge_*_ARCH.deb with apt; the unit is enabled; user, group and modes are
 #   there; `bambu-edge check-config` passes; the daemon, started as the unit starts it (PID 1 is
 #   not systemd here: its ExecStartPre/ExecStart, User, groups, UMask, working directory), answers
-#   /api/health and a login.
+#   /api/health and a login; with mosquitto added, its fan-out endpoint runs on the packaged plugin.
 # On the machine's own architecture, also:
 #   upgrade to a newer build (a version bump with one more database migration): config, data and
 #   users kept, a backup taken (when the CLI has `backup`), the migration applied;
@@ -199,6 +199,26 @@ for arch in "$@"; do
   echo "$health"
   echo "$health" | grep -q '"status": "ok"' || fail "health: $health"
   echo "$health" | grep -q "login ok" || fail "login"
+  done_step
+
+  step "$arch: with mosquitto (recommended), the fan-out endpoint runs on the packaged plugin"
+  # The root has no compiler: the endpoint comes up only on /usr/lib/bambu-edge/fanout_auth.so,
+  # loaded by this architecture's mosquitto, which admits bambu-edge's own client through it.
+  # policy-rc.d: mosquitto's postinst must not start a broker of its own from the root.
+  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d" && chmod 0755 "$r/usr/sbin/policy-rc.d"
+  in_root "$r" apt-get install -y -q --no-install-recommends mosquitto >"$r.apt.log" 2>&1 ||
+    { tail -30 "$r.apt.log" >&2; fail "apt install mosquitto"; }
+  rm "$r/usr/sbin/policy-rc.d"
+  conf=$r/etc/bambu-edge/config.yaml
+  cp -p "$conf" "$r.config.yaml"
+  grep -q '^fanout: null$' "$conf" || fail "the default config has no 'fanout: null' line"
+  sed -i 's/^fanout: null$/fanout: {port: 8883, bind: 127.0.0.1}/' "$conf"
+  health=$(serve_and_probe "$r")
+  cp -p "$r.config.yaml" "$conf"
+  echo "$health" | head -1 | python3 -c 'import json, sys
+fanout = json.load(sys.stdin)["components"]["fanout"]
+sys.exit(0 if fanout["state"] == "running" else "fan-out: %s" % fanout)' || fail "fan-out endpoint"
+  echo "   fan-out running: $(file -b "$r/usr/lib/bambu-edge/fanout_auth.so" | cut -d, -f1-2)"
   done_step
 
   if [ "$arch" = "$native" ]; then
