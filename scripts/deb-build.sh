@@ -5,9 +5,10 @@
 #                 install test's upgrade
 #   --out DIR     where the packages go (default: dist/)
 # Each ARCH (amd64, arm64) is built on this machine with dpkg-buildpackage -us -uc -b (arm64 with
-# -a arm64: nothing is compiled, the aarch64 wheels come from PyPI). The wheels are fetched first
-# into var/wheels/ARCH (the only step that needs the network); the build runs in var/deb/ with a
-# clean environment (TESTBED G1: Debian's build tools need /usr/bin/python3 first on PATH).
+# -a arm64: the aarch64 wheels come from PyPI, the fan-out plugin is built by aarch64-linux-gnu-gcc).
+# The wheels are fetched first into var/wheels/ARCH (the only step that needs the network); the
+# build runs in var/deb/ with a clean environment (TESTBED G1: Debian's build tools need
+# /usr/bin/python3 first on PATH).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 src=$root version= out=$root/dist

@@ -6,7 +6,7 @@
 #   install dist/bambu-edge_*_ARCH.deb with apt; the unit is enabled; user, group and modes are
 #   there; `bambu-edge check-config` passes; the daemon, started as the unit starts it (PID 1 is
 #   not systemd here: its ExecStartPre/ExecStart, User, groups, UMask, working directory), answers
-#   /api/health and a login.
+#   /api/health and a login; with mosquitto added, its fan-out endpoint runs on the packaged plugin.
 # On the machine's own architecture, also:
 #   upgrade to a newer build (a version bump with one more database migration): config, data and
 #   users kept, a backup taken (when the CLI has `backup`), the migration applied;
@@ -91,10 +91,11 @@ apt_install() {  # apt_install ROOT DEB: install a package file with apt (depend
 }
 
 # The daemon as the unit starts it, in its own network namespace (ports 3000/3443 from the default
-# config, nothing of this machine's in the way); waits for /api/health, logs in as admin, stops it.
-# Prints the health answer.
+# config, nothing of this machine's in the way); waits for /api/health (and, if named, until that
+# component has started or failed: they start one after another, slowly under qemu), logs in as
+# admin, stops it. Prints the health answer.
 serve_and_probe() {
-  local r=$1 unit=$r/lib/systemd/system/bambu-edge.service
+  local r=$1 component=${2:-} unit=$r/lib/systemd/system/bambu-edge.service
   local pre start user groups umask workdir
   pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
   start=$(sed -n 's/^ExecStart=//p' "$unit")
@@ -113,12 +114,13 @@ export STATE_DIRECTORY=$state CONFIGURATION_DIRECTORY=$conf INVOCATION_ID=deb-te
 $as_unit $pre
 $as_unit $start >/tmp/daemon.log 2>&1 &
 pid=\$!
-python3 /tmp/probe.py; rc=\$?
+python3 /tmp/probe.py 300 $component; rc=\$?
 kill -TERM \$pid; wait \$pid || true
 exit \$rc
 EOF
   cat >"$r/tmp/probe.py" <<'EOF'
-# Waits for the daemon's health answer (a deadline, no fixed sleeps), then logs in as admin.
+# Waits for the daemon's health answer (a deadline, no fixed sleeps) and, if named, for a component
+# to have started or failed; then logs in as admin.
 import json, ssl, sys, time, urllib.request
 
 ctx = ssl.create_default_context()
@@ -126,17 +128,21 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE  # the daemon's self-signed certificate
 base = "https://127.0.0.1:3443"
 deadline = time.monotonic() + float(sys.argv[1] if len(sys.argv) > 1 else 300)
+component = sys.argv[2] if len(sys.argv) > 2 else None
 while True:
     try:
         with urllib.request.urlopen(base + "/api/health", context=ctx, timeout=5) as r:
             health = json.load(r)
+        if component is None or health["components"].get(component, {}).get("state") != "stopped":
             break
+        why = f"{component} has not started"
     except OSError as e:
-        if time.monotonic() > deadline:
-            print("no health answer:", e, file=sys.stderr)
-            print(open("/tmp/daemon.log").read(), file=sys.stderr)
-            sys.exit(1)
-        time.sleep(0.2)  # polling interval while the daemon starts
+        why = f"no health answer: {e}"
+    if time.monotonic() > deadline:
+        print(why, file=sys.stderr)
+        print(open("/tmp/daemon.log").read(), file=sys.stderr)
+        sys.exit(1)
+    time.sleep(0.2)  # polling interval while the daemon starts
 print(json.dumps(health))
 req = urllib.request.Request(base + "/api/auth/login", method="POST", data=json.dumps(
     {"username": "admin", "password": "install-test-password"}).encode(), headers={"Content-Type": "application/json"})
@@ -199,6 +205,27 @@ for arch in "$@"; do
   echo "$health"
   echo "$health" | grep -q '"status": "ok"' || fail "health: $health"
   echo "$health" | grep -q "login ok" || fail "login"
+  done_step
+
+  step "$arch: with mosquitto (recommended), the fan-out endpoint runs on the packaged plugin"
+  # The root has no compiler: the endpoint comes up only on /usr/lib/bambu-edge/fanout_auth.so,
+  # loaded by this architecture's mosquitto, which admits bambu-edge's own client through it.
+  # policy-rc.d: mosquitto's postinst must not start a broker of its own from the root.
+  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d" && chmod 0755 "$r/usr/sbin/policy-rc.d"
+  in_root "$r" apt-get install -y -q --no-install-recommends mosquitto >"$r.apt.log" 2>&1 ||
+    { tail -30 "$r.apt.log" >&2; fail "apt install mosquitto"; }
+  rm "$r/usr/sbin/policy-rc.d"
+  conf=$r/etc/bambu-edge/config.yaml
+  cp -p "$conf" "$r.config.yaml"
+  grep -q '^fanout: null$' "$conf" || fail "the default config has no 'fanout: null' line"
+  sed -i 's/^fanout: null$/fanout: {port: 8883, bind: 127.0.0.1}/' "$conf"
+  health=$(serve_and_probe "$r" fanout)
+  cp -p "$r.config.yaml" "$conf"
+  echo "$health" | grep "^{" | python3 -c 'import json, sys
+fanout = json.load(sys.stdin)["components"]["fanout"]
+up = fanout["state"] == "running" and fanout.get("enabled") and fanout.get("broker") and fanout.get("port") == 8883
+sys.exit(0 if up else "fan-out: %s" % fanout)' || fail "fan-out endpoint"
+  echo "   fan-out running: $(file -b "$r/usr/lib/bambu-edge/fanout_auth.so" | cut -d, -f1-2)"
   done_step
 
   if [ "$arch" = "$native" ]; then

@@ -17,8 +17,10 @@ if [ "$purpose" = test ]; then
     gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-tools)
 fi
 if [ "$purpose" = deb ]; then
-  # Building the package (arm64 too: only its strip runs for the target) and lintian.
+  # Building the package (arm64 too: the fan-out plugin is compiled and the wheels stripped for it) and lintian.
   pkgs+=(debhelper dh-python python3-pip lintian binutils-aarch64-linux-gnu fakeroot)
+  # The fan-out's mosquitto plugin, compiled for arm64 too (its headers are mosquitto-dev's, above).
+  pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
   # The install test: fresh Debian 12 roots, amd64 and (under qemu-user-static) arm64.
   pkgs+=(debootstrap qemu-user-static binfmt-support)
 fi

@@ -33,6 +33,10 @@ OVERVIEW = {
     "type": "object",
     "properties": {
         "port": {"type": ["integer", "null"], "description": "null: the endpoint is off or failed"},
+        "bind": {
+            "type": ["string", "null"],
+            "description": "the address it listens on (0.0.0.0: all of the unit's); null when off",
+        },
         "printers": {"type": "array", "items": ENTRY},
         "groups": {"type": "array", "items": {"type": "string"}, "description": "grantable command groups"},
     },
@@ -77,6 +81,7 @@ def routes(component: Callable[[], FanoutComponent | None]) -> list[web.RouteDef
         return json_response(
             {
                 "port": comp.port if up else None,
+                "bind": comp.cfg.bind if up and comp.cfg is not None else None,
                 "printers": await comp.entries() if up else [],
                 "groups": list(GRANT_NAMES),
             }

@@ -127,27 +127,13 @@ static int is_device_topic(const char *topic, const char *serial, const char *le
 	return !strcmp(topic + 8 + ls, leaf);
 }
 
-/* Whether the subscription filter (with + and #) matches topic. */
-static int filter_matches(const char *filter, const char *topic)
+/* Whether the subscription filter can bring the client's report topic: mosquitto's own matcher
+ * (the broker exports it to plugins), so the ACL reads filters exactly as the broker does. An
+ * invalid filter or topic is an error there, and a refusal here. */
+static int filter_covers(const char *filter, const char *topic)
 {
-	while(*filter){
-		if(filter[0] == '#' && filter[1] == '\0') return 1;
-		if(filter[0] == '+' && (filter[1] == '/' || filter[1] == '\0')){
-			while(*topic && *topic != '/') topic++;
-			filter++;
-		}else{
-			while(*filter && *filter != '/'){
-				if(*filter++ != *topic++) return 0;
-			}
-			if(*topic && *topic != '/') return 0;
-		}
-		if(!*filter) return !*topic;
-		/* both at a '/' */
-		if(*topic != '/') return filter[1] == '#' && filter[2] == '\0' && !*topic;
-		filter++;
-		topic++;
-	}
-	return !*topic;
+	bool result = false;
+	return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS && result;
 }
 
 static int on_acl_check(int event, void *event_data, void *userdata)
@@ -163,7 +149,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 			 * message it would bring is checked again as a read. */
 			char own[MAX_FIELD + 16];
 			snprintf(own, sizeof(own), "device/%s/report", user);
-			return filter_matches(ed->topic, own) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+			return filter_covers(ed->topic, own) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 		}
 		case MOSQ_ACL_READ:
 			return is_device_topic(ed->topic, user, "report") ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;

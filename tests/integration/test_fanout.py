@@ -170,6 +170,12 @@ async def test_the_acl_keeps_a_client_to_its_own_printer(farm: Farm) -> None:
         await r.subscribe(f"device/{RIGHT}/report")
         granted = await c.subscribe(f"device/{RIGHT}/report")
         assert list(granted) == [128]  # SUBACK: refused
+        # Filters are read as the broker reads them: those that can bring the client's own report
+        # are granted (each message is still checked before delivery), any other is refused.
+        covering = ["#", "device/#", "+/+/report", f"device/{LEFT}/#", f"device/{LEFT}/report/#"]
+        other = ["device/+/request", "device/+", f"device/{LEFT}0/report", "+/report", "$SYS/#"]
+        granted = await c.subscribe([(f, 0) for f in covering + other])
+        assert list(granted) == [0] * len(covering) + [128] * len(other)
         await c.subscribe("device/+/report")
         await c.publish(
             f"device/{RIGHT}/request", orjson.dumps({"pushing": {"command": "pushall", "sequence_id": "9"}})

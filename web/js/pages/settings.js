@@ -1,6 +1,8 @@
-// Settings: Account (password), API tokens, Users (admin), Printers (admin), Backup (admin).
+// Settings: Account (password), API tokens, Users (admin), Printers (admin), Fan-out (admin),
+// Backup (admin).
 import { ApiError, asList, del, enc, get, post } from '../api.js';
 import { backupTab } from '../components/backup-panel.js';
+import { fanoutTab } from '../components/fanout-panel.js';
 import { printerAdmin } from '../components/printer-admin.js';
 import { confirmDialog } from '../dialog.js';
 import { clear, field, h, scope } from '../dom.js';
@@ -16,6 +18,7 @@ const TABS = [
   { id: 'tokens', icon: 'key' },
   { id: 'users', icon: 'users', admin: true },
   { id: 'printers', icon: 'printer', admin: true },
+  { id: 'fanout', icon: 'globe', admin: true },
   { id: 'backup', icon: 'download', admin: true },
 ];
 
@@ -252,7 +255,7 @@ export function mount(root, params) {
       class: ['tab', x.id === tabId && 'is-active'], href: `#/settings/${x.id}`, testid: `settings-tab-${x.id}`,
       'aria-current': x.id === tabId ? 'page' : null,
     }, icon(x.icon), t(`settings.${x.id}`))));
-  const body = tabId === 'tokens' ? tokensTab(sc) : tabId === 'users' ? usersTab() : tabId === 'printers' ? printersTab(sc) : tabId === 'backup' ? backupTab() : accountTab();
+  const body = tabId === 'tokens' ? tokensTab(sc) : tabId === 'users' ? usersTab() : tabId === 'printers' ? printersTab(sc) : tabId === 'fanout' ? fanoutTab() : tabId === 'backup' ? backupTab() : accountTab();
   root.appendChild(h('div', { class: 'page', testid: `settings-${tabId}` },
     h('div', { class: 'page-head' }, h('h1', {}, t('settings.title'))),
     tabs, h('div', { class: 'settings-body' }, body)));
