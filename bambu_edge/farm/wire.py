@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from bambu_edge.config import PRINTER_ID_RE
+from bambu_edge.jobs.history import record_facts
 from bambu_edge.jobs.records import OUTCOMES, FilamentSlot, JobKey, PrintRecord, clean_text
 from bambu_edge.printers import values
 
@@ -56,30 +57,10 @@ def record_to_wire(rec: PrintRecord, updated_at: float) -> dict[str, Any]:
     return {
         "updated_at": updated_at,
         "record": {
-            "uid": rec.uid,
-            "printer_id": rec.printer_id,
-            "printer_name": rec.printer_name,
-            "model": rec.model,
-            "file": rec.file,
-            "job": rec.job,
-            "plate": rec.plate,
-            "started_at": rec.started_at,
-            "ended_at": rec.ended_at,
-            "duration_s": rec.duration_s,
-            "outcome": rec.outcome,
-            "failure_reason": rec.failure_reason,
-            "error_code": rec.error_code,
-            "hms": list(rec.hms),
-            "layers": rec.layers,
-            "total_layers": rec.total_layers,
-            "progress": rec.progress,
-            "filament": [s.to_json() for s in rec.filament],
-            "state": rec.state,
+            **record_facts(rec),
             "job_key": rec.key.to_json(),
             "last_seen_at": rec.last_seen_at,
             "remaining_s": rec.remaining_s,
-            "energy_kwh": rec.energy_kwh,
-            "energy_cost": rec.energy_cost,
         },
     }
 

@@ -226,11 +226,10 @@ def timelapse_url(record_id: int | None) -> str:
     return f"/api/history/{record_id}/timelapse.mp4"
 
 
-def record_json(rec: PrintRecord) -> dict[str, Any]:
-    """The API's record (PLAN.md "History"), plus ``state``: the printer's last gcode_state while
-    the print ran (e.g. PAUSE while paused)."""
+def record_facts(rec: PrintRecord) -> dict[str, Any]:
+    """What a record says about the print, the same wherever it is shown or sent (the API here,
+    the farm's history messages): not this unit's ids, files or queue."""
     return {
-        "id": rec.id,
         "uid": rec.uid,
         "printer_id": rec.printer_id,
         "printer_name": rec.printer_name,
@@ -249,12 +248,21 @@ def record_json(rec: PrintRecord) -> dict[str, Any]:
         "total_layers": rec.total_layers,
         "progress": rec.progress,
         "filament": [s.to_json() for s in rec.filament],
-        "thumbnail": thumbnail_url(rec.id) if rec.thumbnail and rec.id is not None else None,
-        "queue_job_id": rec.queue_job_id,
         "state": rec.state,
-        "timelapse": timelapse_url(rec.id) if rec.timelapse and rec.id is not None else None,
         "energy_kwh": rec.energy_kwh,
         "energy_cost": rec.energy_cost,
+    }
+
+
+def record_json(rec: PrintRecord) -> dict[str, Any]:
+    """The API's record (PLAN.md "History"), plus ``state``: the printer's last gcode_state while
+    the print ran (e.g. PAUSE while paused)."""
+    return {
+        "id": rec.id,
+        **record_facts(rec),
+        "thumbnail": thumbnail_url(rec.id) if rec.thumbnail and rec.id is not None else None,
+        "queue_job_id": rec.queue_job_id,
+        "timelapse": timelapse_url(rec.id) if rec.timelapse and rec.id is not None else None,
         "node": rec.node,
     }
 
