@@ -8,6 +8,7 @@ as unreachable and is asked again.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +21,8 @@ from bambu_edge.power.rules import PrinterFacts
 from bambu_edge.power.service import PowerService, Watch
 from bambu_edge.power.starts import EnergyStarts
 from bambu_edge.printers.components import PrintersComponent
+
+log = logging.getLogger(__name__)
 
 
 class PowerComponent(Component):
@@ -45,6 +48,9 @@ class PowerComponent(Component):
         def powered_on(printer_id: str) -> None:
             link = self.ctx.require("printers", PrintersComponent).manager.get(printer_id)
             if link is not None:
+                # Logged here: the link says so only if it was still waiting (it may have just
+                # reconnected on its own).
+                log.info("printer %s switched on: its link connects now", printer_id)
                 link.reconnect_now()
 
         def held(printer_id: str) -> bool:
