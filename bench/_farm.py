@@ -37,12 +37,13 @@ JOBS = ("3DBenchy", "Gridfinity bin 2x3", "Cable clip", "Phone stand", "Vase spi
 
 
 class CountingRelay:
-    """A plain TCP relay (TLS passes through untouched) that counts the bytes it passes to the client,
-    so what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
+    """A plain TCP relay (TLS passes through untouched) that counts the bytes it passes each way, so
+    what is measured is what crosses the wire: TLS records, WebSocket framing and compression."""
 
     def __init__(self, upstream_host: str, upstream_port: int):
         self.upstream = (upstream_host, upstream_port)
         self.down = 0  # upstream -> client
+        self.up = 0  # client -> upstream
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -80,6 +81,8 @@ class CountingRelay:
                 while data := await src.read(65536):
                     if downstream:
                         self.down += len(data)
+                    else:
+                        self.up += len(data)
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):

@@ -35,67 +35,13 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _farm import CountingRelay  # noqa: E402
+
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config  # noqa: E402
 from tests.integration.farm_units import FarmBroker, unit_password  # noqa: E402
 
 CODE = "12345678"
-
-
-class Relay:
-    """A plain TCP relay that counts the bytes each way (TLS passes through untouched)."""
-
-    def __init__(self, port: int):
-        self.upstream = ("127.0.0.1", port)
-        self.up = self.down = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for w in list(self._writers):
-            w.close()
-        if self._tasks:  # closing the sockets ends the pipes (cancelling would make asyncio log it)
-            await asyncio.wait(list(self._tasks), timeout=5)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            self._tasks.discard(task)
-            return
-        self._writers.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool) -> None:
-            try:
-                while data := await src.read(65536):
-                    if upstream:
-                        self.up += len(data)
-                    else:
-                        self.down += len(data)
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                with contextlib.suppress(Exception):
-                    dst.close()
-
-        try:
-            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
-        finally:
-            self._tasks.discard(task)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -104,7 +50,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def unit_config(
-    tmp: Path, node: str, printers: list[dict], relay: Relay, farm: LocalBroker
+    tmp: Path, node: str, printers: list[dict], relay: CountingRelay, farm: LocalBroker
 ) -> tuple[Path, str]:
     home = tmp / node
     home.mkdir()
@@ -134,7 +80,10 @@ async def main(args: argparse.Namespace) -> int:
         )
         broker.start()
         farm.start()
-        relays = {"garage": Relay(farm.port), "attic": Relay(farm.port)}
+        relays = {
+            "garage": CountingRelay("127.0.0.1", farm.port),
+            "attic": CountingRelay("127.0.0.1", farm.port),
+        }
         for r in relays.values():
             await r.start()
         serials = [f"01P00A{n:09d}" for n in range(args.printers)]
