@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from bambu_edge.printers.backoff import Backoff
     from bambu_edge.printers.state import PrinterState
 
 
@@ -154,3 +157,38 @@ class PrinterLink(abc.ABC):
     def reconnect_now(self) -> None:
         """Connect again at once, from the start of the backoff schedule: the printer has just been
         switched on, so the wait the last failures earned (up to a minute) is no longer needed."""
+
+
+class ReconnectingLink(PrinterLink):
+    """The connection loop the Bambu and Moonraker links share: one attempt at a time, forever; an
+    attempt returns how long to wait before the next; a bug in one is shown and retried, never the
+    end of the link; ``_wake`` (set by reconnect_now, accept_certificate) cuts a wait short."""
+
+    backoff: Backoff
+    log: PrinterLogger
+    _wake: asyncio.Event
+
+    @abc.abstractmethod
+    async def _attempt(self) -> float:
+        """One connection, until it ends; how long to wait before the next."""
+
+    @abc.abstractmethod
+    def _set_link(self, state: LinkState, error: str | None = None) -> None: ...
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delay = await self._attempt()
+            except Exception:  # a bug or a storage error must not end the link: show it, retry
+                self.log.exception("connection attempt failed unexpectedly")
+                self._set_link(LinkState.OFFLINE, "internal error (see the log)")
+                delay = self.backoff.next()
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        # The event is cleared after the wait, not before: a wake-up that came during an attempt
+        # cuts the next wait short instead of being lost.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        self._wake.clear()

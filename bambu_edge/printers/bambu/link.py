@@ -12,7 +12,6 @@ nothing of the program around it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import ssl
@@ -45,8 +44,8 @@ from bambu_edge.printers.base import (
     CommandOutcome,
     LinkListener,
     LinkState,
-    PrinterLink,
     PrinterUpdate,
+    ReconnectingLink,
     printer_logger,
 )
 
@@ -86,7 +85,7 @@ class _Inbox(asyncio.Queue):  # type: ignore[type-arg]
         self._handler(item)
 
 
-class BambuLink(PrinterLink):
+class BambuLink(ReconnectingLink):
     def __init__(
         self,
         settings: BambuSettings,
@@ -185,25 +184,7 @@ class BambuLink(PrinterLink):
             )
             self.listener.on_update(self.settings.id, update)
 
-    async def _sleep(self, delay: float) -> None:
-        # The event is cleared after the wait, not before: a wake-up (accept_certificate) that came
-        # during an attempt cuts the next wait short instead of being lost.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        self._wake.clear()
-
     # --- connection loop ---------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                delay = await self._attempt()
-            except Exception:  # a bug or a storage error must not end the link: show it, retry
-                self.log.exception("connection attempt failed unexpectedly")
-                self._set_link(LinkState.OFFLINE, "internal error (see the log)")
-                delay = self.backoff.next()
-            await self._sleep(delay)
 
     async def _attempt(self) -> float:
         """One connection, until it ends; returns how long to wait before the next."""

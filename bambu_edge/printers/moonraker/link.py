@@ -29,8 +29,8 @@ from bambu_edge.printers.base import (
     CommandOutcome,
     LinkListener,
     LinkState,
-    PrinterLink,
     PrinterUpdate,
+    ReconnectingLink,
     printer_logger,
 )
 from bambu_edge.printers.moonraker import commands, records, rpc
@@ -74,7 +74,7 @@ def subscription(available: list[Any]) -> dict[str, list[str] | None]:
     return objects
 
 
-class MoonrakerLink(PrinterLink):
+class MoonrakerLink(ReconnectingLink):
     def __init__(
         self,
         settings: MoonrakerSettings,
@@ -208,23 +208,7 @@ class MoonrakerLink(PrinterLink):
         if not task.cancelled() and task.exception() is not None:
             self.log.warning("a Moonraker request failed: %s", task.exception())
 
-    async def _sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        self._wake.clear()
-
     # --- connection loop ---------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                delay = await self._attempt()
-            except Exception:  # a bug must not end the link: show it, retry
-                self.log.exception("connection attempt failed unexpectedly")
-                self._set_link(LinkState.OFFLINE, "internal error (see the log)")
-                delay = self.backoff.next()
-            await self._sleep(delay)
 
     async def _attempt(self) -> float:
         self.connect_attempts += 1
