@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 
 import aiohttp
-import aiomqtt
 import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _latency import CODE, frame_nozzle, mqtt_baseline, stamped_printer  # noqa: E402
+
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config  # noqa: E402
-
-CODE = "12345678"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -83,50 +82,31 @@ async def main(args: argparse.Namespace) -> int:
                         frame = orjson.loads(msg.data)
                         if frame.get("type") != "printer":
                             continue
-                        nozzle = (((frame.get("changes") or {}).get("temps") or {}).get("nozzle") or {}).get(
-                            "current"
-                        )
+                        nozzle = frame_nozzle(frame)
                         t0 = sent.get((frame["id"], nozzle))
                         if t0 is not None:
                             ws_lat.append(now - t0)
                         if stop.is_set():
                             return
 
-            async def baseline_subscriber(ready: asyncio.Event) -> None:
-                async with aiomqtt.Client(
-                    broker.host, broker.port, username="bblp", password=CODE, tls_context=ctx
-                ) as c:
-                    await c.subscribe("device/+/report")
-                    ready.set()
-                    async for m in c.messages:
-                        now = time.perf_counter()
-                        body = orjson.loads(m.payload)["print"]
-                        pid = f"p{serials.index(str(m.topic).split('/')[1])}"
-                        t0 = sent.get((pid, body["nozzle_temper"]))
-                        if t0 is not None:
-                            mqtt_lat.append(now - t0)
-
-            async def printer(i: int, serial: str) -> None:
-                async with aiomqtt.Client(
-                    broker.host, broker.port, username="bblp", password=CODE, tls_context=ctx
-                ) as c:
-                    n = 0
-                    await asyncio.sleep(i / (args.printers * args.hz))  # spread the publishers out
-                    while not stop.is_set():
-                        n += 1
-                        value = 200.0 + n / 1000 + i / 1e6
-                        msg = {"print": {"nozzle_temper": value, "command": "push_status", "msg": 1}}
-                        sent[(f"p{i}", value)] = time.perf_counter()
-                        await c.publish(f"device/{serial}/report", orjson.dumps(msg))
-                        await asyncio.sleep(1 / args.hz)
-
             async with aiohttp.ClientSession() as session:
                 ready = asyncio.Event()
-                tasks = [asyncio.create_task(baseline_subscriber(ready))]
+                tasks = [
+                    asyncio.create_task(
+                        mqtt_baseline(broker.host, broker.port, ctx, serials, sent, mqtt_lat, ready)
+                    )
+                ]
                 tasks += [asyncio.create_task(ws_client(session)) for _ in range(args.clients)]
                 await ready.wait()
                 await asyncio.sleep(1.0)
-                tasks += [asyncio.create_task(printer(i, s)) for i, s in enumerate(serials)]
+                tasks += [
+                    asyncio.create_task(
+                        stamped_printer(
+                            broker.host, broker.port, ctx, i, s, args.hz, args.printers, sent, stop
+                        )
+                    )
+                    for i, s in enumerate(serials)
+                ]
                 await asyncio.sleep(args.seconds)
                 stop.set()
                 await asyncio.sleep(0.6)
