@@ -45,6 +45,7 @@ from bambu_edge.printers.base import (
     WARN_INTERVAL_S,
     PrinterUpdate,
 )
+from bambu_edge.printers.beat import sleep_to_beat
 from bambu_edge.store.db import Database
 from bambu_edge.tasks import TaskSet
 
@@ -274,7 +275,7 @@ class HistoryService:
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.tick_s)
+            await sleep_to_beat(self.tick_s)
             try:
                 self._tick(time.time())
             except Exception:

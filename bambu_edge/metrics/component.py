@@ -1,6 +1,6 @@
 """``GET /metrics`` as a component: what Prometheus scrapes, gathered at each scrape from the live
 state (nothing is kept for it but a report counter, read off the report tap, and a one-minute
-window of event-loop lag and report counts, sampled once a second).
+window of event-loop lag and report counts, sampled on the daemon's five-second beat).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from bambu_edge.component import Component
 from bambu_edge.jobs.history import HistoryFilter
 from bambu_edge.metrics import api
 from bambu_edge.metrics.exposition import Family, render
+from bambu_edge.printers.beat import sleep_to_beat
 from bambu_edge.printers.components import PrintersComponent
 
 log = logging.getLogger(__name__)
 
-SAMPLE_S = 1.0
-WINDOW = 60  # samples: the last minute
+SAMPLE_S = 5.0  # on the shared beat (printers/beat.py): no wake-up of its own
+WINDOW = 12  # samples: the last minute
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 TEMPS = ("nozzle", "bed", "chamber")
 
@@ -51,6 +52,7 @@ class MetricsComponent(Component):
     async def start(self) -> None:
         manager = self.ctx.require("printers", PrintersComponent).manager
         self._untap = manager.tap_reports(self._count)
+        self._samples.append((time.monotonic(), self.reports, 0.0))
         self.ctx.tasks.spawn(self._sample(), name="metrics-sampler")
 
     async def stop(self) -> None:
@@ -64,16 +66,17 @@ class MetricsComponent(Component):
     async def _sample(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            t0 = loop.time()
-            await asyncio.sleep(SAMPLE_S)
-            self.lag_s = max(0.0, loop.time() - t0 - SAMPLE_S)
+            due = await sleep_to_beat(SAMPLE_S)
+            self.lag_s = max(0.0, loop.time() - due)
             self._samples.append((time.monotonic(), self.reports, self.lag_s))
 
     def reports_per_s(self) -> float:
-        if len(self._samples) < 2:
+        """Over the last minute (or since start), up to now: the count goes on between samples."""
+        if not self._samples:
             return 0.0
-        (t0, n0, _), (t1, n1, _) = self._samples[0], self._samples[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        t0, n0, _ = self._samples[0]
+        t1 = time.monotonic()
+        return (self.reports - n0) / (t1 - t0) if t1 - t0 >= 1.0 else 0.0
 
     # --- families ----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bambu_edge.printers.beat import sleep_to_beat
 from bambu_edge.printers.values import num
 from bambu_edge.tasks import TaskSet
 
@@ -92,4 +93,4 @@ class TempSampler:
     async def _run(self) -> None:
         while True:
             self.history.sample(self._views(), time.time())
-            await asyncio.sleep(self.history.period_s)
+            await sleep_to_beat(self.history.period_s)

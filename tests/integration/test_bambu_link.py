@@ -29,6 +29,7 @@ from bambu_edge.certs import fingerprint_pem, make_ca
 from bambu_edge.config import Config, PrinterConfig, TlsConfig
 from bambu_edge.demo.broker import LocalBroker
 from bambu_edge.printers.backoff import Backoff
+from bambu_edge.printers.bambu import link as link_module
 from bambu_edge.printers.bambu.fixtures import load_fixture
 from bambu_edge.printers.bambu.link import BambuLink
 from bambu_edge.printers.bambu.report import BambuState
@@ -733,3 +734,25 @@ async def test_a_report_that_trips_a_bug_does_not_drop_the_session(link, printer
     await printer_side.report({"print": {"bed_temper": 51.0, "command": "push_status", "msg": 1}})
     await until(lambda: link.state.view()["temps"]["bed"]["current"] == 51.0, what="next report applied")
     assert link.link_state == "connected" and link.connect_attempts == 1
+
+
+async def test_keepalive_pings_go_out_on_the_shared_beat(broker, pins, printer_side, monkeypatch, caplog):
+    """A printer that sends nothing (no report, no pushall answer): paho's keepalive pings, run on
+    the links' shared beat instead of aiomqtt's per-client second, go out and are answered, on the
+    one session."""
+    monkeypatch.setattr(link_module._MqttClient, "housekeeping_s", 0.25)
+    assert "_misc_loop" in vars(aiomqtt.Client)  # what _MqttClient overrides: aiomqtt still has it
+    caplog.set_level(logging.DEBUG, logger="mqtt")  # aiomqtt hands paho this logger
+    lk = make_link(broker, pins, keepalive=1, silence_s=60.0)
+    await lk.start()
+    try:
+        await until(lambda: lk.link_state == "connected", what="connected")
+
+        def answered() -> int:
+            return sum(1 for r in caplog.records if "PINGRESP" in r.getMessage())
+
+        await until(lambda: answered() >= 3, timeout=5, what="three pings answered")
+        assert lk.link_state == "connected"
+        assert lk.connect_attempts == 1
+    finally:
+        await lk.stop()

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-GENERIC = ("base", "state", "values", "backoff")
+GENERIC = ("base", "state", "values", "backoff", "beat")
 DAEMON = ("store", "web", "bus", "config", "jobs", "files", "logs", "app", "demo", "cli", "certs")
 
 PROBE = f"""

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiomqtt
 import orjson
+import paho.mqtt.client as paho
 from aiomqtt.exceptions import MqttConnectError
 
 from bambu_edge.printers.backoff import Backoff, slow_backoff
@@ -48,6 +49,7 @@ from bambu_edge.printers.base import (
     ReconnectingLink,
     printer_logger,
 )
+from bambu_edge.printers.beat import sleep_to_beat
 
 USERNAME = "bblp"
 # CONNACK codes for a wrong access code: MQTT 3.1.1 bad credentials (4) / not authorised (5), and the
@@ -83,6 +85,24 @@ class _Inbox(asyncio.Queue):  # type: ignore[type-arg]
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         self._handler(item)
+
+
+# paho's housekeeping (a keepalive ping when one is due, a connection dropped when its ping went
+# unanswered) needs no finer grain than this: a ping goes out at most this late, well inside the
+# broker's 1.5 x keepalive (15 s here) before it gives up on us.
+HOUSEKEEPING_S = 2.5
+
+
+class _MqttClient(aiomqtt.Client):
+    """aiomqtt's client with paho's housekeeping on the links' shared beat (printers/beat.py)
+    instead of a task waking every second for each printer. aiomqtt 2.5 runs it in ``_misc_loop``
+    (pinned in pyproject.toml; tests/unit/test_bambu_mqtt_client.py fails if that changes)."""
+
+    housekeeping_s = HOUSEKEEPING_S
+
+    async def _misc_loop(self) -> None:
+        while self._client.loop_misc() == paho.MQTT_ERR_SUCCESS:
+            await sleep_to_beat(self.housekeeping_s)
 
 
 class BambuLink(ReconnectingLink):
@@ -196,7 +216,7 @@ class BambuLink(ReconnectingLink):
         except (OSError, TimeoutError) as e:  # the certificate probe could not reach the printer
             return self._offline(e)
         try:
-            async with aiomqtt.Client(
+            async with _MqttClient(
                 self.settings.host,
                 self.settings.mqtt_port,
                 username=USERNAME,
@@ -373,7 +393,7 @@ class BambuLink(ReconnectingLink):
     async def _watchdog(self) -> None:
         nudged = False
         while True:
-            await asyncio.sleep(min(5.0, self.silence_s / 5))
+            await sleep_to_beat(min(5.0, self.silence_s / 5))
             silent = time.monotonic() - self._last_report
             if silent >= 2 * self.silence_s:
                 raise _StaleLink(f"no report from the printer for {silent:.0f} s")
