@@ -13,20 +13,9 @@ slow viewer never stalls the others and never grows the daemon's memory.
 from __future__ import annotations
 
 import asyncio
-import struct
 
 from bambu_edge.camera.viewers import DEFAULT_MAX_BYTES
-
-_OP_BINARY_FIN = 0x82
-
-
-def binary_frame_header(size: int) -> bytes:
-    """RFC 6455 5.2: a final, unmasked (server to client), uncompressed binary frame of ``size``."""
-    if size < 126:
-        return bytes((_OP_BINARY_FIN, size))
-    if size < 1 << 16:
-        return struct.pack("!BBH", _OP_BINARY_FIN, 126, size)
-    return struct.pack("!BBQ", _OP_BINARY_FIN, 127, size)
+from bambu_edge.web.ws_frames import binary_frame
 
 
 class WsViewer:
@@ -71,7 +60,7 @@ class WsViewer:
             self._send(chunk)
 
     def _send(self, chunk: bytes) -> None:
-        self.transport.write(binary_frame_header(len(chunk)) + chunk)
+        self.transport.write(binary_frame(chunk))
 
     def close(self, reason: str = "the camera stopped") -> None:
         if not self.closed.done():

@@ -1,8 +1,14 @@
 """`GET /api/ws`: a snapshot, then live events.
 
-One bus subscription for all clients; each event is serialised once and the same text is offered to
-every client's small bounded queue. A client whose queue is full is closed with 1013 (try again
-later: it reconnects and gets a fresh snapshot), so a slow client never stalls the others.
+One bus listener for all clients, called in the publisher's turn: each event is serialised and framed
+once, and the same bytes are written to every client's transport there and then. No queue and no
+writer task per client: with five dashboards and ten printers the writer tasks' wake-ups cost more
+than the JSON (bench/rss_10_printers.py). The transport's write buffer is the client's bounded
+queue: a client that would take it past ``CLIENT_BUFFER`` is closed with 1013 (try again later: it
+reconnects and gets a fresh snapshot), so a slow client never stalls the others nor grows memory.
+
+No permessage-deflate on this socket: a frame compressed with each client's own context cannot be
+shared, and the frames are small deltas on a LAN (bench/ws_bytes.py gives what it costs on the wire).
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bambu_edge.bus import Event, EventBus, Listener
 from bambu_edge.tasks import TaskSet
 from bambu_edge.web.api_auth import ApiError
+from bambu_edge.web.ws_frames import text_frame
 
 log = logging.getLogger(__name__)
 
 # The kinds forwarded are those the components declare (``Component.event_kinds``); each frame is
 # {"type": kind, "id": printer_id (if any), **data}, and the component that publishes a kind owns
 # its data's shape (documented in docs/api.md).
-CLIENT_QUEUE = 64
+CLIENT_BUFFER = 256 * 1024  # bytes not yet sent to one browser: some 500 frames, a minute of a farm
 HEARTBEAT_S = 30.0
 
 
@@ -43,31 +50,38 @@ def frame(event: Event, kinds: frozenset[str] | set[str]) -> dict[str, Any] | No
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse, tasks: TaskSet | None = None):
+    """One browser. ``send`` writes a whole framed message to its transport, or drops the client
+    (1013) when its unsent bytes would pass ``max_bytes``."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport,
+        tasks: TaskSet,
+        max_bytes: int = CLIENT_BUFFER,
+    ):
+        assert isinstance(transport, asyncio.WriteTransport)
         self.ws = ws
-        self.tasks = tasks or TaskSet("ws client")
-        self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
-        self.writer: asyncio.Task[None] | None = None
+        self.transport = transport
+        self.tasks = tasks
+        self.max_bytes = max_bytes
         self.dropped = False
 
-    def offer(self, text: str) -> None:
+    def send(self, data: bytes) -> None:
         if self.dropped:
             return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if self.transport.is_closing():
+            self.dropped = True  # gone: its handler ends and forgets it
+            return
+        if self.transport.get_write_buffer_size() + len(data) > self.max_bytes:
             self.dropped = True
-            if self.writer is not None:
-                self.writer.cancel()
-            self.tasks.spawn(self._close(WSCloseCode.TRY_AGAIN_LATER, b"too slow"), name="ws-close")
+            self.tasks.spawn(self.close(WSCloseCode.TRY_AGAIN_LATER, b"too slow"), name="ws-close")
+            return
+        self.transport.write(data)
 
-    async def _close(self, code: int, message: bytes) -> None:
+    async def close(self, code: int, message: bytes) -> None:
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, message=message)
-
-    async def write(self) -> None:
-        while True:
-            await self.ws.send_str(await self.queue.get())
 
 
 class WsHub:
@@ -89,23 +103,20 @@ class WsHub:
             self._listener.close()
             self._listener = None
         clients, self.clients = list(self.clients), set()
-        for c in clients:
-            if c.writer is not None:
-                c.writer.cancel()
         await asyncio.gather(
-            *(c._close(WSCloseCode.GOING_AWAY, b"server shutdown") for c in clients), return_exceptions=True
+            *(c.close(WSCloseCode.GOING_AWAY, b"server shutdown") for c in clients), return_exceptions=True
         )
 
     def _fan_out(self, event: Event) -> None:
-        """In the publisher's turn: serialised once, offered to every client's bounded queue."""
+        """In the publisher's turn: serialised and framed once, written to every client."""
         if not self.clients:
             return
         f = frame(event, self.kinds)
         if f is None:
             return
-        text = orjson.dumps(f).decode()
+        data = text_frame(orjson.dumps(f))
         for c in tuple(self.clients):
-            c.offer(text)
+            c.send(data)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """WebSocket: {"type":"snapshot","printers":[...]} first, then printer/command events."""
@@ -114,15 +125,19 @@ class WsHub:
             return web.json_response(
                 {"error": "forbidden", "message": "cross-origin WebSocket refused"}, status=403
             )
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, compress=False)
         await ws.prepare(request)
-        client = _Client(ws, self.tasks)
-        self.clients.add(client)  # before the snapshot: nothing published meanwhile is lost
+        transport = request.transport
+        if transport is None:  # the browser is already gone
+            return ws
+        # The snapshot and the registration in one step: every event published after the snapshot
+        # was taken reaches this client, none before it. A farm's snapshot may be large: the
+        # client's allowance is on top of it.
+        snapshot = text_frame(orjson.dumps({"type": "snapshot", "printers": self.manager.farm_views()}))
+        client = _Client(ws, transport, self.tasks, max_bytes=CLIENT_BUFFER + len(snapshot))
+        client.send(snapshot)
+        self.clients.add(client)
         try:
-            await ws.send_str(
-                orjson.dumps({"type": "snapshot", "printers": self.manager.farm_views()}).decode()
-            )
-            client.writer = self.tasks.spawn(client.write(), name="ws-writer")
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
@@ -130,8 +145,6 @@ class WsHub:
             pass
         finally:
             self.clients.discard(client)
-            if client.writer is not None:
-                await self.tasks.cancel([client.writer])
         return ws
 
 

@@ -15,9 +15,10 @@ from bambu_edge.bus import Event, EventBus
 from bambu_edge.config import Config, WebConfig
 from bambu_edge.printers.base import CommandOutcome, PrinterUpdate
 from bambu_edge.store.db import Store
+from bambu_edge.tasks import TaskSet
 from bambu_edge.web import api_auth
 from bambu_edge.web.server import PUBLIC
-from bambu_edge.web.ws import CLIENT_QUEUE, _Client
+from bambu_edge.web.ws import _Client
 from tests.integration.fakes import ADMIN, PASSWORD, FakeLink, FakeManager
 from tests.integration.web_stack import WebStack
 
@@ -286,22 +287,36 @@ async def test_websocket_snapshot_then_changes(env: Env) -> None:
 
 
 async def test_slow_ws_client_is_dropped_with_1013() -> None:
+    """A browser that stops reading: its unsent bytes grow in the transport until the limit, then
+    it is closed with 1013 and nothing more is written to it, whatever is published."""
     closed: list[int] = []
 
-    class StuckWs:
-        async def send_str(self, text: str) -> None:
-            await asyncio.Event().wait()  # never drains
+    class StuckTransport(asyncio.WriteTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buffered = 0
 
+        def write(self, data: bytes) -> None:
+            self.buffered += len(data)  # never drains
+
+        def get_write_buffer_size(self) -> int:
+            return self.buffered
+
+        def is_closing(self) -> bool:
+            return False
+
+    class Ws:
         async def close(self, *, code: int, message: bytes = b"") -> None:
             closed.append(code)
 
-    client = _Client(StuckWs())  # type: ignore[arg-type]
-    client.writer = asyncio.create_task(client.write())
-    for i in range(CLIENT_QUEUE + 2):
-        client.offer(f'{{"n": {i}}}')  # never blocks, whatever the client does
-    await asyncio.sleep(0.05)
+    transport = StuckTransport()
+    client = _Client(Ws(), transport, TaskSet("test"), max_bytes=1000)  # type: ignore[arg-type]
+    frame = b"x" * 100
+    for _ in range(30):
+        client.send(frame)  # never blocks, whatever the client does
+    await asyncio.sleep(0)
     assert client.dropped and closed == [1013]
-    assert client.writer.cancelled()
+    assert transport.buffered == 1000  # ten frames, then nothing
 
 
 async def test_openapi_lists_every_route(env: Env) -> None:

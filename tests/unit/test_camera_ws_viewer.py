@@ -9,7 +9,8 @@ import struct
 
 import pytest
 
-from bambu_edge.camera.ws_viewer import WsViewer, binary_frame_header
+from bambu_edge.camera.ws_viewer import WsViewer
+from bambu_edge.web.ws_frames import OP_BINARY, OP_TEXT, frame_header
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,8 @@ from bambu_edge.camera.ws_viewer import WsViewer, binary_frame_header
     ],
 )
 def test_frames_are_final_unmasked_binary_with_the_shortest_length(size: int, header: bytes) -> None:
-    assert binary_frame_header(size) == header
+    assert frame_header(size, OP_BINARY) == header
+    assert frame_header(size, OP_TEXT) == bytes((0x81,)) + header[1:]  # the dashboard's JSON frames
 
 
 def parse_frames(data: bytes) -> list[bytes]:
