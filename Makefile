@@ -33,8 +33,8 @@ unit: venv
 	$(PY) -m pytest -q tests/unit
 
 lint: venv
-	$(VENV)/bin/ruff check bambu_edge tests bench
-	$(VENV)/bin/ruff format --check bambu_edge tests bench
+	$(VENV)/bin/ruff check bambu_edge tests bench scripts
+	$(VENV)/bin/ruff format --check bambu_edge tests bench scripts
 
 bench: venv
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

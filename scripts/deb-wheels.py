@@ -103,11 +103,15 @@ def fetch(arch: str, dest: Path, name: str, version: str) -> Path:
         # No wheel at all: acceptable only for pure Python, which we build here.
         with tempfile.TemporaryDirectory() as tmp:
             built = subprocess.run(
-                [*pip, "wheel", "--no-deps", "--no-binary", name, "-w", tmp, spec], capture_output=True, text=True
+                [*pip, "wheel", "--no-deps", "--no-binary", name, "-w", tmp, spec],
+                capture_output=True,
+                text=True,
             )
             wheels = list(Path(tmp).glob("*.whl"))
             if built.returncode != 0 or len(wheels) != 1 or not wheels[0].name.endswith("-none-any.whl"):
-                sys.exit(f"{spec}: no wheel for {machine} on PyPI and not pure Python:\n{got.stderr}{built.stderr}")
+                sys.exit(
+                    f"{spec}: no wheel for {machine} on PyPI and not pure Python:\n{got.stderr}{built.stderr}"
+                )
             wheels[0].rename(dest / wheels[0].name)
     found = wheel_for(dest, name, version)
     if found is None:
