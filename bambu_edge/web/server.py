@@ -28,7 +28,7 @@ from bambu_edge.web.security import (
     security_headers,
 )
 from bambu_edge.web.static import StaticFiles, find_web_root
-from bambu_edge.web.tls import server_context
+from bambu_edge.web.tls import server_context, trim_tls_read_buffers
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ class WebService:
     async def start(self) -> None:
         web_cfg = self.config.web
         ssl_context = await asyncio.to_thread(server_context, self.config)
+        trim_tls_read_buffers()
         try:
             self.https_port = await self._serve(self.app, web_cfg.https_port, ssl_context)
             if web_cfg.http_port is not None:

@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 
 MAKE_TIMEOUT_S = 120  # a Pi Zero makes an EC key in well under a second; this is a safety bound
 
+# asyncio gives every TLS connection a read buffer of SSLProtocol.max_size (256 KiB), allocated and
+# zeroed when the connection is accepted; each browser keeps a few open (the live socket, API
+# requests, a camera): 2 MB of the daemon's memory with five dashboards. A TLS record is at most
+# 16 KiB, so reading 64 KiB at a time loses nothing.
+TLS_READ_BUFFER = 64 * 1024
+
+
+def trim_tls_read_buffers() -> None:
+    """For every TLS connection asyncio makes from now on, in this process."""
+    from asyncio import sslproto
+
+    if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
 
 def _names(bind: str) -> list[str]:
     host = socket.gethostname() or "bambu-edge"
