@@ -6,7 +6,9 @@ mosquitto, and 5 WebSocket clients on ``GET /api/ws`` that read every frame. Aft
 minute scaled down to 20 s by default) it reads VmRSS and VmHWM of the daemon from /proc/PID/status.
 
 CPU per printer report over the settled second half, against mosquitto relaying the reports and a
-bare paho + json.loads subscriber fed the same reports in the same run. Memory baselines, measured the
+bare paho + json.loads subscriber fed the same reports in the same run; with browsers, that subscriber
+also writes each report as a WebSocket frame to as many TLS sockets, read by the bench (the least a
+program can do to show the reports to that many browsers). Memory baselines, measured the
 same way: a bare interpreter, and one importing the daemon's third-party
 libraries (aiohttp, aiomqtt/paho, aiosqlite, argon2, PyYAML, orjson, ssl) and nothing
 else. Exit code 1 when the daemon's RSS is over the limit.
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import secrets
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,14 +44,35 @@ from tests.integration.daemon_proc import DaemonProcess  # noqa: E402
 LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, yaml, orjson, ssl"
 STATUS_SNIPPET = "print(open('/proc/self/status').read())"
 # The least a program can do with the same reports: one paho client per printer (TLS, like the
-# daemon's links), every report decoded with json.loads, all sockets polled by one thread.
+# daemon's links), every report decoded with json.loads, all sockets polled by one thread. With
+# browsers (--clients N), the least it can do to show them the reports too: each report, as it
+# came, framed once as a WebSocket text message and written to N TLS sockets (one per browser,
+# each read by the bench like a dashboard), as the daemon does over its HTTPS WebSockets.
 BARE_SUBSCRIBER = """
-import json, selectors, ssl, sys, time
+import json, selectors, socket, ssl, struct, sys, time
 import paho.mqtt.client as mqtt
-host, port, ca, code, *serials = sys.argv[1:]
+host, port, ca, code, cert, key, forwards, *serials = sys.argv[1:]
+outs = []
+if int(forwards):
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    listener = socket.create_server((host, 0))
+    print(listener.getsockname()[1], flush=True)
+    for _ in range(int(forwards)):
+        conn, _ = listener.accept()
+        outs.append(server.wrap_socket(conn, server_side=True))
+    listener.close()
 sel = selectors.DefaultSelector()
+def frame(payload):
+    n = len(payload)
+    head = bytes((0x81, n)) if n < 126 else struct.pack("!BBH", 0x81, 126, n) if n < 65536 else struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
 def on_message(client, userdata, msg):
     json.loads(msg.payload)
+    if outs:
+        data = frame(msg.payload)
+        for out in outs:
+            out.sendall(data)
 for serial in serials:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare-" + serial)
     c.username_pw_set("bblp", code)
@@ -148,6 +172,19 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
     raise RuntimeError("the daemon did not answer /api/health within 30 s")
 
 
+async def bare_browser(port: int, counts: list[int], i: int) -> None:
+    """One of the bare subscriber's browsers: a TLS socket read to the end, counting bytes."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # loopback, the bench's own peer
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    try:
+        while chunk := await reader.read(65536):
+            counts[i] += len(chunk)
+    finally:
+        writer.close()
+
+
 async def dashboard(session: aiohttp.ClientSession, url: str, token: str, counts: list[int], i: int) -> None:
     """One browser tab: the WebSocket, read to the end."""
     async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}, heartbeat=30) as ws:
@@ -167,6 +204,7 @@ class Setup:
     https: int
     proc: subprocess.Popen[bytes]
     bare: subprocess.Popen[bytes]  # BARE_SUBSCRIBER
+    forward_port: int  # where BARE_SUBSCRIBER takes its browsers' sockets (0: none)
 
 
 async def measure(args: argparse.Namespace, setup: Setup) -> int:
@@ -202,6 +240,11 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
             ws_url = base.replace("https", "wss") + "/api/ws"
             tasks = [
                 asyncio.create_task(dashboard(session, ws_url, token, counts, i)) for i in range(args.clients)
+            ]
+            bare_bytes = [0] * args.clients
+            tasks += [
+                asyncio.create_task(bare_browser(setup.forward_port, bare_bytes, i))
+                for i in range(args.clients)
             ]
             started = proc_status(proc.pid)
             samples = []
@@ -275,8 +318,9 @@ async def measure(args: argparse.Namespace, setup: Setup) -> int:
         f" ({cpu[0] / reports * 1e6:.0f} us per printer report, WebSocket frames included),"
         f" mosquitto {cpu[1] / window * 100:5.1f} %"
     )
+    forwarding = f", each report forwarded to {args.clients} TLS sockets" if args.clients else ""
     print(
-        f"bare paho + json.loads subscriber {cpu[2] / window * 100:5.1f} % of a core"
+        f"bare paho + json.loads subscriber{forwarding} {cpu[2] / window * 100:5.1f} % of a core"
         f" ({cpu[2] / reports * 1e6:.0f} us per printer report)"
     )
     print(f"ratio daemon CPU / mosquitto CPU {cpu[0] / max(cpu[1], 1e-9):6.2f}x")
@@ -310,9 +354,14 @@ def main() -> int:
         write_config(config, tmp / "data", broker, code, serials, https)
         daemon = DaemonProcess(config, log_path=tmp / "daemon.log")
         where = [broker.host, str(broker.port), str(broker.ca_path), code]
-        bare = subprocess.Popen([sys.executable, "-c", BARE_SUBSCRIBER, *where, *serials])
+        where += [str(broker.cert_path), str(broker.key_path), str(args.clients)]
+        bare = subprocess.Popen(
+            [sys.executable, "-c", BARE_SUBSCRIBER, *where, *serials], stdout=subprocess.PIPE
+        )
         try:
-            return asyncio.run(measure(args, Setup(tmp, broker, code, serials, https, daemon.proc, bare)))
+            forward_port = int(bare.stdout.readline()) if args.clients else 0  # type: ignore[union-attr]
+            setup = Setup(tmp, broker, code, serials, https, daemon.proc, bare, forward_port)
+            return asyncio.run(measure(args, setup))
         finally:
             bare.terminate()
             bare.wait()
