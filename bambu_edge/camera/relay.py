@@ -29,6 +29,7 @@ from bambu_edge.tasks import TaskSet
 
 BLOCK = 64 * 1024  # the most read from the camera before it is passed on to ffmpeg
 UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
+RECEIVE_MAX = 1024 * 1024  # the most taken from the camera's socket in one batch
 # A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
 # each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
 # wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
@@ -217,11 +218,21 @@ class _Tls:
         self.flush()
 
     def receive(self) -> int:
-        """What the socket has (waiting for at least a byte) into the TLS engine; 0 at the end."""
+        """All the socket has (waiting for at least a byte) into the TLS engine, up to
+        ``RECEIVE_MAX`` a call; 0 at the end. One recv a batch would cap the stream at one BLOCK
+        per BATCH_S (2.6 Mbit/s), less than a camera may send."""
         n = self.raw.recv_into(self._view)
-        if n:
+        total = n
+        while n:
             self.incoming.write(self._view[:n])
-        return n
+            if n < BLOCK or total >= RECEIVE_MAX:
+                break
+            try:
+                n = self.raw.recv_into(self._view, BLOCK, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            total += n
+        return total
 
     def flush(self) -> None:
         if self.outgoing.pending:
