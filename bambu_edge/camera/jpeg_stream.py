@@ -20,7 +20,7 @@ class JpegSplitter:
         self.max_frame = max_frame
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
         self._buf += data
         frames: list[bytes] = []
         while True:

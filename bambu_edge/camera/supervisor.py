@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.fmp4 import Fmp4Error, Fmp4Splitter, Fragment
 from bambu_edge.camera.jpeg_stream import JpegSplitter, JpegStreamError, last_jpeg
+from bambu_edge.camera.pipe_reader import pipe_for_child, read_pipe
 from bambu_edge.camera.relay import TlsRelay
 from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, URL, CameraSource, tls_target, url_password
 from bambu_edge.camera.viewers import Viewer, ViewerQueue
@@ -35,7 +37,6 @@ DEFAULT_IDLE_TIMEOUT_S = 30.0
 SNAPSHOT_MAX_AGE_S = 2.0
 SNAPSHOT_TIMEOUT_S = 12.0
 MAX_GOP_BYTES = 8 * 1024 * 1024  # the keyframe interval kept for joiners and snapshots
-READ_BLOCK = 64 * 1024
 STDERR_LINES = 20
 
 _V = TypeVar("_V", bound=Viewer)
@@ -349,36 +350,46 @@ class CameraSupervisor:
     ) -> None:
         """Run ``argv`` and pass its video on; ``feed`` (the sub-stream's encoder) makes what writes
         its stdin, detached from its source when ffmpeg ends."""
+        out, child_out = pipe_for_child()
         try:
             proc = await self.tasks.spawn_process(
                 *argv,
                 stdin=asyncio.subprocess.PIPE if feed else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=child_out,
                 stderr=asyncio.subprocess.PIPE,
             )
         except OSError as e:
+            os.close(out)
             raise _Failed("camera_unavailable", f"cannot run ffmpeg ({self.ffmpeg}): {e}") from None
+        finally:
+            os.close(child_out)
         self.process = proc
         self.log.info("camera: ffmpeg started (pid %d)", proc.pid)
         lines: list[str] = []
         stderr = self.tasks.spawn(self._stderr(proc, lines), name=f"camera-{self.printer_id}-stderr")
         fed = feed(proc.stdin) if feed is not None and proc.stdin is not None else None
         try:
-            assert proc.stdout is not None
             if self.source.codec == "mjpeg":
                 jpegs = JpegSplitter()
-                while data := await proc.stdout.read(READ_BLOCK):
+
+                def on_jpegs(data: memoryview) -> None:
                     for frame in jpegs.feed(data):
                         self._on_jpeg(frame)
+
+                await read_pipe(out, on_jpegs)
             else:
                 frags = Fmp4Splitter()
-                while data := await proc.stdout.read(READ_BLOCK):
+
+                def on_fragments(data: memoryview) -> None:
                     for frag in frags.feed(data):
                         self._on_fragment(frags.init, frag)
+
+                await read_pipe(out, on_fragments)
             rc = await proc.wait()
         except (Fmp4Error, JpegStreamError) as e:
             raise _Failed("camera_unavailable", f"ffmpeg sent something that is not video: {e}") from None
         finally:
+            os.close(out)
             self.process = None
             if fed is not None:
                 self._unfeed(fed)
