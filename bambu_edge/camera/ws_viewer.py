@@ -17,6 +17,16 @@ import asyncio
 from bambu_edge.camera.viewers import DEFAULT_MAX_BYTES
 from bambu_edge.web.ws_frames import binary_frame
 
+# The last chunk and its frame: every viewer of a camera is handed the same chunk object, so it is
+# framed (and copied) once, not once per viewer.
+_memo: list[bytes] = [b"", binary_frame(b"")]
+
+
+def _framed(chunk: bytes) -> bytes:
+    if _memo[0] is not chunk:
+        _memo[0], _memo[1] = chunk, binary_frame(chunk)
+    return _memo[1]
+
 
 class WsViewer:
     """``closed`` resolves with the reason once nothing more will be sent (the camera stopped or
@@ -60,7 +70,7 @@ class WsViewer:
             self._send(chunk)
 
     def _send(self, chunk: bytes) -> None:
-        self.transport.write(binary_frame(chunk))
+        self.transport.write(_framed(chunk))
 
     def close(self, reason: str = "the camera stopped") -> None:
         if not self.closed.done():
