@@ -23,8 +23,8 @@ async def test_a_fast_camera_is_carried_whole_and_without_falling_behind(tmp_pat
 
     async def camera(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for i in range(0, len(PAYLOAD), RECORD):
-            writer.write(PAYLOAD[i : i + RECORD])
-            await writer.drain()
+            writer.write(PAYLOAD[i : i + RECORD])  # a TLS record each
+        await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(camera, "127.0.0.1", 0, ssl=server_ctx)
@@ -46,5 +46,6 @@ async def test_a_fast_camera_is_carried_whole_and_without_falling_behind(tmp_pat
         server.close()
         await server.wait_closed()
     assert got == PAYLOAD
-    # One block per 0.2 s batch would take 9.6 s; everything each batch, well under a second here.
-    assert took < 4.0, f"3 MiB took {took:.1f} s through the relay"
+    # One 64 KiB block per 0.2 s batch cannot take less than 9.6 s; everything each batch takes
+    # about a second here (more on a loaded machine, never near that floor).
+    assert took < 8.0, f"3 MiB took {took:.1f} s through the relay"

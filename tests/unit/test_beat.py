@@ -17,6 +17,7 @@ async def test_sleepers_started_apart_wake_on_the_same_instant() -> None:
         due = await sleep_to_beat(PERIOD)
         woke.append((due, loop.time()))
 
+    await sleep_to_beat(PERIOD)  # just past a beat: both sleepers below start within one period
     first = asyncio.create_task(sleeper())
     await asyncio.sleep(PERIOD / 3)
     second = asyncio.create_task(sleeper())
