@@ -358,9 +358,11 @@ class CameraSupervisor:
                 stdout=child_out,
                 stderr=asyncio.subprocess.PIPE,
             )
-        except OSError as e:
+        except BaseException as e:
             os.close(out)
-            raise _Failed("camera_unavailable", f"cannot run ffmpeg ({self.ffmpeg}): {e}") from None
+            if isinstance(e, OSError):
+                raise _Failed("camera_unavailable", f"cannot run ffmpeg ({self.ffmpeg}): {e}") from None
+            raise
         finally:
             os.close(child_out)
         self.process = proc

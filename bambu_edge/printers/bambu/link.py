@@ -96,7 +96,7 @@ HOUSEKEEPING_S = 2.5
 class _MqttClient(aiomqtt.Client):
     """aiomqtt's client with paho's housekeeping on the links' shared beat (printers/beat.py)
     instead of a task waking every second for each printer. aiomqtt 2.5 runs it in ``_misc_loop``
-    (pinned in pyproject.toml; tests/unit/test_bambu_mqtt_client.py fails if that changes)."""
+    (pinned in pyproject.toml; test_keepalive_pings_go_out_on_the_shared_beat fails if it changes)."""
 
     housekeeping_s = HOUSEKEEPING_S
 
