@@ -19,6 +19,7 @@ Pins are kept by the program that uses the link, behind ``TrustStore`` (the daem
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ssl
 from dataclasses import dataclass, replace
@@ -81,8 +82,11 @@ def _base_context() -> ssl.SSLContext:
     return ctx
 
 
+@functools.lru_cache(maxsize=64)
 def pinned_context(pem: str) -> ssl.SSLContext:
-    """Trust exactly this certificate and nothing else."""
+    """Trust exactly this certificate and nothing else. One context per certificate, shared by the
+    MQTT link, FTPS and the camera (a context is made to be shared; making one loads the
+    certificate again, at every FTPS operation)."""
     ctx = _base_context()
     ctx.load_verify_locations(cadata=pem)
     # The pinned leaf is its own trust anchor: no chain to its CA is needed or wanted.
