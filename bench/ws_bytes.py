@@ -3,12 +3,13 @@
 The real daemon with 10 virtual printers (a mix of X1/H2 full reports and P1/A1 deltas, 1 report a
 second each, all printing). Dashboards are Chromium pages on the overview, each reaching the daemon
 through its own byte-counting TCP relay, so the count is what crosses the wire to that browser:
-TLS records, WebSocket framing, permessage-deflate as negotiated by Chromium. Chromium's own log
+TLS records, WebSocket framing (no permessage-deflate: the daemon frames each event once for every
+client and does not compress, web/ws.py), and the page's own API requests. Chromium's own log
 (CDP ``Network.webSocketFrameReceived``) gives the frames and their decoded size besides.
 
 Baseline, side by side in the same run: the MQTT bytes the daemon receives from the printers
 meanwhile (the daemon's MQTT connections also go through a counting relay). Also shown: a bare
-client that does not negotiate compression (aiohttp, ``compress=0``), through its own relay.
+client with only the WebSocket (aiohttp, ``compress=0``), through its own relay.
 
     python bench/ws_bytes.py [--seconds 60] [--printers 10] [--clients 2]
 """
@@ -118,7 +119,9 @@ async def main(args: argparse.Namespace) -> int:
     print(f"  bare client, no compression: on the wire             {kb(bare_wire * per_min)}"
           f"   ({bare['frames'] * per_min:.0f} frames, {kb(bare['payload'] * per_min).strip()} payload)")  # fmt: skip
     print(f"ratio Chromium client / MQTT received   {avg / mqtt:.3f}x")
-    print(f"ratio Chromium client / bare client     {avg / bare_wire:.2f}x  (what permessage-deflate saves)")
+    print(
+        f"ratio Chromium client / bare client     {avg / bare_wire:.2f}x  (the page's own requests besides the frames)"
+    )
     return 0
 
 
