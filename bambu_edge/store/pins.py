@@ -75,21 +75,18 @@ class CertPins:
         pinned yet: then the caller pins instead.
         """
         fp = normalize_fingerprint(fingerprint)
-        current = await self.get(printer_id)
-        if current is None:
+        if await self.get(printer_id) is None:
             raise ValueError(f"printer {printer_id!r} has no pinned certificate")
-        if fp == current.fingerprint:
-            await self._db.execute(
-                "UPDATE printer_certs SET pending_fingerprint = NULL, pending_pem = NULL,"
-                " pending_seen_at = NULL WHERE printer_id = ?",
-                (printer_id,),
-            )
-        else:
-            await self._db.execute(
-                "UPDATE printer_certs SET pending_fingerprint = ?, pending_pem = ?, pending_seen_at = ?"
-                " WHERE printer_id = ?",
-                (fp, pem, time.time(), printer_id),
-            )
+        # One statement, compared against the pin as it is when written: a retry that saw the old pin
+        # must not mark the certificate the user has just accepted as pending again.
+        await self._db.execute(
+            "UPDATE printer_certs SET"
+            " pending_fingerprint = CASE WHEN fingerprint = ? THEN NULL ELSE ? END,"
+            " pending_pem = CASE WHEN fingerprint = ? THEN NULL ELSE ? END,"
+            " pending_seen_at = CASE WHEN fingerprint = ? THEN NULL ELSE ? END"
+            " WHERE printer_id = ?",
+            (fp, fp, fp, pem, fp, time.time(), printer_id),
+        )
         return await self._get_existing(printer_id)
 
     async def accept_pending(self, printer_id: str) -> bool:

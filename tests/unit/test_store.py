@@ -449,6 +449,26 @@ async def test_pin_on_first_use_then_accept_a_changed_certificate(db: Database):
         await pins.pin("x1c", PEM_A, "deadbeef")
 
 
+async def test_a_late_retry_does_not_mark_the_accepted_certificate_pending_again(db, monkeypatch):
+    """The link's retry read the old pin, then the user accepted the new certificate, then the
+    retry's handshake failed against the old pin and reports the new certificate as offered: it is
+    the pinned one now, so nothing is pending (the link connects with it at once)."""
+    pins = CertPins(db)
+    old = await pins.pin("x1c", PEM_A, FP_A)
+    await pins.set_pending("x1c", PEM_B, FP_B)
+    assert await pins.accept_pending("x1c")
+    real_get = pins.get
+
+    async def stale_get(printer_id: str):
+        return old  # what the retry read before the accept
+
+    monkeypatch.setattr(pins, "get", stale_get)
+    await pins.set_pending("x1c", PEM_B, FP_B)
+    monkeypatch.setattr(pins, "get", real_get)
+    pin = await pins.get("x1c")
+    assert (pin.fingerprint, pin.pending_fingerprint) == (FP_B, None)
+
+
 # --- service ------------------------------------------------------------------------------------------
 
 
