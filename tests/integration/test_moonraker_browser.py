@@ -71,11 +71,15 @@ async def test_klipper_nozzle_and_filament_set_on_the_printer_page(page) -> None
         await pg.goto(farm.https + "/#/")
         await pg.goto(farm.https + "/#/printer/voron")
         form = pg.locator("[data-testid=materials-form]")
+        # Both read from the one form on the page (its values arrive together from one GET).
         await pg.wait_for_function(
-            "() => document.querySelector('[data-testid=materials-filament]')?.value === 'PETG'",
+            """() => {
+                const f = document.querySelector('[data-testid=materials-form]');
+                return f?.querySelector('[data-testid=materials-filament]')?.value === 'PETG'
+                    && f.querySelector('[data-testid=materials-nozzle]')?.value === '0.6';
+            }""",
             timeout=10_000,
         )
-        assert await form.locator("[data-testid=materials-nozzle]").input_value() == "0.6"
         assert await form.locator("[data-testid=materials-colour]").input_value() == "#ff8800"
 
         # The overview card shows the filament as the printer's spool.
