@@ -76,11 +76,12 @@ async def test_klipper_nozzle_and_filament_set_on_the_printer_page(page) -> None
             """() => {
                 const f = document.querySelector('[data-testid=materials-form]');
                 return f?.querySelector('[data-testid=materials-filament]')?.value === 'PETG'
-                    && f.querySelector('[data-testid=materials-nozzle]')?.value === '0.6';
+                    && f.querySelector('[data-testid=materials-nozzle]')?.value === '0.6'
+                    && f.querySelector('[data-testid=materials-colour]')?.value === '#ff8800';
             }""",
             timeout=10_000,
         )
-        assert await form.locator("[data-testid=materials-colour]").input_value() == "#ff8800"
+        assert await form.locator("[data-testid=materials-nozzle]").input_value() == "0.6"
 
         # The overview card shows the filament as the printer's spool.
         await pg.goto(farm.https + "/#/")

@@ -225,7 +225,12 @@ export function printerForm({ initial = null, onSaved, onCancel } = {}) {
         if (portOf(ftpsPort) !== null) body.ftps_port = portOf(ftpsPort);
         view = await post('/api/printers', body);
       }
-      if (view && view.id !== undefined) store.add(view);
+      if (view && view.id !== undefined) {
+        // The live socket may already have said more than this answer knows (the link connected
+        // a moment after the printer was added or changed): its link state stands.
+        const known = store.get(String(view.id));
+        store.add(known ? { ...view, link: known.link } : view);
+      }
       toast(editing ? t('printers.saved', { name: name.value.trim() }) : t('printers.added', { name: name.value.trim() }), { kind: 'success' });
       if (!editing) { form.reset(); clear(resultSlot); ports.open = false; paintKind(); }
       onSaved?.(view);
