@@ -33,6 +33,8 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _proc import cpu_seconds  # noqa: E402  (bench/, the script's folder)
+
 from bambu_edge.camera import api  # noqa: E402
 from bambu_edge.camera.source import CameraSource  # noqa: E402
 from bambu_edge.camera.supervisor import CameraAccess, CameraSupervisor  # noqa: E402
@@ -41,19 +43,6 @@ from bambu_edge.tasks import TaskSet  # noqa: E402
 from tests.integration.rtsp_camera import RtspCamera  # noqa: E402
 
 CODE = "12345678"
-
-
-def proc_cpu(pid: int | str) -> float:
-    """CPU time of a process (all its threads) or of one thread (``PID/task/TID``), in nanoseconds'
-    precision (/proc/.../schedstat): clock ticks (10 ms) are too coarse for ffmpeg's copy, a few
-    hundredths of a second over a run."""
-    path = Path(f"/proc/{pid}")
-    tasks = [path] if "/task/" in str(pid) else list((path / "task").iterdir())
-    total = 0
-    for t in tasks:
-        with contextlib.suppress(OSError):
-            total += int((t / "schedstat").read_text().split()[0])
-    return total / 1e9
 
 
 def own_cpu() -> float:
@@ -67,7 +56,7 @@ def relay_cpu() -> float:
     for t in threading.enumerate():
         if t.name.startswith("camera-relay") and t.native_id is not None:
             with contextlib.suppress(OSError):
-                total += proc_cpu(f"{os.getpid()}/task/{t.native_id}")
+                total += cpu_seconds(f"{os.getpid()}/task/{t.native_id}")
     return total
 
 
@@ -111,9 +100,9 @@ async def measure(
     proc = await viewers_process(start_url, viewers, seconds + warmup + 2)
     await asyncio.sleep(warmup)  # ffmpeg started, the stream flowing
     pid = pid_of()
-    c0, f0, r0 = own_cpu(), proc_cpu(pid), relay_cpu()
+    c0, f0, r0 = own_cpu(), cpu_seconds(pid), relay_cpu()
     await asyncio.sleep(seconds)
-    c1, f1, r1 = own_cpu(), proc_cpu(pid), relay_cpu()
+    c1, f1, r1 = own_cpu(), cpu_seconds(pid), relay_cpu()
     rss1 = rss_kb()
     await proc.wait()
     per_min = ((c1 - c0) + (f1 - f0)) * 60 / seconds

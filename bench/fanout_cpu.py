@@ -35,6 +35,8 @@ import aiomqtt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _proc import cpu_seconds  # noqa: E402  (bench/, the script's folder)
+
 from bambu_edge.certs import DASHBOARD_CERT  # noqa: E402
 from bambu_edge.demo.broker import LocalBroker, free_port  # noqa: E402
 from bambu_edge.printers.virtual import VirtualPrinter  # noqa: E402
@@ -44,16 +46,6 @@ from tests.integration.waiting import dashboard_tls  # noqa: E402
 CODE = "12345678"
 USER, PASSWORD = "bench", "bench-password-long"
 SERIALS = {"fanout": "00M00A000000101", "base": "00M00A000000102"}
-
-
-def cpu_s(pid: int) -> float:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / 1e9
 
 
 def children(pid: int) -> list[int]:
@@ -187,13 +179,13 @@ async def run(args: argparse.Namespace) -> int:
             "base daemon": daemons["base"].proc.pid,
             "plain mosquitto": plain.pid,
         }
-        cpu0 = {k: cpu_s(p) for k, p in pids.items()}
+        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
         got0 = {k: sum(c.n for c in v) for k, v in counts.items()}
         fed0 = fed.n
         t0 = time.monotonic()
         await asyncio.sleep(args.seconds)
         elapsed = time.monotonic() - t0
-        cpu = {k: cpu_s(p) - cpu0[k] for k, p in pids.items()}
+        cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
         got = {k: sum(c.n for c in v) - got0[k] for k, v in counts.items()}
         reports = fed.n - fed0
     finally:

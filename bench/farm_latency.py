@@ -41,6 +41,7 @@ from _latency import CODE, frame_nozzle, mqtt_baseline, stamped_printer  # noqa:
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config  # noqa: E402
 from tests.integration.farm_units import FarmBroker, unit_password  # noqa: E402
+from tests.integration.waiting import dashboard_tls  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -121,9 +122,7 @@ async def main(args: argparse.Namespace) -> int:
             ctx = ssl.create_default_context(cafile=str(broker.ca_path))
             ctx.check_hostname = False
             https = f"https://127.0.0.1:{daemons[1].https_port}"
-            no_verify = ssl.create_default_context()
-            no_verify.check_hostname = False
-            no_verify.verify_mode = ssl.CERT_NONE
+            no_verify = dashboard_tls()
             stop = asyncio.Event()
             listed = asyncio.Event()
 

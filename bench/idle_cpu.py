@@ -30,6 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _proc import cpu_seconds  # noqa: E402  (bench/, the script's folder)
+
 from bambu_edge.demo.broker import LocalBroker  # noqa: E402
 from bambu_edge.printers.virtual import VirtualPrinter, make_serial  # noqa: E402
 from tests.integration.daemon_proc import DaemonProcess, NotifySocket, printer_entry, write_config  # noqa: E402
@@ -38,16 +40,6 @@ CODE = "12345678"
 MODELS = ("X1C", "P1S", "A1")
 TARGET_PCT = 1.0
 NETNS_ENV = "BAMBU_EDGE_BENCH_IN_NETNS"
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / 1e9
 
 
 def note(text: str) -> None:

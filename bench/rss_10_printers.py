@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,12 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _proc import cpu_seconds  # noqa: E402  (bench/, the script's folder)
+
 from bambu_edge.demo.broker import LocalBroker, free_port  # noqa: E402
 from bambu_edge.printers.virtual import VIRTUAL_MODELS, VirtualPrinter, make_serial  # noqa: E402
 from tests.integration.daemon_proc import DaemonProcess  # noqa: E402
+from tests.integration.waiting import dashboard_tls  # noqa: E402
 
 # The daemon's own libraries. Not cryptography: certificates are made in a child process.
 LIBS = "import aiohttp, aiomqtt, paho.mqtt.client, aiosqlite, argon2, yaml, orjson, ssl"
@@ -95,19 +97,6 @@ while True:
         for key in list(sel.get_map().values()):
             key.data.loop_misc()
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process so far, all its threads, in nanoseconds' precision
-    (/proc/PID/task/*/schedstat: the clock-tick counts of /proc/PID/stat are too coarse for a
-    subscriber that uses a hundredth of a core)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):  # a thread that just ended
-            pass
-    return total / 1e9
 
 
 def proc_status(pid: int) -> dict[str, int]:
@@ -174,10 +163,7 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, proc: subproce
 
 async def bare_browser(port: int, counts: list[int], i: int) -> None:
     """One of the bare subscriber's browsers: a TLS socket read to the end, counting bytes."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # loopback, the bench's own peer
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=dashboard_tls())
     try:
         while chunk := await reader.read(65536):
             counts[i] += len(chunk)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bambu_edge import certs
 from bambu_edge.web.tls import TLS_READ_BUFFER, trim_tls_read_buffers
+from tests.integration.waiting import dashboard_tls
 
 
 async def test_accepted_tls_connections_read_into_64_kib_and_lose_nothing(tmp_path: Path) -> None:
@@ -35,11 +36,8 @@ async def test_accepted_tls_connections_read_into_64_kib_and_lose_nothing(tmp_pa
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
-    client_ctx = ssl.create_default_context()
-    client_ctx.check_hostname = False
-    client_ctx.verify_mode = ssl.CERT_NONE
     try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=dashboard_tls())
         writer.write(payload)
         await writer.drain()
         await asyncio.wait_for(done.wait(), 10)
