@@ -125,7 +125,7 @@ class TlsRelay:
                 ctx = await self.context()
                 deadline = time.monotonic() + self.connect_timeout
                 async with asyncio.timeout(self.connect_timeout):
-                    raw = await _connect(self.host, self.port)
+                    raw = await connect_tcp(self.host, self.port)
                 sockets.add(raw)
                 thread = threading.Thread(
                     target=self._carry,
@@ -306,7 +306,7 @@ def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], error: B
         loop.call_soon_threadsafe(done)
 
 
-async def _connect(host: str, port: int) -> socket.socket:
+async def connect_tcp(host: str, port: int) -> socket.socket:
     """A TCP connection made on the loop, so cancelling it needs no thread to wake."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -1,9 +1,12 @@
 """One camera's upstream: opened for the first viewer, shared by all, closed after the last.
 
 ``CameraSupervisor`` holds at most one connection to the camera however many viewers (and
-snapshots) there are. H.264 sources run one ffmpeg child that copies the video into fragmented MP4
-(RTSPS through the daemon's verified ``TlsRelay``); the port-6000 JPEG camera is read by the
-daemon's own client, its frames passed on unchanged. The upstream starts with the first holder,
+snapshots) there are. An RTSP(S) camera's H.264 is copied into fragmented MP4 by the daemon itself
+(``rtsp_session``, ``rtp_h264``, ``h264_remux``): the TLS verified with the printer's trust, and no
+process or loopback hop on the way. What the daemon does not remux (an HTTP stream, a USB camera,
+an RTSP stream in another codec) runs one ffmpeg child, a TLS URL through the verified
+``TlsRelay``. The port-6000 JPEG camera is read by the daemon's own client, its frames passed on
+unchanged. The upstream starts with the first holder,
 stays ``streaming`` for ``idle_timeout`` after the last one leaves, and is restarted with backoff when
 it fails while wanted. ffmpeg is a child of the component's TaskSet: reaped on stop, and signalled
 by the kernel if the daemon dies without stopping.
@@ -20,12 +23,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.fmp4 import Fmp4Error, Fmp4Splitter, Fragment
+from bambu_edge.camera.h264 import H264Error
+from bambu_edge.camera.h264_remux import FormatChanged, H264Remuxer
 from bambu_edge.camera.jpeg_stream import JpegSplitter, JpegStreamError, last_jpeg
 from bambu_edge.camera.pipe_reader import pipe_for_child, read_pipe
 from bambu_edge.camera.relay import TlsRelay
+from bambu_edge.camera.rtp_h264 import AccessUnit, H264Depacketizer
+from bambu_edge.camera.rtsp_messages import RtspError, VideoTrack
+from bambu_edge.camera.rtsp_session import RtspSession
 from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, URL, CameraSource, tls_target, url_password
 from bambu_edge.camera.viewers import Viewer, ViewerQueue
 from bambu_edge.printers.backoff import Backoff
@@ -126,6 +135,7 @@ class CameraSupervisor:
         self._failures = 0
         self._snapshot_lock = asyncio.Lock()
         self._url_ctx: ssl.SSLContext | None = None
+        self._native = True  # RTSP H.264 remuxed in the daemon; False once a stream needs ffmpeg
 
     # --- what the API shows --------------------------------------------------------------------------
 
@@ -278,8 +288,79 @@ class CameraSupervisor:
         self.starts += 1
         if self.source.kind == JPEG6000:
             await self._jpeg6000()
+        elif self._native and (session := await self._rtsp_session()) is not None:
+            await self._rtsp(session)
         else:
             await self._ffmpeg()
+
+    async def _rtsp_session(self) -> RtspSession | None:
+        """The RTSP session for a printer's RTSPS camera or an ``rtsp(s)://`` URL; None for what
+        ffmpeg reads (HTTP, a USB device)."""
+        if self.source.kind == RTSPS:
+            access = self.access
+            assert access is not None and self.source.port is not None
+            if access.live_view_disabled():
+                raise _Failed("live_view_disabled", bambu_camera.LIVE_VIEW_DISABLED_MESSAGE)
+            serial = access.serial
+            return RtspSession(
+                f"rtsps://{access.host}:{self.source.port}{bambu_camera.RTSP_PATH}",
+                username=bambu_camera.USERNAME,
+                password=access.access_code,
+                context=await self._trust_context(access.context),
+                check_peer=(lambda obj: bambu_camera.check_serial(obj, serial)) if serial else None,
+            )
+        url = str(self.source.url)
+        if self.source.kind != URL or self.source.mjpeg or not url.startswith(("rtsp://", "rtsps://")):
+            return None
+        parts = urlsplit(url)
+        context = await self._url_context() if parts.scheme == "rtsps" else None
+        return RtspSession(
+            url,
+            username=unquote(parts.username) if parts.username is not None else None,
+            password=unquote(parts.password or ""),
+            context=context,
+        )
+
+    async def _trust_context(self, context: Callable[[], Awaitable[ssl.SSLContext]]) -> ssl.SSLContext:
+        try:
+            return await context()
+        except Exception as e:  # the trust store: no pinned certificate yet
+            raise _Failed("camera_unavailable", f"the camera cannot be trusted yet: {e}") from None
+
+    async def _rtsp(self, session: RtspSession) -> None:
+        """H.264 from the camera's RTP packets into fragmented MP4 in the daemon: no ffmpeg and no
+        loopback relay on the way (docs/camera.md). A stream in another codec goes to ffmpeg."""
+        where = self._where()
+        try:
+            track = await session.open()
+            if track.codec == "H264":
+                await self._remux_h264(session, track)
+                return
+        except RtspError as e:
+            raise _Failed("camera_unavailable", _at(where, e)) from None
+        except EOFError:
+            raise _Failed("camera_unavailable", f"the camera at {where} closed the connection") from None
+        except (OSError, TimeoutError, ssl.SSLError) as e:
+            raise _Failed(*describe(e, where, self._trust())) from None
+        finally:
+            await session.close()
+        self.log.info("camera: the stream is %s, not H.264: ffmpeg remuxes it", track.codec)
+        self._native = False
+        await self._ffmpeg()
+
+    async def _remux_h264(self, session: RtspSession, track: VideoTrack) -> None:
+        depacketizer = H264Depacketizer(track.payload_type)
+        remuxer = H264Remuxer(track.parameter_sets)
+        try:
+            while True:
+                units: list[AccessUnit] = []
+                for packet in await session.batch():
+                    units += depacketizer.feed(packet)
+                if units:
+                    for frag in remuxer.push(units):
+                        self._on_fragment(remuxer.init, frag)
+        except (FormatChanged, H264Error) as e:
+            raise _Failed("camera_unavailable", _at(self._where(), e)) from None
 
     async def _jpeg6000(self) -> None:
         access = self.access
@@ -511,6 +592,14 @@ def _ffmpeg_reason(lines: list[str]) -> str | None:
         if "Connection refused" in line:
             return "the camera refused the connection"
     return lines[-1] if lines else None
+
+
+def _at(where: str, e: Exception) -> str:
+    """``e``'s words with the camera's address in them."""
+    words = str(e)
+    if words.startswith("the camera "):
+        return f"the camera at {where} {words.removeprefix('the camera ')}"
+    return f"the camera at {where}: {words}"
 
 
 def _without_login(url: str) -> str:

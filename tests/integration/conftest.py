@@ -10,6 +10,7 @@ import pytest
 from bambu_edge.store.db import Database
 from bambu_edge.store.pins import CertPins
 from tests.conftest import ACCESS_CODE, SERIAL
+from tests.integration.http_camera import make_stream
 from tests.integration.running_daemon import farm_factory, spine, spine_config, spine_printer  # noqa: F401 - fixtures
 from tests.integration.vsftpd import INSTALL_HINT, VsftpdServer, vsftpd_binary
 
@@ -48,3 +49,9 @@ async def pins(tmp_path: Path) -> AsyncIterator[CertPins]:
     await db.migrate()
     yield CertPins(db)
     await db.close()
+
+
+@pytest.fixture(scope="session")
+def ts_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minute of H.264 in MPEG-TS for ``http_camera.HttpCamera``, made once a test run."""
+    return make_stream(tmp_path_factory.mktemp("http-camera") / "live.ts")

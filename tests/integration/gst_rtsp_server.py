@@ -2,12 +2,12 @@
 
 Run by Debian's /usr/bin/python3 (python3-gi is not importable from the venv; TESTBED.md section 3)
 as its own process; ``rtsp_camera.RtspCamera`` starts it. It binds port 0 on 127.0.0.1 and prints
-``port N`` once it listens, then ``client`` for every RTSP connection it accepts, so a test can
-count the upstream connections.
+``port N`` once it listens, then ``client`` for every RTSP connection it accepts and ``closed``
+when one ends, so a test can count the upstream connections.
 
     /usr/bin/python3 gst_rtsp_server.py [--tls server.pem] [--user bblp --password CODE]
         [--path /streaming/live/1] [--size 640x360] [--fps 30] [--stamped]
-        [--pattern ball]
+        [--pattern ball] [--digest] [--codec h264|h265]
 
 ``--stamped``: instead of the test pattern, frames that carry the wall-clock time they were made
 (milliseconds mod 2**32, ``STAMP_BITS`` black or white blocks across the top, most significant
@@ -21,8 +21,9 @@ import time
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 STAMP_BITS = 32
 STAMP_ROWS = 3  # block rows, each the same stamp: a viewer reads the middle one
@@ -60,6 +61,8 @@ def main() -> int:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--stamped", action="store_true")
     ap.add_argument("--pattern", default="ball", help="videotestsrc's pattern")
+    ap.add_argument("--digest", action="store_true", help="ask for Digest instead of Basic")
+    ap.add_argument("--codec", choices=("h264", "h265"), default="h264")
     args = ap.parse_args()
     width, height = args.size.split("x")
     Gst.init(None)
@@ -74,9 +77,10 @@ def main() -> int:
         if args.stamped
         else f"videotestsrc is-live=true pattern={args.pattern} ! {caps}"
     )
+    n = args.codec[-1]  # x264enc ! h264parse ! rtph264pay, or the same with 5
     factory.set_launch(
-        f"( {source} ! x264enc tune=zerolatency speed-preset=ultrafast "
-        f"key-int-max={args.fps} ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"( {source} ! x26{n}enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={args.fps} ! h26{n}parse ! rtph26{n}pay name=pay0 pt=96 config-interval=1 )"
     )
     if args.stamped:
         feeds = []  # kept alive with the media
@@ -93,12 +97,21 @@ def main() -> int:
         if args.user:
             token = GstRtspServer.RTSPToken()
             token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+            if args.digest:
+                auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+                auth.add_digest(args.user, args.password, token)
+            else:
+                auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
             role = "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
             factory.add_role_from_structure(Gst.Structure.from_string(role)[0])
         srv.set_auth(auth)
     srv.get_mount_points().add_factory(args.path, factory)
-    srv.connect("client-connected", lambda _srv, _client: print("client", flush=True))
+
+    def connected(_srv, client) -> None:
+        print("client", flush=True)
+        client.connect("closed", lambda _client: print("closed", flush=True))
+
+    srv.connect("client-connected", connected)
     if srv.attach(None) == 0:
         print("could not listen", file=sys.stderr, flush=True)
         return 1

@@ -1,6 +1,6 @@
 """An X1-style camera for the tests: ``gst_rtsp_server.py`` run by Debian's python3 as a child
 process (RTSPS with the printer's certificate, Basic auth ``bblp`` + access code, a live H.264 test
-pattern at /streaming/live/1). ``clients`` counts the RTSP connections it has accepted."""
+pattern at /streaming/live/1). ``clients`` counts the RTSP connections it has accepted, ``open_connections`` those not closed yet."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ class RtspCamera:
         fps: int = 30,
         stamped: bool = False,
         pattern: str = "ball",
+        digest: bool = False,
+        codec: str = "h264",
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,9 @@ class RtspCamera:
             *(["--stamped"] if stamped else []),
             "--pattern",
             pattern,
+            *(["--digest"] if digest else []),
+            "--codec",
+            codec,
         ]
         if pair is not None:
             pem = self.workdir / "camera.pem"
@@ -50,6 +55,7 @@ class RtspCamera:
             self.argv += ["--user", user, "--password", password or ""]
         self.port = 0
         self.clients = 0
+        self.closed = 0
         self.stderr_path = self.workdir / "gst.log"
         self._proc: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
@@ -74,6 +80,12 @@ class RtspCamera:
                 self._ready.set()
             elif word == "client":
                 self.clients += 1
+            elif word == "closed":
+                self.closed += 1
+
+    @property
+    def open_connections(self) -> int:
+        return self.clients - self.closed
 
     def wait_clients(self, n: int, timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """Cameras through the real daemon, with real cameras: GStreamer's RTSPS server (an X1C's camera,
-Basic auth bblp + access code, the printer's certificate) and the port-6000 TLS JPEG camera of a
-P1S, each presenting the certificate the printer's MQTT link pinned."""
+Basic auth bblp + access code, the printer's certificate; remuxed by the daemon itself) and the
+port-6000 TLS JPEG camera of a P1S, each presenting the certificate the printer's MQTT link pinned,
+and an HTTP camera that ffmpeg reads for the daemon."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bambu_edge.printers.virtual import VirtualPrinter
 from tests.conftest import ACCESS_CODE
 from tests.integration import waiting
 from tests.integration.daemon_proc import printer_entry, write_config
+from tests.integration.http_camera import HttpCamera
 from tests.integration.jpeg_camera import JpegCamera
 from tests.integration.rtsp_camera import RtspCamera
 from tests.integration.running_daemon import SERIAL_X1C, Farm, add_admin
@@ -61,9 +63,13 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[dict[str, Any]]:
+async def cams(
+    tmp_path: Path, broker: Any, closed_port: int, ts_stream: Path
+) -> AsyncIterator[dict[str, Any]]:
     rtsp = RtspCamera(tmp_path / "rtsp", broker.server_pair, password=ACCESS_CODE)
     await asyncio.to_thread(rtsp.start)
+    http = HttpCamera(ts_stream)
+    await http.start()
     jpeg = JpegCamera(broker.server_pair, tmp_path / "jpeg", ACCESS_CODE, fps=10)
     await jpeg.start()
     # A camera presenting another certificate than the one the printer's MQTT link pinned.
@@ -83,8 +89,9 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
         "camera": {"kind": "jpeg6000", "port": stranger.port}
     }
     off = printer_entry(broker, "00M00A000000011", ACCESS_CODE, "off") | {"camera": "off"}
+    web = printer_entry(broker, "00M00A000000013", ACCESS_CODE, "web") | {"camera": http.url}
     cfg_path = tmp_path / "config.yaml"
-    cfg = write_config(cfg_path, tmp_path / "data", [x1c, p1s, gone, off, fake])
+    cfg = write_config(cfg_path, tmp_path / "data", [x1c, p1s, gone, off, fake, web])
     cfg["cameras"] = {"idle_timeout_s": IDLE_S}
     cfg_path.write_text(yaml.safe_dump(cfg))
     add_admin(cfg_path)
@@ -97,6 +104,7 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
             ("p1s", SERIAL_P1S, "P1S"),
             ("gone", "01P09C000000010", "P1S"),
             ("fake", "01P09C000000012", "P1S"),
+            ("web", "00M00A000000013", "X1C"),
         )
     }
     for vp in vps.values():
@@ -112,9 +120,10 @@ async def cams(tmp_path: Path, broker: Any, closed_port: int) -> AsyncIterator[d
 
         # The cameras are trusted like the MQTT link: once it has pinned the certificate.
         await eventually(connected, 30, "the printers connected")
-        yield {"farm": farm, "rtsp": rtsp, "jpeg": jpeg, "stranger": stranger}
+        yield {"farm": farm, "rtsp": rtsp, "jpeg": jpeg, "stranger": stranger, "http": http}
     finally:
         await farm.close()
+        await http.stop()
         await jpeg.stop()
         await stranger.stop()
         rtsp.stop()
@@ -144,7 +153,7 @@ def _box_types(data: bytes) -> list[str]:
     return kinds
 
 
-async def test_five_viewers_share_one_rtsps_connection_and_ffmpeg_stops_after_the_last(
+async def test_five_viewers_share_one_rtsps_connection_remuxed_without_ffmpeg_closed_after_the_last(
     cams: dict[str, Any],
 ) -> None:
     farm, rtsp = cams["farm"], cams["rtsp"]
@@ -160,6 +169,7 @@ async def test_five_viewers_share_one_rtsps_connection_and_ffmpeg_stops_after_th
         for ws in sockets:
             first, second = await _messages(ws, 2)
             assert _box_types(first) == ["ftyp", "moov"]  # the init segment first
+            assert track_size(first) == (640, 360)
             assert _box_types(second) == ["moof", "mdat"]
         status = await farm.ok("GET", "/api/printers/x1c/camera")
         assert (status["state"], status["viewers"], status["error"]) == ("streaming", 5, None)
@@ -167,18 +177,38 @@ async def test_five_viewers_share_one_rtsps_connection_and_ffmpeg_stops_after_th
         status_code, jpeg = await farm.call("GET", "/api/printers/x1c/camera/snapshot.jpg")
         assert status_code == 200 and jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
         assert rtsp.clients == 1
-        assert len(ffmpeg_children(farm.daemon.proc.pid)) == 1
+        assert ffmpeg_children(farm.daemon.proc.pid) == []  # the daemon remuxes H.264 itself
     finally:
         for ws in sockets:
             await ws.close()
     await eventually(lambda: _viewers(farm, "x1c", 0), 10, "the viewers gone")
     status = await farm.ok("GET", "/api/printers/x1c/camera")
-    assert status["state"] == "streaming"  # until the idle timeout
-    pid = farm.daemon.proc.pid
-    await eventually(lambda: not ffmpeg_children(pid), IDLE_S + 10, "ffmpeg stopped after the idle timeout")
-    # The state follows once the relay's thread has closed the camera connection (a moment later).
+    assert status["state"] == "streaming" and rtsp.open_connections == 1  # until the idle timeout
+    await eventually(
+        lambda: rtsp.open_connections == 0, IDLE_S + 10, "the camera connection closed when idle"
+    )
     await eventually(lambda: _state(farm, "x1c", "idle"), 5, "the camera idle again")
     assert rtsp.clients == 1
+
+
+async def test_an_http_camera_is_read_by_one_ffmpeg_stopped_after_the_last_viewer(
+    cams: dict[str, Any],
+) -> None:
+    farm, http = cams["farm"], cams["http"]
+    assert (await farm.ok("GET", "/api/printers/web/camera"))["kind"] == "url"
+    sockets = [await _ws(farm, "web") for _ in range(3)]
+    try:
+        for ws in sockets:
+            first, second = await _messages(ws, 2)
+            assert _box_types(first) == ["ftyp", "moov"] and track_size(first) == (320, 240)
+            assert _box_types(second) == ["moof", "mdat"]
+        assert len(ffmpeg_children(farm.daemon.proc.pid)) == 1 and http.connections == 1
+    finally:
+        for ws in sockets:
+            await ws.close()
+    pid = farm.daemon.proc.pid
+    await eventually(lambda: not ffmpeg_children(pid), IDLE_S + 10, "ffmpeg stopped after the idle timeout")
+    await eventually(lambda: _state(farm, "web", "idle"), 5, "the camera idle again")
 
 
 async def _viewers(farm: Farm, pid: str, n: int) -> bool:
@@ -191,7 +221,7 @@ async def _state(farm: Farm, pid: str, state: str) -> bool:
 
 async def test_a_killed_ffmpeg_is_restarted(cams: dict[str, Any]) -> None:
     farm = cams["farm"]
-    ws = await _ws(farm, "x1c")
+    ws = await _ws(farm, "web")
     await _messages(ws, 2)
     (first,) = ffmpeg_children(farm.daemon.proc.pid)
     os.kill(first, signal.SIGKILL)
@@ -199,7 +229,7 @@ async def test_a_killed_ffmpeg_is_restarted(cams: dict[str, Any]) -> None:
     with contextlib.suppress(AssertionError, TimeoutError):
         await _messages(ws, 1000, timeout=10)
     await ws.close()
-    ws = await _ws(farm, "x1c")
+    ws = await _ws(farm, "web")
     try:
         first_msg = (await _messages(ws, 1, timeout=30))[0]
         assert _box_types(first_msg) == ["ftyp", "moov"]
@@ -212,7 +242,7 @@ async def test_a_killed_ffmpeg_is_restarted(cams: dict[str, Any]) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 async def test_no_ffmpeg_outlives_the_daemon(cams: dict[str, Any], sig: int) -> None:
     farm = cams["farm"]
-    ws = await _ws(farm, "x1c")
+    ws = await _ws(farm, "web")
     await _messages(ws, 2)
     (ffmpeg,) = ffmpeg_children(farm.daemon.proc.pid)
     farm.daemon.signal(sig)
@@ -323,9 +353,9 @@ async def test_the_sub_stream_is_one_scaled_re_encode_that_leaves_the_main_strea
             assert _box_types(second) == ["moof", "mdat"]
         status = await farm.ok("GET", "/api/printers/x1c/camera?stream=sub")
         assert (status["state"], status["viewers"], status["codec"]) == ("streaming", 3, "h264")
-        # One camera connection, one copy and one encoder for all of them.
+        # One camera connection, remuxed once, and one encoder for all of them.
         assert rtsp.clients == 1
-        assert len(ffmpeg_children(farm.daemon.proc.pid)) == 2
+        assert len(ffmpeg_children(farm.daemon.proc.pid)) == 1
         main_status = await farm.ok("GET", "/api/printers/x1c/camera")
         assert (main_status["state"], main_status["viewers"]) == ("streaming", 1)  # the encoder is no viewer
     finally:
@@ -333,7 +363,7 @@ async def test_the_sub_stream_is_one_scaled_re_encode_that_leaves_the_main_strea
             await ws.close()
     # The last sub-stream viewer gone: the encoder stops at once, the main stream goes on.
     pid = farm.daemon.proc.pid
-    await eventually(lambda: len(ffmpeg_children(pid)) == 1, 15, "the encoder stopped")
+    await eventually(lambda: not ffmpeg_children(pid), 15, "the encoder stopped")
     await eventually(lambda: _state_of(farm, "x1c?stream=sub", "idle"), 10, "the sub-stream idle")
     after = await _messages(main, 10, timeout=20)
     assert all(_box_types(m) == ["moof", "mdat"] for m in after)  # the same stream, not restarted
