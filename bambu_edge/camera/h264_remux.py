@@ -75,8 +75,11 @@ class H264Remuxer:
     def _advance(self, ts: int) -> int:
         if self._last_ts is not None:
             gap = (ts - self._last_ts) & 0xFFFFFFFF
-            # Backwards (reordered) or a jump: keep the timeline going at the current rate.
-            self._time += gap if 0 < gap <= MAX_GAP else self._duration
+            if 0 < gap <= MAX_GAP:
+                self._time += gap
+                self._duration = gap  # the previous gap, for a batch's last picture
+            else:  # backwards (reordered) or a jump: keep the timeline going at the current rate
+                self._time += self._duration
         self._last_ts = ts
         return self._time
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from bambu_edge.camera.h264 import NAL_IDR, NAL_PPS, NAL_SPS
+from bambu_edge.camera.h264 import NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS
 
 _RTP = struct.Struct(">BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 STAP_A = 24
@@ -122,7 +122,7 @@ class H264Depacketizer:
     def _finish(self) -> list[AccessUnit]:
         nals, keyframe, ts = self._nals, self._keyframe, self._ts
         self._nals, self._size, self._keyframe, self._fu = [], 0, False, None
-        if keyframe:
+        if keyframe and _starts_whole(nals):
             self._broken = False
         if self._broken or not nals or ts is None:
             return []
@@ -134,3 +134,11 @@ class H264Depacketizer:
         self._nals, self._size, self._keyframe, self._fu = [], 0, False, None
         self._broken = True
         self._spoiled = self._ts
+
+
+def _starts_whole(nals: list[bytes]) -> bool:
+    """The picture's first slice starts at its first macroblock (first_mb_in_slice 0, coded as a
+    single 1 bit): a keyframe that lost its head after a gap, or before the session's first
+    packet, is not whole even though its later slices are IDR slices."""
+    first = next((n for n in nals if n[0] & 0x1F in (NAL_SLICE, NAL_IDR)), None)
+    return first is not None and len(first) > 1 and first[1] & 0x80 != 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 import re
 import struct
@@ -215,7 +216,7 @@ def video_track(sdp: bytes, base_url: str) -> VideoTrack:
     if session_control not in (None, "*"):
         base_url = _resolve(base_url, session_control)
     for section in media:
-        kind, *rest = section[0][2:].split()
+        kind, *rest = section[0][2:].split() or [""]  # a bare "m=" line
         if kind != "video" or len(rest) < 3:
             continue
         try:
@@ -271,9 +272,11 @@ def session_id(header: str) -> tuple[str, float]:
         name, _, value = p.partition("=")
         if name.strip().lower() == "timeout":
             try:
-                timeout = max(float(value), 5.0)
+                given = float(value)
             except ValueError:
-                pass
+                continue
+            if math.isfinite(given):
+                timeout = min(max(given, 5.0), 3600.0)  # keep-alives go out at half of it
     if not ident:
         raise RtspError("the camera's SETUP answer has no session")
     return ident, timeout

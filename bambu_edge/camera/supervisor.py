@@ -342,6 +342,13 @@ class CameraSupervisor:
             raise _Failed("camera_unavailable", f"the camera at {where} closed the connection") from None
         except (OSError, TimeoutError, ssl.SSLError) as e:
             raise _Failed(*describe(e, where, self._trust())) from None
+        except _Failed:
+            raise
+        except Exception as e:  # a stream this code did not foresee: retried, never fatal
+            self.log.exception("camera: the stream from %s could not be read", where)
+            raise _Failed(
+                "camera_unavailable", f"the camera at {where} sent a stream that could not be read: {e}"
+            ) from None
         finally:
             await session.close()
         self.log.info("camera: the stream is %s, not H.264: ffmpeg remuxes it", track.codec)
