@@ -100,7 +100,10 @@ def _message(buf: bytearray, pos: int, end: int) -> tuple[RtspMessage, int] | No
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
-            headers[name.strip().lower()] = value.strip()
+            name = name.strip().lower()
+            if name == "www-authenticate" and headers.get(name, "").lower().startswith("digest"):
+                continue  # a camera offering Basic and Digest: the one that does not send the code
+            headers[name] = value.strip()
     try:
         length = int(headers.get("content-length", "0"))
     except ValueError:

@@ -19,7 +19,11 @@ import ssl
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from bambu_edge.camera.fmp4 import Fragment
+from bambu_edge.camera.h264 import H264Error
+from bambu_edge.camera.h264_remux import FormatChanged, H264Remuxer
 from bambu_edge.camera.relay import connect_tcp
+from bambu_edge.camera.rtp_h264 import AccessUnit, H264Depacketizer
 from bambu_edge.camera.rtsp_messages import (
     Demuxer,
     Login,
@@ -94,10 +98,15 @@ class RtspSession:
             self._sock = await connect_tcp(self.host, self.port)
             if self.context is not None:
                 await self._handshake()
-            options = await self._ask("OPTIONS", self.url)
-            public = options.headers.get("public", "").upper()
-            if "GET_PARAMETER" in public:
-                self._keepalive_method = "GET_PARAMETER"
+            try:
+                options = await self._ask("OPTIONS", self.url)
+            except RtspError as e:
+                if e.status in (None, 401):
+                    raise
+                # A camera without OPTIONS (some answer 405 or 501): the rest may still work.
+            else:
+                if "GET_PARAMETER" in options.headers.get("public", "").upper():
+                    self._keepalive_method = "GET_PARAMETER"
             described = await self._ask("DESCRIBE", self.url, {"Accept": "application/sdp"})
             headers = described.headers
             self._base = headers.get("content-base") or headers.get("content-location") or self.url
@@ -155,8 +164,9 @@ class RtspSession:
     async def _ask(self, method: str, url: str, headers: dict[str, str] | None = None) -> RtspMessage:
         """Send a request (again with the login when the camera asks for one) and read its answer."""
         answer = await self._request_answer(method, url, headers)
-        if answer.status == 401 and self._login is not None and self._login.scheme is None:
-            challenge = answer.headers.get("www-authenticate")
+        challenge = answer.headers.get("www-authenticate", "")
+        stale = "stale=true" in challenge.replace(" ", "").lower()  # a Digest nonce that expired
+        if answer.status == 401 and self._login is not None and (self._login.scheme is None or stale):
             if challenge:
                 self._login.challenge(challenge)
                 answer = await self._request_answer(method, url, headers)
@@ -319,3 +329,24 @@ class RtspSession:
                 break
             pos += n
         return view[:pos]
+
+
+async def stream_h264(session: RtspSession, on_fragment: Callable[[bytes | None, Fragment], None]) -> str:
+    """Open ``session`` and pass its H.264 on as fragmented MP4 (``on_fragment(init, fragment)``)
+    until the camera stops (the session's errors; RtspError for a stream that cannot be remuxed).
+    Returns at once with the codec's name when the stream is not H.264, for ffmpeg to take."""
+    track = await session.open()
+    if track.codec != "H264":
+        return track.codec
+    depacketizer = H264Depacketizer(track.payload_type)
+    remuxer = H264Remuxer(track.parameter_sets)
+    try:
+        while True:
+            units: list[AccessUnit] = []
+            for packet in await session.batch():
+                units += depacketizer.feed(packet)
+            if units:
+                for frag in remuxer.push(units):
+                    on_fragment(remuxer.init, frag)
+    except (FormatChanged, H264Error) as e:
+        raise RtspError(str(e)) from None

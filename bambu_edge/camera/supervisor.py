@@ -6,9 +6,8 @@ snapshots) there are. An RTSP(S) camera's H.264 is copied into fragmented MP4 by
 process or loopback hop on the way. What the daemon does not remux (an HTTP stream, a USB camera,
 an RTSP stream in another codec) runs one ffmpeg child, a TLS URL through the verified
 ``TlsRelay``. The port-6000 JPEG camera is read by the daemon's own client, its frames passed on
-unchanged. The upstream starts with the first holder,
-stays ``streaming`` for ``idle_timeout`` after the last one leaves, and is restarted with backoff when
-it fails while wanted. ffmpeg is a child of the component's TaskSet: reaped on stop, and signalled
+unchanged. The upstream starts with the first holder, stays ``streaming`` for ``idle_timeout``
+after the last one leaves, and is restarted with backoff when it fails while wanted. ffmpeg is a child of the component's TaskSet: reaped on stop, and signalled
 by the kernel if the daemon dies without stopping.
 """
 
@@ -22,25 +21,23 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from bambu_edge.camera import ffmpeg_args
 from bambu_edge.camera.fmp4 import Fmp4Error, Fmp4Splitter, Fragment
-from bambu_edge.camera.h264 import H264Error
-from bambu_edge.camera.h264_remux import FormatChanged, H264Remuxer
 from bambu_edge.camera.jpeg_stream import JpegSplitter, JpegStreamError, last_jpeg
 from bambu_edge.camera.pipe_reader import pipe_for_child, read_pipe
 from bambu_edge.camera.relay import TlsRelay
-from bambu_edge.camera.rtp_h264 import AccessUnit, H264Depacketizer
-from bambu_edge.camera.rtsp_messages import RtspError, VideoTrack
-from bambu_edge.camera.rtsp_session import RtspSession
 from bambu_edge.camera.source import DEVICE, JPEG6000, OFF, RTSPS, URL, CameraSource, tls_target, url_password
 from bambu_edge.camera.viewers import Viewer, ViewerQueue
 from bambu_edge.printers.backoff import Backoff
 from bambu_edge.printers.bambu import camera as bambu_camera
 from bambu_edge.printers.bambu.tls import is_serial_mismatch, is_verify_failure
 from bambu_edge.tasks import TaskSet
+
+if TYPE_CHECKING:
+    from bambu_edge.camera.rtsp_session import RtspSession
 
 DEFAULT_IDLE_TIMEOUT_S = 30.0
 SNAPSHOT_MAX_AGE_S = 2.0
@@ -288,14 +285,44 @@ class CameraSupervisor:
         self.starts += 1
         if self.source.kind == JPEG6000:
             await self._jpeg6000()
-        elif self._native and (session := await self._rtsp_session()) is not None:
-            await self._rtsp(session)
-        else:
+        elif not (self._native and await self._rtsp()):
             await self._ffmpeg()
 
+    async def _rtsp(self) -> bool:
+        """An RTSP(S) camera's H.264 into fragmented MP4 in the daemon: no ffmpeg and no loopback
+        relay on the way (docs/camera.md). False for what ffmpeg is to read: an HTTP stream, a USB
+        camera, an RTSP stream in another codec."""
+        # Imported when a camera first streams: a daemon that nobody watches does not carry it (~0.5 MB).
+        from bambu_edge.camera.rtsp_messages import RtspError
+        from bambu_edge.camera.rtsp_session import stream_h264
+
+        session = await self._rtsp_session()
+        if session is None:
+            return False
+        where = self._where()
+        try:
+            codec = await stream_h264(session, self._on_fragment)
+        except RtspError as e:
+            raise _Failed("camera_unavailable", _at(where, e)) from None
+        except EOFError:
+            raise _Failed("camera_unavailable", f"the camera at {where} closed the connection") from None
+        except (OSError, TimeoutError, ssl.SSLError) as e:
+            raise _Failed(*describe(e, where, self._trust())) from None
+        except Exception as e:  # a stream this code did not foresee: retried, never fatal
+            self.log.exception("camera: the stream from %s could not be read", where)
+            raise _Failed(
+                "camera_unavailable", f"the camera at {where} sent a stream that could not be read: {e}"
+            ) from None
+        finally:
+            await session.close()
+        self.log.info("camera: the stream is %s, not H.264: ffmpeg remuxes it", codec)
+        self._native = False
+        return False
+
     async def _rtsp_session(self) -> RtspSession | None:
-        """The RTSP session for a printer's RTSPS camera or an ``rtsp(s)://`` URL; None for what
-        ffmpeg reads (HTTP, a USB device)."""
+        """The RTSP session for a printer's RTSPS camera or an ``rtsp(s)://`` URL; None otherwise."""
+        from bambu_edge.camera.rtsp_session import RtspSession
+
         if self.source.kind == RTSPS:
             access = self.access
             assert access is not None and self.source.port is not None
@@ -327,61 +354,17 @@ class CameraSupervisor:
         except Exception as e:  # the trust store: no pinned certificate yet
             raise _Failed("camera_unavailable", f"the camera cannot be trusted yet: {e}") from None
 
-    async def _rtsp(self, session: RtspSession) -> None:
-        """H.264 from the camera's RTP packets into fragmented MP4 in the daemon: no ffmpeg and no
-        loopback relay on the way (docs/camera.md). A stream in another codec goes to ffmpeg."""
-        where = self._where()
-        try:
-            track = await session.open()
-            if track.codec == "H264":
-                await self._remux_h264(session, track)
-                return
-        except RtspError as e:
-            raise _Failed("camera_unavailable", _at(where, e)) from None
-        except EOFError:
-            raise _Failed("camera_unavailable", f"the camera at {where} closed the connection") from None
-        except (OSError, TimeoutError, ssl.SSLError) as e:
-            raise _Failed(*describe(e, where, self._trust())) from None
-        except _Failed:
-            raise
-        except Exception as e:  # a stream this code did not foresee: retried, never fatal
-            self.log.exception("camera: the stream from %s could not be read", where)
-            raise _Failed(
-                "camera_unavailable", f"the camera at {where} sent a stream that could not be read: {e}"
-            ) from None
-        finally:
-            await session.close()
-        self.log.info("camera: the stream is %s, not H.264: ffmpeg remuxes it", track.codec)
-        self._native = False
-        await self._ffmpeg()
-
-    async def _remux_h264(self, session: RtspSession, track: VideoTrack) -> None:
-        depacketizer = H264Depacketizer(track.payload_type)
-        remuxer = H264Remuxer(track.parameter_sets)
-        try:
-            while True:
-                units: list[AccessUnit] = []
-                for packet in await session.batch():
-                    units += depacketizer.feed(packet)
-                if units:
-                    for frag in remuxer.push(units):
-                        self._on_fragment(remuxer.init, frag)
-        except (FormatChanged, H264Error) as e:
-            raise _Failed("camera_unavailable", _at(self._where(), e)) from None
-
     async def _jpeg6000(self) -> None:
         access = self.access
         assert access is not None and self.source.port is not None
+        ctx = await self._trust_context(access.context)
         try:
-            ctx = await access.context()
             async for frame in bambu_camera.jpeg_frames(
                 access.host, access.access_code, ctx, port=self.source.port, serial=access.serial
             ):
                 self._on_jpeg(frame)
         except (OSError, TimeoutError, EOFError, ssl.SSLError, bambu_camera.CameraProtocolError) as e:
             raise _Failed(*describe(e, self._where())) from None
-        except Exception as e:  # the trust store: no pinned certificate yet
-            raise _Failed("camera_unavailable", f"the camera cannot be trusted yet: {e}") from None
 
     def _on_jpeg(self, frame: bytes) -> None:
         self._streaming()

@@ -388,3 +388,16 @@ def test_interleaved_channel() -> None:
     assert interleaved_channel("RTP/AVP/TCP;unicast;interleaved=4-5;ssrc=1A2B3C4D;mode=play") == 4
     with pytest.raises(RtspError, match="did not agree"):
         interleaved_channel("RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971")
+
+
+def test_a_camera_offering_basic_and_digest_gets_digest() -> None:
+    for order in (("Basic", "Digest"), ("Digest", "Basic")):
+        offers = {"Basic": 'Basic realm="cam"', "Digest": 'Digest realm="cam", nonce="abc"'}
+        head = "RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n" + "".join(
+            f"WWW-Authenticate: {offers[o]}\r\n" for o in order
+        )
+        (answer,) = Demuxer().feed((head + "\r\n").encode())
+        assert isinstance(answer, RtspMessage)
+        login = Login("bblp", "12345678")
+        login.challenge(answer.headers["www-authenticate"])
+        assert login.header("DESCRIBE", "rtsp://cam/")["Authorization"].startswith("Digest ")
