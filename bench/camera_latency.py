@@ -6,8 +6,8 @@ up to the WebSocket viewer.
 
 H.264 (GStreamer RTSPS peer, 1280x720 30 fps, ``--stamped``): each source frame carries the wall-clock
 time it was made, painted into its pixels (gst_rtsp_server.py). The frames go the whole way: the
-verified TLS relay, ffmpeg ``-c:v copy`` into 200 ms fMP4 fragments, the camera WebSocket, and the
-dashboard's own player (web/js/camera-player.js, Media Source Extensions) in Chromium. For every
+daemon's RTSP session (verified TLS, read on its 0.3 s beat), the remux into fMP4 fragments, the
+camera WebSocket, and the dashboard's own player (web/js/camera-player.js, Media Source Extensions) in Chromium. For every
 frame Chromium presents (``requestVideoFrameCallback``) the page reads the stamp back from the
 pixels and takes its expected display time: source frame -> browser frame, per frame, exact to the
 clock (one machine, one wall clock). The first seconds (start-up, the player finding the live edge)
