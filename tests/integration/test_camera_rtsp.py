@@ -41,7 +41,11 @@ async def camera(tmp_path: Path, **options: object) -> AsyncIterator[tuple[RtspC
 
 @contextlib.asynccontextmanager
 async def supervisor(
-    port: int, trust: ssl.SSLContext, code: str = ACCESS_CODE, serial: str | None = None
+    port: int,
+    trust: ssl.SSLContext,
+    code: str = ACCESS_CODE,
+    serial: str | None = None,
+    live_view_off: bool = False,
 ) -> AsyncIterator[CameraSupervisor]:
     async def context() -> ssl.SSLContext:
         return trust
@@ -50,7 +54,13 @@ async def supervisor(
     sup = CameraSupervisor(
         "cam",
         CameraSource("rtsps", port=port),
-        CameraAccess(host="127.0.0.1", access_code=code, context=context, serial=serial),
+        CameraAccess(
+            host="127.0.0.1",
+            access_code=code,
+            context=context,
+            serial=serial,
+            live_view_disabled=lambda: live_view_off,
+        ),
         tasks,
         idle_timeout=1.0,
         backoff=Backoff(initial=0.2, cap=0.5, stable_after=10.0),
@@ -100,6 +110,14 @@ async def test_a_refused_access_code_says_so(tmp_path: Path) -> None:
         assert "wrong123" not in str(e.value)
         status = sup.status()
         assert status["state"] == "error" and "401" in status["error"]
+
+
+async def test_an_h2_with_the_lan_live_view_off_says_where_to_switch_it_on(tmp_path: Path) -> None:
+    async with camera(tmp_path) as (cam, trust), supervisor(cam.port, trust, live_view_off=True) as sup:
+        with pytest.raises(CameraUnavailable) as e:
+            await sup.snapshot(timeout=10)
+        assert e.value.code == "live_view_disabled" and "LAN Only Liveview" in str(e.value)
+        assert sup.status()["error"] == str(e.value) and cam.clients == 0  # not even tried
 
 
 @pytest.mark.parametrize("case", ["another certificate", "another serial"])
