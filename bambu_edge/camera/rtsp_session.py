@@ -7,7 +7,7 @@ event-loop round for each cost a Pi more than the video does. The session looks 
 ``BATCH_S`` beat (shared by every camera, so several cameras wake the daemon together), takes in
 everything that has arrived (up to ``RECEIVE_MAX``), and decrypts it in one go through the TLS
 engine's memory buffers. When nothing has come for a whole beat it waits for the socket instead,
-up to ``silence_s``.
+up to ``silence_s``. ``stream_h264`` turns a session's packets into fragmented MP4.
 """
 
 from __future__ import annotations
