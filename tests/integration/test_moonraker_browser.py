@@ -69,6 +69,9 @@ async def test_klipper_nozzle_and_filament_set_on_the_printer_page(page) -> None
 
         # Another visit reads the saved values back into the form.
         await pg.goto(farm.https + "/#/")
+        # The router renders after the address changes: until the first visit's page is gone, its
+        # form (holding the saved values already) would answer for the new one.
+        await pg.locator("[data-testid=printer-page]").wait_for(state="detached", timeout=10_000)
         await pg.goto(farm.https + "/#/printer/voron")
         form = pg.locator("[data-testid=materials-form]")
         # Both read from the one form on the page (its values arrive together from one GET).
