@@ -24,12 +24,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from bambu_edge.camera.tls_memory import BLOCK, RECEIVE_MAX, decrypt_available
 from bambu_edge.printers.bambu.camera import check_serial
 from bambu_edge.tasks import TaskSet
 
-BLOCK = 64 * 1024  # the most read from the camera before it is passed on to ffmpeg
 UP_BLOCK = 4 * 1024  # ffmpeg's side: RTSP requests and keep-alives
-RECEIVE_MAX = 1024 * 1024  # the most taken from the camera's socket in one batch
 # A camera sends a stream of small records (an RTP packet and its 4-byte header each). Waking for
 # each cost a Pi more than the bytes do: the relay reads what has arrived at most this often, one
 # wake a batch while the stream flows. ffmpeg cuts 200 ms fragments, so this adds little delay.
@@ -245,8 +244,6 @@ class _Tls:
 
 def _pump(tls: _Tls, conn: socket.socket) -> None:
     """Camera -> ffmpeg: the records of each ``BATCH_S`` in one write; ffmpeg -> camera likewise."""
-    down = bytearray(BLOCK)
-    down_view = memoryview(down)
     up = bytearray(UP_BLOCK)
     up_view = memoryview(up)
     watch = [tls.raw, conn]
@@ -260,26 +257,10 @@ def _pump(tls: _Tls, conn: socket.socket) -> None:
         next_read = time.monotonic() + BATCH_S
         if tls.raw in readable:
             eof = not tls.receive()
-            n = 0
-            while True:
-                if not tls.incoming.pending and not tls.obj.pending():
-                    break  # all decrypted: no SSLWantReadError (an exception a batch) to raise
-                try:
-                    got = tls.obj.read(BLOCK - n, down_view[n:])
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    eof = True
-                    break
-                if not got:
-                    eof = True
-                    break
-                n += got
-                if n == BLOCK:
-                    conn.sendall(down_view)
-                    n = 0
-            if n:
-                conn.sendall(down_view[:n])
+            plain, ended = decrypt_available(tls.obj, tls.incoming)
+            if plain:
+                conn.sendall(plain)
+            eof = eof or ended
             tls.flush()  # a key update or ticket reply, if the engine has one
             if eof:
                 conn.shutdown(socket.SHUT_WR)  # ffmpeg reads the end of the stream

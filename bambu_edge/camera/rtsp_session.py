@@ -7,7 +7,7 @@ event-loop round for each cost a Pi more than the video does. The session looks 
 ``BATCH_S`` beat (shared by every camera, so several cameras wake the daemon together), takes in
 everything that has arrived (up to ``RECEIVE_MAX``), and decrypts it in one go through the TLS
 engine's memory buffers. When nothing has come for a whole beat it waits for the socket instead,
-up to ``silence_s``. ``stream_h264`` turns a session's packets into fragmented MP4.
+up to ``SILENCE_S``. ``stream_h264`` turns a session's packets into fragmented MP4.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from bambu_edge.camera.rtsp_messages import (
     session_id,
     video_track,
 )
+from bambu_edge.camera.tls_memory import BLOCK, RECEIVE_MAX, decrypt_available
 from bambu_edge.printers.beat import sleep_to_beat
 
 BATCH_S = 0.3
-BLOCK = 64 * 1024
-RECEIVE_MAX = 1024 * 1024  # the most taken from the socket in one batch (a 40 Mbit/s camera)
-SILENCE_S = 10.0
+SILENCE_S = 10.0  # a stream this long without a byte is gone
+TIMEOUT_S = 10.0  # connecting, the TLS handshake, and each answer before PLAY
 
 
 class RtspSession:
@@ -51,11 +51,7 @@ class RtspSession:
         username: str | None = None,
         password: str | None = None,
         context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
         check_peer: Callable[[ssl.SSLObject], None] | None = None,
-        timeout: float = 10.0,
-        silence_s: float = SILENCE_S,
-        batch_s: float = BATCH_S,
     ):
         """``url``: the stream's ``rtsp://`` or ``rtsps://`` URL without a login (the login is
         sent only when the camera asks for it, and only over the verified connection).
@@ -67,9 +63,7 @@ class RtspSession:
         self.host = parts.hostname
         self.port = parts.port or (322 if parts.scheme == "rtsps" else 554)
         self.context = context
-        self.server_hostname = server_hostname or self.host
         self.check_peer = check_peer
-        self.timeout, self.silence_s, self.batch_s = timeout, silence_s, batch_s
         self._login = Login(username, password or "") if username is not None else None
         self._sock: socket.socket | None = None
         self._tls: ssl.SSLObject | None = None
@@ -94,7 +88,7 @@ class RtspSession:
         """Connect and start the stream; the video track it plays. RtspError when the camera says
         no (``status`` 401: the login), OSError / TimeoutError / ssl.SSLError when it cannot be
         reached or trusted."""
-        async with asyncio.timeout(self.timeout):
+        async with asyncio.timeout(TIMEOUT_S):
             self._sock = await connect_tcp(self.host, self.port)
             if self.context is not None:
                 await self._handshake()
@@ -124,11 +118,11 @@ class RtspSession:
 
     async def batch(self) -> list[bytes]:
         """The video's RTP packets that arrived since the last batch (waiting for the next beat
-        first). EOFError when the camera closes, TimeoutError after ``silence_s`` without a byte."""
+        first). EOFError when the camera closes, TimeoutError after ``SILENCE_S`` without a byte."""
         if self._early:
             packets, self._early = self._early, []
             return packets
-        await sleep_to_beat(self.batch_s)
+        await sleep_to_beat(BATCH_S)
         loop = asyncio.get_running_loop()
         if loop.time() >= self._keepalive_at:
             self._keepalive_at = loop.time() + self._keepalive_s
@@ -143,7 +137,7 @@ class RtspSession:
             if packets or self._eof:
                 return packets
             if not items:
-                await self._readable(self.silence_s)
+                await self._readable(SILENCE_S)
 
     async def close(self) -> None:
         """Ask the camera to end the session (not waiting for its answer), then close."""
@@ -222,9 +216,7 @@ class RtspSession:
 
     async def _handshake(self) -> None:
         assert self.context is not None and self._sock is not None
-        self._tls = self.context.wrap_bio(
-            self._incoming, self._outgoing, server_hostname=self.server_hostname
-        )
+        self._tls = self.context.wrap_bio(self._incoming, self._outgoing, server_hostname=self.host)
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -264,7 +256,7 @@ class RtspSession:
             data = self._read()
             if data or self._eof:
                 return data
-            await self._readable(self.timeout)
+            await self._readable(TIMEOUT_S)
 
     async def _readable(self, timeout: float) -> None:
         assert self._sock is not None
@@ -303,32 +295,9 @@ class RtspSession:
                 break
         if self._tls is None:
             return b"".join(raw)
-        return self._decrypt()
-
-    def _decrypt(self) -> bytes | memoryview:
-        """The plaintext of every complete record taken in, into one buffer (plaintext is never
-        longer than the records that carry it): a record at a time is all a TLS engine gives."""
-        tls = self._tls
-        assert tls is not None
-        size = self._incoming.pending + tls.pending()
-        if not size:
-            return b""
-        plain = bytearray(size)
-        view = memoryview(plain)
-        pos = 0
-        while pos < size:
-            try:
-                n = tls.read(size - pos, view[pos:])
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                self._eof = True
-                break
-            if not n:
-                self._eof = True
-                break
-            pos += n
-        return view[:pos]
+        plain, ended = decrypt_available(self._tls, self._incoming)
+        self._eof = self._eof or ended
+        return plain
 
 
 async def stream_h264(session: RtspSession, on_fragment: Callable[[bytes | None, Fragment], None]) -> str:
