@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 NAL_SLICE = 1
 NAL_IDR = 5
-NAL_SEI = 6
 NAL_SPS = 7
 NAL_PPS = 8
 NAL_AUD = 9

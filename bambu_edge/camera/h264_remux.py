@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bambu_edge.camera.fmp4 import Fragment
 from bambu_edge.camera.fmp4_mux import Sample, fragment, init_segment
-from bambu_edge.camera.h264 import NAL_PPS, NAL_SPS, H264Error, SpsInfo, avcc_sample, parse_sps
+from bambu_edge.camera.h264 import NAL_PPS, NAL_SPS, H264Error, SpsInfo, avcc_sample, nal_type, parse_sps
 from bambu_edge.camera.rtp_h264 import AccessUnit
 
 DEFAULT_DURATION = 3000  # 30 fps at 90 kHz, until the stream shows its own
@@ -28,8 +28,8 @@ class H264Remuxer:
         """``parameter_sets``: the SDP's SPS and PPS, used until (unless) the stream carries its own."""
         self.init: bytes | None = None
         self.info: SpsInfo | None = None
-        self._sps = next((p for p in parameter_sets if p and p[0] & 0x1F == NAL_SPS), None)
-        self._pps = next((p for p in parameter_sets if p and p[0] & 0x1F == NAL_PPS), None)
+        self._sps = next((p for p in parameter_sets if p and nal_type(p) == NAL_SPS), None)
+        self._pps = next((p for p in parameter_sets if p and nal_type(p) == NAL_PPS), None)
         self._sequence = 0
         self._time = 0  # the decode time of the last picture, 90 kHz
         self._last_ts: int | None = None
@@ -43,7 +43,7 @@ class H264Remuxer:
         starts: list[int] = []
         for i, unit in enumerate(units):
             for nal in unit.nals:
-                kind = nal[0] & 0x1F
+                kind = nal_type(nal)
                 if kind == NAL_SPS:
                     self._new_sps(nal)
                 elif kind == NAL_PPS:
@@ -54,12 +54,12 @@ class H264Remuxer:
                 self.info = parse_sps(self._sps)
                 self.init = init_segment(self._sps, self._pps)
             when = self._advance(unit.timestamp)
-            after = units[i + 1].timestamp if i + 1 < len(units) else None
-            if after is not None:
-                gap = (after - unit.timestamp) & 0xFFFFFFFF
+            duration = self._duration  # the gap before it, for a batch's last picture
+            if i + 1 < len(units):
+                gap = (units[i + 1].timestamp - unit.timestamp) & 0xFFFFFFFF
                 if 0 < gap <= MAX_GAP:
-                    self._duration = gap
-            sample = Sample(avcc_sample(unit.nals), self._duration, unit.keyframe)
+                    duration = gap
+            sample = Sample(avcc_sample(unit.nals), duration, unit.keyframe)
             if unit.keyframe or not groups:
                 groups.append([sample])
                 starts.append(when)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from bambu_edge.camera.h264 import NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS
+from bambu_edge.camera.h264 import NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS, nal_type
 
 _RTP = struct.Struct(">BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 STAP_A = 24
@@ -107,7 +107,7 @@ class H264Depacketizer:
         # STAP-B, MTAP and FU-B belong to the interleaved mode, which a camera does not offer us
 
     def _nal(self, nal: bytes) -> None:
-        kind = nal[0] & 0x1F
+        kind = nal_type(nal)
         if kind == NAL_IDR:
             self._keyframe = True
         elif kind == NAL_SPS:
@@ -140,5 +140,5 @@ def _starts_whole(nals: list[bytes]) -> bool:
     """The picture's first slice starts at its first macroblock (first_mb_in_slice 0, coded as a
     single 1 bit): a keyframe that lost its head after a gap, or before the session's first
     packet, is not whole even though its later slices are IDR slices."""
-    first = next((n for n in nals if n[0] & 0x1F in (NAL_SLICE, NAL_IDR)), None)
+    first = next((n for n in nals if nal_type(n) in (NAL_SLICE, NAL_IDR)), None)
     return first is not None and len(first) > 1 and first[1] & 0x80 != 0
