@@ -139,7 +139,7 @@ class Login:
     password: str = field(repr=False)
     scheme: str | None = None  # "basic" | "digest" once challenged
     params: dict[str, str] = field(default_factory=dict)
-    _nc: int = 0
+    _nc: int = field(default=0, init=False, repr=False)  # Digest nonce count, per challenge
 
     def challenge(self, www_authenticate: str) -> None:
         scheme, _, rest = www_authenticate.strip().partition(" ")
